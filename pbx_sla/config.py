@@ -1,0 +1,253 @@
+"""Typed daemon settings: defaults < file < environment < command-line flags.
+
+Validated once at start; every error names the file and the key at fault. Secrets are wrapped in
+:class:`Secret` so that no repr, log line or traceback can show them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pbx_sla.errors import ConfigError
+
+DEFAULT_CONFIG = Path("pbx-sla.toml")
+DEFAULT_AGI_LISTEN = "127.0.0.1:4573"
+
+
+class Secret:
+    """A secret value that never shows itself in repr/str (and so never in logs)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class AsteriskServer:
+    """One ``[[asterisk]]`` table: an AMI endpoint the daemon collects from."""
+
+    name: str
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "pbx-sla"
+    secret: Secret = field(default_factory=lambda: Secret(""), repr=False)
+    #: IANA zone of the server's local clock (CDR times); None means the catalogue's zone.
+    timezone: str | None = None
+    #: seconds between our own AMI ``Ping`` actions (half-open connection watchdog)
+    ping_interval: float = 10.0
+    #: seconds an action may take before the connection is considered dead
+    action_timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the daemon and the commands need, resolved and validated."""
+
+    config_file: Path | None
+    dsn: Secret | None  # None: the embedded default under data_dir
+    data_dir: Path
+    asterisk: tuple[AsteriskServer, ...] = ()
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+    log_level: str = "info"
+
+    @property
+    def embedded(self) -> bool:
+        return self.dsn is None
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("PBX_SLA_DATA_DIR")
+    if env:
+        return Path(env)
+    if os.geteuid() == 0:
+        return Path("/var/lib/pbx-sla")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "pbx-sla"
+
+
+def _type_error(where: str, key: str, expected: str, value: Any) -> ConfigError:
+    return ConfigError(f"{where}: key '{key}' must be {expected}, got {type(value).__name__} {value!r}")
+
+
+def _get(table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, default: Any = None) -> Any:
+    if key not in table:
+        return default
+    value = table[key]
+    if kind is int and isinstance(value, bool):
+        raise _type_error(where, key, "an integer", value)
+    if not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise _type_error(where, key, names, value)
+    return value
+
+
+def parse_listen(value: str, where: str) -> tuple[str, int]:
+    """``HOST:PORT`` (IPv6 as ``[::1]:4573``) → (host, port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{where}: expected HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+_KNOWN = {
+    "": {"database", "asterisk", "agi", "daemon", "log_level"},
+    "database": {"dsn"},
+    "agi": {"listen"},
+    "daemon": {"data_dir"},
+    "asterisk": {
+        "name",
+        "host",
+        "port",
+        "username",
+        "secret",
+        "secret_file",
+        "timezone",
+        "ping_interval",
+        "action_timeout",
+    },
+}
+
+
+def _check_keys(table: dict[str, Any], section: str, where: str) -> None:
+    unknown = sorted(set(table) - _KNOWN[section])
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
+
+
+def _read_secret(server: dict[str, Any], where: str, base: Path) -> Secret:
+    if "secret" in server and "secret_file" in server:
+        raise ConfigError(f"{where}: give either 'secret' or 'secret_file', not both")
+    if "secret_file" in server:
+        path = Path(_get(server, "secret_file", str, where))
+        if not path.is_absolute():
+            path = base / path
+        try:
+            return Secret(path.read_text(encoding="utf-8").strip())
+        except OSError as exc:
+            raise ConfigError(f"{where}: key 'secret_file': cannot read {path}: {exc.strerror}") from None
+    return Secret(_get(server, "secret", str, where, ""))
+
+
+def _parse_asterisk(items: Any, file: str, base: Path) -> tuple[AsteriskServer, ...]:
+    if not isinstance(items, list):
+        raise ConfigError(f"{file}: 'asterisk' must be an array of tables ([[asterisk]])")
+    servers: list[AsteriskServer] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(items):
+        where = f"{file}: asterisk[{i}]"
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: must be a table")
+        _check_keys(raw, "asterisk", where)
+        name = _get(raw, "name", str, where)
+        if not name:
+            raise ConfigError(f"{where}: key 'name' is required")
+        if name in seen:
+            raise ConfigError(f"{where}: key 'name': duplicate server name {name!r}")
+        seen.add(name)
+        port = _get(raw, "port", int, where, 5038)
+        if not 0 < port < 65536:
+            raise ConfigError(f"{where}: key 'port' out of range: {port}")
+        tz = _get(raw, "timezone", str, where)
+        if tz is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(tz)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ConfigError(f"{where}: key 'timezone': unknown time zone {tz!r}") from None
+        servers.append(
+            AsteriskServer(
+                name=name,
+                host=_get(raw, "host", str, where, "127.0.0.1"),
+                port=port,
+                username=_get(raw, "username", str, where, "pbx-sla"),
+                secret=_read_secret(raw, where, base),
+                timezone=tz,
+                ping_interval=float(_get(raw, "ping_interval", (int, float), where, 10.0)),
+                action_timeout=float(_get(raw, "action_timeout", (int, float), where, 5.0)),
+            )
+        )
+    return tuple(servers)
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    *,
+    log_level: str | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Resolve settings: defaults < file < environment (``PBX_SLA_*``) < flags.
+
+    ``config_file`` None means ``PBX_SLA_CONFIG`` or ``./pbx-sla.toml``; a missing *default* file is not
+    an error, a missing file that was named explicitly is.
+    """
+    env = os.environ if environ is None else environ
+    explicit = config_file is not None or bool(env.get("PBX_SLA_CONFIG"))
+    path = Path(config_file) if config_file is not None else Path(env.get("PBX_SLA_CONFIG") or DEFAULT_CONFIG)
+    data: dict[str, Any] = {}
+    used: Path | None = None
+    if path.exists():
+        try:
+            with path.open("rb") as fh:
+                data = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        used = path
+    elif explicit:
+        raise ConfigError(f"{path}: configuration file not found")
+    file = str(path)
+    _check_keys(data, "", file)
+
+    database = _get(data, "database", dict, file, {})
+    _check_keys(database, "database", f"{file}: [database]")
+    dsn_text = env.get("PBX_SLA_DSN") or _get(database, "dsn", str, f"{file}: [database]")
+    dsn = Secret(dsn_text) if dsn_text else None
+
+    daemon = _get(data, "daemon", dict, file, {})
+    _check_keys(daemon, "daemon", f"{file}: [daemon]")
+    data_dir_text = env.get("PBX_SLA_DATA_DIR") or _get(daemon, "data_dir", str, f"{file}: [daemon]")
+    data_dir = Path(data_dir_text) if data_dir_text else default_data_dir()
+
+    agi = _get(data, "agi", dict, file, {})
+    _check_keys(agi, "agi", f"{file}: [agi]")
+    listen = env.get("PBX_SLA_AGI_LISTEN") or _get(agi, "listen", str, f"{file}: [agi]", DEFAULT_AGI_LISTEN)
+    agi_host, agi_port = parse_listen(listen, f"{file}: [agi] key 'listen'")
+
+    base = path.parent if used else Path.cwd()
+    servers = _parse_asterisk(data.get("asterisk", []), file, base)
+
+    level = (log_level or env.get("PBX_SLA_LOG_LEVEL") or _get(data, "log_level", str, file, "info")).lower()
+    if level not in {"debug", "info", "warning", "error", "critical"}:
+        raise ConfigError(f"{file}: key 'log_level': unknown level {level!r}")
+
+    return Settings(
+        config_file=used,
+        dsn=dsn,
+        data_dir=data_dir,
+        asterisk=servers,
+        agi_host=agi_host,
+        agi_port=agi_port,
+        log_level=level,
+    )

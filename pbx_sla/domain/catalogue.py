@@ -1,0 +1,128 @@
+"""The contracts catalogue as plain, immutable data: tiers, calendars, tenants, requesters, trunks,
+maintenance windows. No I/O here; parsing and validation of the TOML file live in
+:mod:`pbx_sla.domain.catalogue_file`, storage in :mod:`pbx_sla.store.catalogue`.
+
+Conventions every consumer relies on:
+
+* phone numbers, DIDs: E.164 strings (``+420221000111``), normalised with the catalogue's country code;
+* money: :class:`decimal.Decimal`; ratios (targets): :class:`decimal.Decimal` in 0..1;
+* ``contract_end`` is the inclusive last day under contract (None: open-ended);
+* times of day are minutes after midnight, ``end`` may be 1440 (24:00).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal
+
+OutOfHoursAction = Literal["closed", "voicemail", "queue"]
+CreditMetric = Literal["availability", "service_level"]
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """Opening hours within one day, ``[start, end)`` in minutes after midnight."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """Support hours: weekly opening hours (0 = Monday) and public holidays, or 24/7."""
+
+    name: str
+    always: bool
+    hours: Mapping[int, tuple[TimeRange, ...]] = field(default_factory=dict)
+    holidays: frozenset[date] = frozenset()
+
+
+@dataclass(frozen=True)
+class OutOfHours:
+    """What a tier does outside its support hours: ``closed``, ``voicemail`` or ``queue`` (with ``queue``)."""
+
+    action: OutOfHoursAction
+    queue: str | None = None
+
+
+@dataclass(frozen=True)
+class CreditRule:
+    """A period figure (``metric``) below ``below`` earns ``percent`` % of the period's fee."""
+
+    below: Decimal
+    percent: Decimal
+    metric: CreditMetric = "availability"
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    price_per_year: Decimal
+    currency: str
+    max_calls_per_day: int | None
+    max_employees: int | None
+    calendar: str
+    queue: str
+    priority: int
+    out_of_hours: OutOfHours
+    answer_target_seconds: int
+    service_level_target: Decimal | None
+    availability_target: Decimal | None
+    credits: tuple[CreditRule, ...] = ()
+
+
+@dataclass(frozen=True)
+class Requester:
+    """A person a tenant authorised to ask for support: by phone number, or by PIN (hash only)."""
+
+    name: str
+    phones: tuple[str, ...] = ()
+    pin_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: str
+    name: str
+    tier: str
+    employees: int
+    contract_start: date
+    contract_end: date | None = None
+    accountcodes: tuple[str, ...] = ()
+    dids: tuple[str, ...] = ()
+    trunks: tuple[str, ...] = ()  # trunk names, see Catalogue.trunk()
+    requesters: tuple[Requester, ...] = ()
+
+
+@dataclass(frozen=True)
+class Trunk:
+    """A PJSIP endpoint on one Asterisk server whose reachability a contract promises."""
+
+    name: str
+    server: str
+    availability_target: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class MaintenanceWindow:
+    """Planned downtime excluded from availability: one trunk, every trunk of a server, or all (None)."""
+
+    start: datetime
+    end: datetime
+    trunk: str | None = None
+    server: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    timezone: str
+    country_code: str
+    calendars: Mapping[str, Calendar] = field(default_factory=dict)
+    tiers: Mapping[str, Tier] = field(default_factory=dict)
+    tenants: Mapping[str, Tenant] = field(default_factory=dict)
+    trunks: tuple[Trunk, ...] = ()
+    maintenance: tuple[MaintenanceWindow, ...] = ()

@@ -1,0 +1,34 @@
+"""Connections: resolve the DSN (configured or embedded) and open asyncpg pools and connections.
+
+Advisory locks and LISTEN need a dedicated connection (a pooled one runs ``pg_advisory_unlock_all()``
+and ``UNLISTEN *`` when released), hence :func:`connect` beside :func:`create_pool`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from pbx_sla.config import Settings
+from pbx_sla.store.embedded import ensure_embedded
+
+_resolved: dict[int, str] = {}
+
+
+async def resolve_dsn(settings: Settings) -> str:
+    """The DSN to use: configured/env DSN, else the embedded default (started on first use)."""
+    if settings.dsn is not None:
+        return settings.dsn.reveal()
+    key = id(settings)
+    if key not in _resolved:
+        _resolved[key] = await asyncio.to_thread(ensure_embedded, settings.data_dir)
+    return _resolved[key]
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 4, **kwargs) -> asyncpg.Pool:
+    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, **kwargs)
+
+
+async def connect(dsn: str, **kwargs) -> asyncpg.Connection:
+    return await asyncpg.connect(dsn, **kwargs)
