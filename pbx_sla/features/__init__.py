@@ -1,0 +1,41 @@
+"""Features plug into the daemon through one small contract.
+
+Each feature module (``trunks``, ``calls``, ``support``) exposes::
+
+    def event_handlers(ctx: ServiceContext) -> Mapping[str, EventHandler]   # AMI event name → handler
+    def sinks(ctx: ServiceContext) -> Sequence[Sink]                         # storage for its Record kinds
+    async def start(ctx: ServiceContext) -> Sequence[asyncio.Task]           # optional: servers it runs
+
+The daemon (:mod:`pbx_sla.service`) and the batch commands build the same chain from these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from pbx_sla.config import Settings
+from pbx_sla.domain.catalogue import Catalogue
+from pbx_sla.pipeline import Record
+
+#: the modules :mod:`pbx_sla.service` loads, in order
+FEATURES = ("trunks", "calls", "support")
+
+
+class CatalogueSource(Protocol):
+    """Where the daemon reads the catalogue from without waiting on PostgreSQL."""
+
+    @property
+    def current(self) -> Catalogue | None:
+        """The last catalogue successfully loaded, or None when none ever was."""
+        ...
+
+
+@dataclass
+class ServiceContext:
+    settings: Settings
+    dsn: str
+    #: hand a record to the durable writer; never blocks, never raises
+    submit: Callable[[Record], None]
+    catalogue: CatalogueSource
