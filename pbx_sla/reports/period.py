@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from pbx_sla.errors import ConfigError
@@ -17,11 +17,23 @@ _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 @dataclass(frozen=True)
 class Period:
-    """``[start, end)`` in ``tz``; ``first_day``..``last_day`` are the calendar days it covers."""
+    """``[start, end)``; ``first_day``..``last_day`` are the calendar days it covers in ``tz``.
+
+    ``start`` and ``end`` are stored in UTC: Python subtracts two datetimes that share a tzinfo in wall-clock
+    time, which is wrong across a DST change. Render them with :meth:`local` or :meth:`as_json`.
+    """
 
     start: datetime
     end: datetime
     tz: ZoneInfo
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", self.start.astimezone(UTC))
+        object.__setattr__(self, "end", self.end.astimezone(UTC))
+
+    def local(self, at: datetime) -> datetime:
+        """``at`` shown in the catalogue's zone (ISO output with the right offset)."""
+        return at.astimezone(self.tz)
 
     @property
     def first_day(self) -> date:
@@ -43,12 +55,12 @@ class Period:
         return (self.end - self.start).total_seconds()
 
     def as_json(self) -> dict[str, str]:
-        return {"from": self.start.isoformat(), "to": self.end.isoformat()}
+        return {"from": self.local(self.start).isoformat(), "to": self.local(self.end).isoformat()}
 
 
 def day_start(day: date, tz: ZoneInfo) -> datetime:
-    """Local midnight of ``day`` as an aware datetime (midnight exists in every IANA zone we serve)."""
-    return datetime.combine(day, time(0), tzinfo=tz)
+    """Local midnight of ``day`` as an aware UTC datetime (midnight exists in every IANA zone we serve)."""
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
 
 
 def month_period(year: int, month: int, tz: ZoneInfo) -> Period:

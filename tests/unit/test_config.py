@@ -1,0 +1,116 @@
+"""Settings: defaults < file < environment < flags; errors name the file and key; secrets never shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pbx_sla.config import Secret, load_settings, parse_listen
+from pbx_sla.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "pbx-sla.toml"
+    path.write_text(text)
+    return path
+
+
+def test_missing_default_file_is_not_an_error(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(environ={})
+    assert settings.config_file is None
+    assert settings.dsn is None and settings.embedded
+    assert (settings.agi_host, settings.agi_port) == ("127.0.0.1", 4573)
+    assert settings.asterisk == ()
+
+
+def test_missing_named_file_is_an_error(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "nope.toml", environ={})
+    with pytest.raises(ConfigError, match="nope2"):
+        load_settings(environ={"PBX_SLA_CONFIG": str(tmp_path / "nope2.toml")})
+
+
+def test_spec_example_parses_and_env_dsn_wins(tmp_path) -> None:
+    secret_file = tmp_path / "pbx1.secret"
+    secret_file.write_text("s3cret-value\n")
+    path = write(
+        tmp_path,
+        f"""
+[database]
+dsn = "postgresql://pbx_sla@127.0.0.1:5432/pbx_sla"
+
+[[asterisk]]
+name = "pbx1"
+host = "127.0.0.1"
+port = 5038
+username = "pbx-sla"
+secret_file = "{secret_file}"
+
+[agi]
+listen = "127.0.0.1:4573"
+""",
+    )
+    settings = load_settings(path, environ={})
+    assert settings.dsn == Secret("postgresql://pbx_sla@127.0.0.1:5432/pbx_sla")
+    (server,) = settings.asterisk
+    assert server.name == "pbx1" and server.port == 5038
+    assert server.secret.reveal() == "s3cret-value"
+    assert "s3cret" not in repr(settings) and "s3cret" not in str(server)
+    env = load_settings(path, environ={"PBX_SLA_DSN": "postgresql://other/db"})
+    assert env.dsn is not None and env.dsn.reveal() == "postgresql://other/db"
+
+
+def test_relative_secret_file_is_read_beside_the_config(tmp_path) -> None:
+    (tmp_path / "x.secret").write_text("abc")
+    path = write(tmp_path, '[[asterisk]]\nname = "a"\nsecret_file = "x.secret"\n')
+    assert load_settings(path, environ={}).asterisk[0].secret.reveal() == "abc"
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ('[[asterisk]]\nname = "a"\nport = "5038"\n', "asterisk[0]: key 'port' must be int"),
+        ('[[asterisk]]\nname = "a"\nport = 70000\n', "asterisk[0]: key 'port' out of range"),
+        ('[[asterisk]]\nhost = "h"\n', "asterisk[0]: key 'name' is required"),
+        ('[[asterisk]]\nname = "a"\n[[asterisk]]\nname = "a"\n', "asterisk[1]: key 'name': duplicate"),
+        ('[[asterisk]]\nname = "a"\nsecret = "x"\nsecret_file = "y"\n', "either 'secret' or 'secret_file'"),
+        ('[[asterisk]]\nname = "a"\nsecret_file = "/nonexistent/s"\n', "key 'secret_file': cannot read"),
+        ('[[asterisk]]\nname = "a"\ntimezone = "Mars/Base"\n', "key 'timezone': unknown time zone"),
+        ('[[asterisk]]\nname = "a"\nsecrte = "x"\n', "unknown key(s) secrte"),
+        ('[agi]\nlisten = "4573"\n', "[agi] key 'listen': expected HOST:PORT"),
+        ("[database]\ndsn = 5\n", "key 'dsn' must be str"),
+        ("bogus = 1\n", "unknown key(s) bogus"),
+        ("[database\n", "not valid TOML"),
+        ('log_level = "loud"\n', "key 'log_level'"),
+    ],
+)
+def test_errors_name_the_key(tmp_path, text: str, needle: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={})
+    assert needle in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_wrong_secret_is_never_in_an_error(tmp_path) -> None:
+    path = write(tmp_path, '[[asterisk]]\nname = "a"\nsecret = "hunter2"\nport = "x"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={})
+    assert "hunter2" not in str(info.value)
+
+
+def test_parse_listen() -> None:
+    assert parse_listen("0.0.0.0:4573", "x") == ("0.0.0.0", 4573)
+    assert parse_listen("[::1]:4573", "x") == ("::1", 4573)
+    for bad in ("", ":1", "h:", "h:0", "h:99999", "h:x"):
+        with pytest.raises(ConfigError):
+            parse_listen(bad, "x")
+
+
+def test_flag_log_level_wins(tmp_path) -> None:
+    path = write(tmp_path, 'log_level = "warning"\n')
+    assert load_settings(path, environ={}).log_level == "warning"
+    assert load_settings(path, environ={"PBX_SLA_LOG_LEVEL": "error"}).log_level == "error"
+    assert load_settings(path, log_level="debug", environ={"PBX_SLA_LOG_LEVEL": "error"}).log_level == "debug"
