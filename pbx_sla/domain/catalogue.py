@@ -81,6 +81,9 @@ class Requester:
     name: str
     phones: tuple[str, ...] = ()
     pin_hash: str | None = None
+    #: the plain PIN, only between parsing a file and applying it (which hashes it); never stored,
+    #: never shown, never compared. See :func:`pbx_sla.domain.catalogue_file.seal_pins`.
+    pin: str | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -126,3 +129,9 @@ class Catalogue:
     tenants: Mapping[str, Tenant] = field(default_factory=dict)
     trunks: tuple[Trunk, ...] = ()
     maintenance: tuple[MaintenanceWindow, ...] = ()
+
+    def trunk(self, ref: str) -> Trunk | None:
+        """The trunk a tenant or maintenance window names: ``name`` (unique) or ``server/name``."""
+        server, sep, name = ref.rpartition("/")
+        found = [t for t in self.trunks if t.name == name and (not sep or t.server == server)]
+        return found[0] if len(found) == 1 else None

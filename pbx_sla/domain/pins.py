@@ -1,0 +1,59 @@
+"""Requester PINs, stored only as a salted slow hash (scrypt, RFC 7914).
+
+Encoded as ``scrypt$16384$8$1$<salt b64>$<hash b64>`` so the cost can be raised later while old hashes
+still verify. Verification is constant-time in the hash comparison; a malformed stored value never
+verifies (and never raises).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+
+N, R, P = 2**14, 8, 1
+SALT_BYTES = 16
+HASH_BYTES = 32
+PIN = re.compile(r"^[0-9]{4,12}$")
+_MAXMEM = 64 * 1024 * 1024
+
+
+def valid_pin(pin: str) -> bool:
+    """PINs are 4..12 ASCII digits (what a caller can key in on a phone)."""
+    return isinstance(pin, str) and bool(PIN.match(pin))
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _scrypt(pin: str, salt: bytes, n: int, r: int, p: int, size: int) -> bytes:
+    return hashlib.scrypt(pin.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=_MAXMEM, dklen=size)
+
+
+def hash_pin(pin: str) -> str:
+    """A fresh salted hash of ``pin``; two calls give different strings that both verify."""
+    salt = secrets.token_bytes(SALT_BYTES)
+    digest = _scrypt(pin, salt, N, R, P, HASH_BYTES)
+    return f"scrypt${N}${R}${P}${_b64(salt)}${_b64(digest)}"
+
+
+def verify_pin(pin: str, encoded: str | None) -> bool:
+    """Whether ``pin`` matches the stored ``encoded`` hash; False for any malformed value."""
+    if not pin or not encoded:
+        return False
+    parts = encoded.split("$")
+    if len(parts) != 6 or parts[0] != "scrypt":
+        return False
+    try:
+        n, r, p = int(parts[1]), int(parts[2]), int(parts[3])
+        salt = base64.b64decode(parts[4], validate=True)
+        expected = base64.b64decode(parts[5], validate=True)
+        if not (2 <= n <= 2**20 and 1 <= r <= 32 and 1 <= p <= 16 and 16 <= len(expected) <= 64):
+            return False
+        digest = _scrypt(pin, salt, n, r, p, len(expected))
+    except (ValueError, MemoryError):
+        return False
+    return hmac.compare_digest(digest, expected)
