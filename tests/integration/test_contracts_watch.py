@@ -1,0 +1,160 @@
+"""CatalogueWatch: NOTIFY reloads within a second; a database outage keeps the last catalogue; the cache
+file serves a daemon started while PostgreSQL is down; reconnection picks up what changed meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from pbx_sla.domain.catalogue_file import parse_catalogue
+from pbx_sla.store import migrate
+from pbx_sla.store.catalogue import apply_catalogue
+from pbx_sla.store.catalogue_watch import CACHE_NAME, CatalogueWatch
+from pbx_sla.store.embedded import ensure_embedded
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "contracts.toml"
+SITE = Path(sys.prefix) / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+
+
+def example() -> dict:
+    with EXAMPLE.open("rb") as fh:
+        return tomllib.load(fh)
+
+
+async def wait_for(predicate, within: float) -> float:
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > within:
+            raise AssertionError(f"condition not met within {within} s")
+        await asyncio.sleep(0.02)
+    return time.monotonic() - start
+
+
+async def test_notify_reloads_within_a_second(db_dsn: str, tmp_path: Path) -> None:
+    watch = CatalogueWatch(tmp_path)
+    await watch.start(db_dsn)
+    try:
+        assert watch.current is None and watch.connected
+        conn = await asyncpg.connect(db_dsn)
+        try:
+            changes = await apply_catalogue(conn, parse_catalogue(example(), "ex.toml"), "ex.toml")
+            took = await wait_for(lambda: watch.revision == changes.revision_id, 1.0)
+            assert set(watch.current.tenants) == {"acme", "bistro"}
+            data = example()
+            data["tenants"][1]["employees"] = 9
+            changes = await apply_catalogue(conn, parse_catalogue(data, "v2.toml"), "v2.toml")
+            took = max(took, await wait_for(lambda: watch.revision == changes.revision_id, 1.0))
+            assert watch.current.tenants["bistro"].employees == 9
+        finally:
+            await conn.close()
+        cached = json.loads((tmp_path / CACHE_NAME).read_text())
+        assert cached["revision"] == changes.revision_id
+        assert cached["document"]["tenants"][1]["employees"] == 9
+        assert not list(tmp_path.glob(".*.tmp"))  # noqa: ASYNC240 - atomic write left nothing behind
+    finally:
+        await watch.close()
+    assert took < 1.0
+
+
+async def test_listener_called_and_failure_isolated(db_dsn: str, tmp_path: Path) -> None:
+    seen = []
+    watch = CatalogueWatch(tmp_path)
+    watch.add_listener(lambda cat: 1 / 0)
+    watch.add_listener(lambda cat: seen.append(sorted(cat.tenants)))
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        await apply_catalogue(conn, parse_catalogue(example(), "ex.toml"), "ex.toml")
+    finally:
+        await conn.close()
+    await watch.start(db_dsn)
+    await watch.close()
+    assert seen == [["acme", "bistro"]]
+
+
+async def test_unreadable_cache_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / CACHE_NAME).write_text("{not json")
+    watch = CatalogueWatch(tmp_path, connect_timeout=1)
+    await watch.start("postgresql://nobody@127.0.0.1:1/none")  # nothing listens on port 1
+    try:
+        assert watch.current is None and not watch.connected
+    finally:
+        await watch.close()
+
+
+def _pg_ctl(pgdata: Path, *args: str) -> None:
+    pg_ctl = str(SITE / "pgserver" / "pginstall" / "bin" / "pg_ctl")
+    if not Path(pg_ctl).exists():
+        pg_ctl = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))[-1]
+    cmd = [pg_ctl, "-D", str(pgdata), *args]
+    if os.geteuid() == 0 and pgdata.owner() != "root":
+        cmd = ["runuser", "-u", pgdata.owner(), "--", *cmd]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def private_pg(tmp_path: Path):
+    """A private PostgreSQL this test may stop (never the shared one)."""
+    tmp_path.chmod(0o755)
+    data_dir = tmp_path / "pg"
+    dsn = ensure_embedded(data_dir)
+    yield dsn, data_dir
+    if (data_dir / "postgres" / "postmaster.pid").exists():
+        _pg_ctl(data_dir / "postgres", "stop", "-m", "immediate")
+
+
+async def test_outage_keeps_catalogue_cache_serves_restart(private_pg, tmp_path: Path) -> None:
+    dsn, data_dir = private_pg
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate.upgrade(conn)
+        first = await apply_catalogue(conn, parse_catalogue(example(), "ex.toml"), "ex.toml")
+    finally:
+        await conn.close()
+    cache_dir = tmp_path / "daemon"
+    watch = CatalogueWatch(cache_dir, min_backoff=0.1, max_backoff=0.5, health_interval=0.5, connect_timeout=1)
+    await watch.start(dsn)
+    try:
+        assert watch.revision == first.revision_id
+        held = watch.current
+
+        await asyncio.to_thread(_pg_ctl, data_dir / "postgres", "stop", "-m", "fast")
+        await wait_for(lambda: not watch.connected, 5)
+        await asyncio.sleep(1)  # a few failed reconnects
+        assert watch.current is held and watch.revision == first.revision_id
+
+        # a daemon (re)started while PostgreSQL is down routes with the cached catalogue
+        restarted = CatalogueWatch(cache_dir, connect_timeout=1)
+        await restarted.start(dsn)
+        try:
+            assert not restarted.connected
+            assert restarted.revision == first.revision_id
+            assert restarted.current == held
+            assert restarted.current.tenants["acme"].requesters[1].pin_hash.startswith("scrypt$")
+        finally:
+            await restarted.close()
+
+        # PostgreSQL is back; a change made before the watch reconnects is picked up on reconnect
+        pgdata = data_dir / "postgres"
+        opts = f"-c listen_addresses='' -k {pgdata}"
+        await asyncio.to_thread(_pg_ctl, pgdata, "-w", "-l", str(pgdata / "restart.log"), "-o", opts, "start")
+        conn = await asyncpg.connect(dsn)
+        try:
+            data = example()
+            data["tenants"][0]["name"] = "ACME a.s."
+            second = await apply_catalogue(conn, parse_catalogue(data, "v2.toml"), "v2.toml")
+        finally:
+            await conn.close()
+        await wait_for(lambda: watch.revision == second.revision_id, 10)
+        assert watch.connected and watch.current.tenants["acme"].name == "ACME a.s."
+    finally:
+        await watch.close()
