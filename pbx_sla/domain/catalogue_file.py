@@ -262,7 +262,8 @@ def _calendar(name: str, raw: Any, p: _Problems) -> Calendar | None:
         if value.strip() != ALWAYS:
             p.add(f"{path}.hours", f'must be "24/7" or a table of days, got {value!r}')
             ok = False
-        always = True
+        else:
+            always = True
     elif isinstance(value, dict):
         for day, ranges in value.items():
             where = f"{path}.hours.{day}"
@@ -448,9 +449,12 @@ def _tenants(raw: Any, cc: str | None, tiers: set[str], trunks: list[Trunk], p: 
     tenants: list[Tenant] = []
 
     def number(text: str, where: str) -> str | None:
-        if cc is None:
-            return None  # the country code's own problem is reported already
-        e164 = normalise(text, cc)
+        if cc is None:  # its own problem is reported; check only what does not depend on it
+            if not text.lstrip().startswith("+"):
+                return None
+            e164 = normalise(text, "1")
+        else:
+            e164 = normalise(text, cc)
         if e164 is None:
             p.add(where, f"{text!r} is not a valid number")
         return e164
