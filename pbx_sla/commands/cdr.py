@@ -1,0 +1,64 @@
+"""``pbx-sla cdr import FILE --server NAME [--timezone ZONE]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pbx_sla.config import Settings
+from pbx_sla.errors import ConfigError
+from pbx_sla.ingest.importer import ImportSummary, import_csv
+from pbx_sla.store.pool import connect, resolve_dsn
+from pbx_sla.store.settings import catalogue_timezone
+
+
+def _zone(name: str, where: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{where}: unknown time zone {name!r}") from None
+
+
+def _progress(path: Path) -> object:
+    total = path.stat().st_size or 1
+
+    def show(summary: ImportSummary, done: int) -> None:
+        print(
+            f"\r{path.name}: {100 * done / total:5.1f}%  {summary.rows} rows, {summary.imported} imported, "
+            f"{summary.rejected} rejected",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return show
+
+
+async def import_file(args: argparse.Namespace, settings: Settings) -> int:
+    path = Path(args.file)
+    if not await asyncio.to_thread(path.is_file):
+        raise ConfigError(f"{path}: no such file")
+    conn = await connect(await resolve_dsn(settings))
+    try:
+        if args.timezone:
+            tz = _zone(args.timezone, "--timezone")
+        else:
+            configured = next((a.timezone for a in settings.asterisk if a.name == args.server and a.timezone), None)
+            tz = _zone(configured, f"[[asterisk]] {args.server} timezone") if configured else None
+            tz = tz or await catalogue_timezone(conn)
+        progress = _progress(path) if sys.stderr.isatty() else None
+        summary = await import_csv(conn, path, args.server, tz, progress=progress)  # type: ignore[arg-type]
+    finally:
+        await conn.close()
+    if progress is not None:
+        print(file=sys.stderr)
+    for problem in summary.problems:
+        print(problem, file=sys.stderr)
+    print(
+        f"{path}: {summary.rows} rows read, {summary.imported} imported, "
+        f"{summary.present} already present, {summary.rejected} rejected (server {args.server}, zone {tz.key})"
+    )
+    return 1 if summary.rejected else 0

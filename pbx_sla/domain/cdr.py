@@ -1,0 +1,341 @@
+"""One CDR leg, typed, from an AMI ``Cdr`` event or a ``Master.csv`` (cdr_csv) row.
+
+Both sources describe the same ``struct ast_cdr``, so both parse into the same :class:`CdrLeg` and give
+the same :attr:`CdrLeg.fingerprint`: a leg delivered over AMI and imported again from Master.csv is
+stored once. Pure: no I/O.
+
+Times. Asterisk writes CDR times as the server's *local* wall-clock time (``YYYY-MM-DD HH:MM:SS``,
+cdr_csv with ``usegmtime = no``, and cdr_manager). They are turned into aware datetimes with the
+server's zone. Around DST changes a local time can be ambiguous (the repeated autumn hour) or not exist
+(the skipped spring hour): the start takes ``fold=0`` (the first occurrence; a skipped time is read
+with the offset in force before the change, as ``zoneinfo`` does); the end then takes whichever fold
+makes ``end - start`` closest to ``duration``, and the answer whichever makes ``end - answer`` closest
+to ``billsec``. So a call that spans the autumn change keeps its real length.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+#: best first (spec: ANSWERED, then BUSY, NO ANSWER, FAILED, CONGESTION)
+DISPOSITIONS = ("ANSWERED", "BUSY", "NO ANSWER", "FAILED", "CONGESTION")
+DISPOSITION_RANK = {d: i for i, d in enumerate(DISPOSITIONS)}
+
+#: the fields of ``struct ast_cdr`` in cdr_csv's column order (cdr/cdr_csv.c, build_csv_record)
+CSV_BASE = (
+    "accountcode",
+    "src",
+    "dst",
+    "dcontext",
+    "clid",
+    "channel",
+    "dstchannel",
+    "lastapp",
+    "lastdata",
+    "start",
+    "answer",
+    "end",
+    "duration",
+    "billsec",
+    "disposition",
+    "amaflags",
+)
+#: appended by ``newcdrcolumns = yes``
+CSV_NEW = ("peeraccount", "linkedid", "sequence")
+
+#: AMI ``Cdr`` header → field (cdr_manager; LinkedID/Sequence from its ``[mappings]``)
+AMI_FIELDS = {
+    "AccountCode": "accountcode",
+    "Source": "src",
+    "Destination": "dst",
+    "DestinationContext": "dcontext",
+    "CallerID": "clid",
+    "Channel": "channel",
+    "DestinationChannel": "dstchannel",
+    "LastApplication": "lastapp",
+    "LastData": "lastdata",
+    "StartTime": "start",
+    "AnswerTime": "answer",
+    "EndTime": "end",
+    "Duration": "duration",
+    "BillableSeconds": "billsec",
+    "Disposition": "disposition",
+    "AMAFlags": "amaflags",
+    "UniqueID": "uniqueid",
+    "UserField": "userfield",
+    "PeerAccount": "peeraccount",
+    "LinkedID": "linkedid",
+    "Sequence": "sequence",
+}
+
+_TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$")
+#: an Asterisk uniqueid: optional ``systemname-`` then ``epoch.counter``
+_UNIQUEID = re.compile(r"^(?:[^\s,]+-)?\d+\.\d+$")
+#: channel name suffix: ``-0000001a`` plus ``;1``/``;2`` on Local channels
+_CHANNEL_SUFFIX = re.compile(r"-[0-9a-fA-F]+(?:;\d+)?$")
+
+
+class CdrError(ValueError):
+    """A CDR that cannot be read; ``field`` names the field at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"field '{field}': {message}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class CdrLeg:
+    """One CDR record (one leg of a call) as Asterisk wrote it, with aware times."""
+
+    server: str
+    accountcode: str
+    src: str
+    dst: str
+    dcontext: str
+    clid: str
+    channel: str
+    dstchannel: str
+    lastapp: str
+    lastdata: str
+    start: datetime
+    answer: datetime | None
+    end: datetime
+    duration: int
+    billsec: int
+    disposition: str
+    amaflags: str
+    uniqueid: str = ""
+    userfield: str = ""
+    linkedid: str = ""
+    sequence: int | None = None
+    peeraccount: str = ""
+
+    @property
+    def fingerprint(self) -> uuid.UUID:
+        """Identity of the leg, the same whichever source delivered it.
+
+        Built only from fields every source has (not ``sequence`` or ``linkedid``, which a Master.csv
+        without ``newcdrcolumns`` lacks), times as UTC instants so that the writer's zone does not matter.
+        """
+        parts = (
+            self.server,
+            self.uniqueid,
+            self.channel,
+            self.dstchannel,
+            self.dst,
+            self.dcontext,
+            str(int(self.start.timestamp())),
+            "" if self.answer is None else str(int(self.answer.timestamp())),
+            str(int(self.end.timestamp())),
+            str(self.duration),
+            str(self.billsec),
+            self.disposition,
+        )
+        return uuid.UUID(bytes=hashlib.md5("\x1f".join(parts).encode(), usedforsecurity=False).digest())
+
+    @property
+    def call_key(self) -> str:
+        """What groups legs into one call: linkedid, else uniqueid, else the leg itself."""
+        return self.linkedid or self.uniqueid or f"leg:{self.fingerprint}"
+
+    @property
+    def src_endpoint(self) -> str | None:
+        return endpoint(self.channel)
+
+    @property
+    def dst_endpoint(self) -> str | None:
+        return endpoint(self.dstchannel)
+
+    @property
+    def order_key(self) -> tuple:
+        """Deterministic leg order inside a call (start, then sequence, then identity)."""
+        seq = self.sequence if self.sequence is not None else 2**31
+        return (self.start.timestamp(), seq, self.uniqueid, str(self.fingerprint))
+
+
+def endpoint(channel: str) -> str | None:
+    """``PJSIP/trunk-a-00000001`` → ``trunk-a``; ``Local/100@ctx-0000002a;1`` → ``100@ctx``; empty → None."""
+    if not channel or "/" not in channel:
+        return None
+    resource = channel.split("/", 1)[1]
+    return _CHANNEL_SUFFIX.sub("", resource) or None
+
+
+def direction(leg: CdrLeg, trunks: frozenset[str] | set[str]) -> str:
+    """``inbound`` when the calling channel is a known trunk, else ``outbound`` when the called one is,
+    else ``internal``. A call from one trunk to another (transit) counts as inbound."""
+    if leg.src_endpoint in trunks:
+        return "inbound"
+    if leg.dst_endpoint in trunks:
+        return "outbound"
+    return "internal"
+
+
+def trunk_of(leg: CdrLeg, trunks: frozenset[str] | set[str]) -> str | None:
+    """The known trunk the leg used (calling side first), else None."""
+    for name in (leg.src_endpoint, leg.dst_endpoint):
+        if name in trunks:
+            return name
+    return None
+
+
+def _local_time(field: str, text: str, tz: ZoneInfo, *, required: bool) -> tuple[datetime, datetime] | None:
+    """Both readings (fold 0, fold 1) of a local time; None when empty and not required."""
+    text = text.strip()
+    if not text:
+        if required:
+            raise CdrError(field, "is empty")
+        return None
+    m = _TIME.match(text)
+    if not m:
+        raise CdrError(field, f"expected 'YYYY-MM-DD HH:MM:SS', got {text!r}")
+    try:
+        naive = datetime(*(int(g) for g in m.groups()))
+    except ValueError as exc:
+        raise CdrError(field, f"not a valid time {text!r}: {exc}") from None
+    return naive.replace(tzinfo=tz, fold=0), naive.replace(tzinfo=tz, fold=1)
+
+
+def _closest(options: tuple[datetime, datetime], ref: datetime, seconds: int, *, after: bool) -> datetime:
+    """The reading of a time whose distance from ``ref`` is closest to ``seconds`` (fold 0 on ties)."""
+
+    def error(t: datetime) -> float:
+        delta = (t.timestamp() - ref.timestamp()) if after else (ref.timestamp() - t.timestamp())
+        return abs(delta - seconds)
+
+    return min(options, key=error)
+
+
+def _int(field: str, text: str, *, optional: bool = False) -> int | None:
+    text = text.strip()
+    if not text and optional:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise CdrError(field, f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise CdrError(field, f"must not be negative, got {value}")
+    return value
+
+
+def leg_from_fields(server: str, fields: Mapping[str, str], tz: ZoneInfo) -> CdrLeg:
+    """Build a leg from field name → text (names as in :data:`CSV_BASE`); CdrError names a bad field."""
+    get = fields.get
+    duration = _int("duration", get("duration", ""))
+    billsec = _int("billsec", get("billsec", ""))
+    assert duration is not None and billsec is not None
+    disposition = get("disposition", "").strip().upper()
+    if disposition not in DISPOSITION_RANK:
+        raise CdrError("disposition", f"expected one of {', '.join(DISPOSITIONS)}, got {get('disposition')!r}")
+    start_opts = _local_time("start", get("start", ""), tz, required=True)
+    end_opts = _local_time("end", get("end", ""), tz, required=True)
+    answer_opts = _local_time("answer", get("answer", ""), tz, required=False)
+    assert start_opts is not None and end_opts is not None
+    start = start_opts[0]
+    end = _closest(end_opts, start, duration, after=True)
+    answer = None if answer_opts is None else _closest(answer_opts, end, billsec, after=False)
+    if end.timestamp() < start.timestamp():
+        raise CdrError("end", f"{get('end')!r} is before start {get('start')!r}")
+    return CdrLeg(
+        server=server,
+        accountcode=get("accountcode", ""),
+        src=get("src", ""),
+        dst=get("dst", ""),
+        dcontext=get("dcontext", ""),
+        clid=get("clid", ""),
+        channel=get("channel", ""),
+        dstchannel=get("dstchannel", ""),
+        lastapp=get("lastapp", ""),
+        lastdata=get("lastdata", ""),
+        start=start,
+        answer=answer,
+        end=end,
+        duration=duration,
+        billsec=billsec,
+        disposition=disposition,
+        amaflags=get("amaflags", ""),
+        uniqueid=get("uniqueid", "").strip(),
+        userfield=get("userfield", ""),
+        linkedid=get("linkedid", "").strip(),
+        sequence=_int("sequence", get("sequence", ""), optional=True),
+        peeraccount=get("peeraccount", ""),
+    )
+
+
+def leg_from_ami(server: str, event: Mapping[str, str], tz: ZoneInfo) -> CdrLeg:
+    """A leg from an AMI ``Cdr`` event (headers as panoramisk gives them)."""
+    fields = {name: str(event[header]) for header, name in AMI_FIELDS.items() if event.get(header) is not None}
+    for header, name in (("StartTime", "start"), ("EndTime", "end"), ("Disposition", "disposition")):
+        if name not in fields:
+            raise CdrError(header, "missing from the Cdr event")
+    return leg_from_fields(server, fields, tz)
+
+
+def csv_layout(row: Sequence[str]) -> tuple[str, ...]:
+    """Field names for a Master.csv row by its length (cdr_csv's options decide which columns exist).
+
+    16: base; 17: + uniqueid (``loguniqueid``) or userfield (``loguserfield``), told apart by the shape
+    of an Asterisk uniqueid; 18: + both; 19, 20, 21: the same + ``peeraccount, linkedid, sequence``
+    (``newcdrcolumns``). Any other length raises CdrError.
+    """
+    n = len(row)
+    base = len(CSV_BASE)
+    extra_new = n - base >= 3 and _looks_like_new_columns(row)
+    middle_len = n - base - (3 if extra_new else 0)
+    if middle_len == 2:
+        middle: tuple[str, ...] = ("uniqueid", "userfield")
+    elif middle_len == 1:
+        middle = ("uniqueid",) if _UNIQUEID.match(row[base].strip()) else ("userfield",)
+    elif middle_len == 0:
+        middle = ()
+    else:
+        raise CdrError("row", f"expected 16 to 21 fields (cdr_csv), got {n}")
+    return CSV_BASE + middle + (CSV_NEW if extra_new else ())
+
+
+def _looks_like_new_columns(row: Sequence[str]) -> bool:
+    """``newcdrcolumns`` ends a row with an integer sequence; 21 fields always mean it."""
+    if len(row) == 21:
+        return True
+    if len(row) in (19, 20):
+        return row[-1].strip().isdigit()
+    return False
+
+
+def leg_from_csv(server: str, row: Sequence[str], tz: ZoneInfo) -> CdrLeg:
+    """A leg from one parsed Master.csv row."""
+    names = csv_layout(row)
+    return leg_from_fields(server, dict(zip(names, row, strict=True)), tz)
+
+
+def best_disposition(dispositions: Sequence[str]) -> str:
+    """The best of the legs' dispositions (ANSWERED > BUSY > NO ANSWER > FAILED > CONGESTION)."""
+    return min(dispositions, key=DISPOSITION_RANK.__getitem__)
+
+
+_TIME_FIELDS = ("start", "answer", "end")
+
+
+def leg_to_data(leg: CdrLeg) -> dict[str, object]:
+    """A JSON-serialisable form of a leg (times ISO 8601 with offset), for :class:`~pbx_sla.pipeline.Record`."""
+    data: dict[str, object] = {}
+    for name in CdrLeg.__dataclass_fields__:
+        value = getattr(leg, name)
+        data[name] = value.isoformat() if isinstance(value, datetime) else value
+    return data
+
+
+def leg_from_data(data: Mapping[str, object]) -> CdrLeg:
+    """Inverse of :func:`leg_to_data`."""
+    values = dict(data)
+    for name in _TIME_FIELDS:
+        value = values.get(name)
+        values[name] = None if value is None else datetime.fromisoformat(str(value))
+    return CdrLeg(**values)  # type: ignore[arg-type]

@@ -1,0 +1,48 @@
+"""The calls feature: AMI ``Cdr`` events → ``cdr_leg`` records → :class:`~pbx_sla.store.calls.CdrLegSink`.
+
+A ``Cdr`` event's times are the server's local time: the zone is the ``[[asterisk]]`` entry's
+``timezone``, else the catalogue's, else UTC. A malformed event is logged (naming the field) and
+skipped; the daemon goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from zoneinfo import ZoneInfo
+
+from pbx_sla.domain.cdr import CdrError, leg_from_ami, leg_to_data
+from pbx_sla.features import ServiceContext
+from pbx_sla.log import get_logger
+from pbx_sla.pipeline import EventHandler, Record, Sink
+from pbx_sla.store.calls import KIND, CdrLegSink
+
+log = get_logger(__name__)
+
+
+def server_zone(ctx: ServiceContext, server: str) -> ZoneInfo:
+    """Zone of a server's local clock: its ``[[asterisk]] timezone``, else the catalogue's, else UTC."""
+    for entry in ctx.settings.asterisk:
+        if entry.name == server and entry.timezone:
+            return ZoneInfo(entry.timezone)
+    catalogue = ctx.catalogue.current
+    return ZoneInfo(catalogue.timezone if catalogue is not None else "UTC")
+
+
+def cdr_handler(ctx: ServiceContext) -> EventHandler:
+    def handle(server: str, event: Mapping[str, str]) -> Iterable[Record]:
+        try:
+            leg = leg_from_ami(server, event, server_zone(ctx, server))
+        except CdrError as exc:
+            log.warning("Cdr event skipped", server=server, uniqueid=event.get("UniqueID"), error=str(exc))
+            return ()
+        return (Record(KIND, leg_to_data(leg)),)
+
+    return handle
+
+
+def event_handlers(ctx: ServiceContext) -> Mapping[str, EventHandler]:
+    return {"Cdr": cdr_handler(ctx)}
+
+
+def sinks(ctx: ServiceContext) -> Sequence[Sink]:
+    return (CdrLegSink(source="ami"),)

@@ -1,0 +1,142 @@
+"""The ``usage`` report: call volumes and tier accounting per tenant (spec.md, "Reports").
+
+Reads the per-(tenant, day) rollup ``usage_daily`` (kept exact by every leg insert), so a month over
+millions of calls costs a few thousand rows. The figures are computed in
+:mod:`pbx_sla.domain.accounting`. The period is taken as whole calendar days (``first_day`` to
+``last_day`` in the catalogue's zone): a call belongs to the day its first leg started.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+from pbx_sla.domain.accounting import Contract, Outcomes, TenantUsage, TierTerms, tenant_usage
+from pbx_sla.errors import ConfigError
+from pbx_sla.reports.period import Period
+from pbx_sla.reports.render import Table
+
+_DAILY = """
+SELECT tenant_id, day, calls, answered, busy, no_answer, failed, congestion, billsec
+FROM usage_daily
+WHERE day BETWEEN $1 AND $2 AND ($3::text IS NULL OR tenant_id = $3) AND calls > 0
+"""
+
+
+async def usage_rows(conn: asyncpg.Connection, period: Period, tenant: str | None = None) -> list[TenantUsage]:
+    """Every active tenant (and any tenant with calls in the period), then the unattributed calls."""
+    days = list(period.days())
+    tiers = {
+        r["name"]: TierTerms(
+            r["name"], r["price_per_year"], r["currency"], r["max_calls_per_day"], r["max_employees"], r["active"]
+        )
+        for r in await conn.fetch(
+            "SELECT name, price_per_year, currency, max_calls_per_day, max_employees, active FROM tiers"
+        )
+    }
+    per_tenant: dict[str | None, dict[date, Outcomes]] = defaultdict(dict)
+    for r in await conn.fetch(_DAILY, period.first_day, period.last_day, tenant):
+        per_tenant[r["tenant_id"]][r["day"]] = Outcomes(
+            r["calls"], r["answered"], r["busy"], r["no_answer"], r["failed"], r["congestion"], r["billsec"]
+        )
+    tenant_rows = await conn.fetch(
+        """SELECT id, tier, employees, contract_start, contract_end FROM tenants
+           WHERE ($1::text IS NULL OR id = $1) AND (active OR id = ANY($2::text[])) ORDER BY id""",
+        tenant,
+        [t for t in per_tenant if t is not None],
+    )
+    if tenant is not None and not tenant_rows:
+        raise ConfigError(f"--tenant: no tenant {tenant!r} in the catalogue")
+    rows = [
+        tenant_usage(
+            Contract(r["id"], r["tier"], r["employees"], r["contract_start"], r["contract_end"]),
+            per_tenant.get(r["id"], {}),
+            days,
+            tiers,
+        )
+        for r in tenant_rows
+    ]
+    if tenant is None:
+        rows.append(tenant_usage(None, per_tenant.get(None, {}), days, tiers))
+    return rows
+
+
+def _ratio(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def as_json(period: Period, rows: list[TenantUsage]) -> dict[str, Any]:
+    tenants = []
+    for row in rows:
+        o = row.outcomes
+        tenants.append(
+            {
+                "tenant": row.contract.tenant if row.contract else None,
+                "tier": row.contract.tier if row.contract else None,
+                "calls": o.calls,
+                "answered": o.answered,
+                "busy": o.busy,
+                "no_answer": o.no_answer,
+                "failed": o.failed,
+                "congestion": o.congestion,
+                "asr": _ratio(o.asr),
+                "ner": _ratio(o.ner),
+                "acd_seconds": _ratio(o.acd, 2),
+                "billable_seconds": o.billsec,
+                "daily": {d.isoformat(): n for d, n in row.daily.items()},
+                "calls_per_day": {"mean": round(row.stats.mean, 3), "p95": row.stats.p95, "max": row.stats.max},
+                "tier_by_usage": row.tier_by_usage,
+                "over_tier_days": row.over_tier_days,
+                "fee": {"amount": row.fee, "currency": row.currency},
+            }
+        )
+    return {"period": period.as_json(), "tenants": tenants}
+
+
+COLUMNS = (
+    "tenant",
+    "tier",
+    "calls",
+    "answered",
+    "asr",
+    "ner",
+    "acd_seconds",
+    "billable_seconds",
+    "mean_per_day",
+    "p95_per_day",
+    "max_per_day",
+    "tier_by_usage",
+    "over_tier_days",
+    "fee",
+    "currency",
+)
+
+
+def as_table(period: Period, report: dict[str, Any]) -> Table:
+    """One row per tenant (``daily`` is in the JSON only); the unattributed row shows ``(none)``."""
+    rows = []
+    for t in report["tenants"]:
+        rows.append(
+            (
+                t["tenant"] if t["tenant"] is not None else "(none)",
+                t["tier"],
+                t["calls"],
+                t["answered"],
+                t["asr"],
+                t["ner"],
+                t["acd_seconds"],
+                t["billable_seconds"],
+                t["calls_per_day"]["mean"],
+                t["calls_per_day"]["p95"],
+                t["calls_per_day"]["max"],
+                t["tier_by_usage"],
+                t["over_tier_days"],
+                t["fee"]["amount"],
+                t["fee"]["currency"],
+            )
+        )
+    p = period.as_json()
+    return Table(COLUMNS, rows, title=f"usage {p['from']} .. {p['to']}")
