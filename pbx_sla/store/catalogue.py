@@ -333,7 +333,7 @@ async def _apply(conn: asyncpg.Connection, cat: Catalogue, source: str, changes:
     sha = document_sha256(doc)
     latest = await conn.fetchrow("SELECT id, sha256 FROM catalogue_revisions ORDER BY id DESC LIMIT 1")
     if not changes and latest is not None and latest["sha256"] != sha:
-        changes.changed.append("catalogue document (order of entries)")
+        changes.changed.append("catalogue document (order or number formatting)")
     if changes:
         changes.revision_id = await conn.fetchval(
             "INSERT INTO catalogue_revisions (source, sha256, document) VALUES ($1, $2, $3::jsonb) RETURNING id",

@@ -133,7 +133,12 @@ class CatalogueWatch:
         self.connected = True
         log.info("catalogue watch connected")
         # anything applied while we were away arrives now, notifications or not
-        await self.reload()
+        try:
+            await self.reload()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            raise
+        except Exception:  # e.g. a document this version cannot read: keep routing with what we have
+            log.exception("catalogue revision unreadable; keeping the last catalogue")
 
     async def _drop_connection(self) -> None:
         conn, self._conn, self.connected = self._conn, None, False

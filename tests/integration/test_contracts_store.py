@@ -165,7 +165,7 @@ async def test_order_only_change_is_a_new_revision(db: asyncpg.Connection) -> No
     data = example()
     data["tenants"].reverse()
     changes = await apply_catalogue(db, parse_catalogue(data, "ex.toml"), "ex.toml")
-    assert changes.changed == ["catalogue document (order of entries)"]
+    assert changes.changed == ["catalogue document (order or number formatting)"]
     loaded = await load_catalogue(db)
     assert list(loaded.tenants) == ["bistro", "acme"]
 

@@ -158,3 +158,27 @@ async def test_outage_keeps_catalogue_cache_serves_restart(private_pg, tmp_path:
         assert watch.connected and watch.current.tenants["acme"].name == "ACME a.s."
     finally:
         await watch.close()
+
+
+async def test_unreadable_revision_keeps_last_catalogue(db_dsn: str, tmp_path: Path) -> None:
+    conn = await asyncpg.connect(db_dsn)
+    watch = CatalogueWatch(tmp_path)
+    try:
+        first = await apply_catalogue(conn, parse_catalogue(example(), "ex.toml"), "ex.toml")
+        await watch.start(db_dsn)
+        held = watch.current
+        bad = await conn.fetchval(
+            "INSERT INTO catalogue_revisions (source, sha256, document) "
+            "VALUES ('future', 'x', '{\"format\": 99}') RETURNING id"
+        )
+        await conn.execute("SELECT pg_notify('pbx_sla_catalogue', $1)", str(bad))
+        await asyncio.sleep(0.5)
+        assert watch.current is held and watch.revision == first.revision_id and watch.connected
+        data = example()
+        data["tenants"][0]["employees"] = 46
+        second = await apply_catalogue(conn, parse_catalogue(data, "v2.toml"), "v2.toml")
+        await wait_for(lambda: watch.revision == second.revision_id, 1.0)
+        assert watch.current.tenants["acme"].employees == 46
+    finally:
+        await watch.close()
+        await conn.close()
