@@ -20,7 +20,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 #: best first (spec: ANSWERED, then BUSY, NO ANSWER, FAILED, CONGESTION)
@@ -91,7 +91,7 @@ class CdrError(ValueError):
 
 @dataclass(frozen=True)
 class CdrLeg:
-    """One CDR record (one leg of a call) as Asterisk wrote it, with aware times."""
+    """One CDR record (one leg of a call) as Asterisk wrote it; times are aware, in UTC."""
 
     server: str
     accountcode: str
@@ -243,6 +243,9 @@ def leg_from_fields(server: str, fields: Mapping[str, str], tz: ZoneInfo) -> Cdr
     answer = None if answer_opts is None else _closest(answer_opts, end, billsec, after=False)
     if end.timestamp() < start.timestamp():
         raise CdrError("end", f"{get('end')!r} is before start {get('start')!r}")
+    # kept in UTC: Python compares a gap/ambiguous local time unequal to every time of another zone (PEP 495)
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    answer = None if answer is None else answer.astimezone(UTC)
     return CdrLeg(
         server=server,
         accountcode=get("accountcode", ""),

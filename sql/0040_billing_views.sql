@@ -1,0 +1,69 @@
+-- 0040: read-only views for billing staff, and the group role that may read them (docs/billing-views.md).
+-- The views belong to the migrating user, so pbx_sla_billing needs no rights on the base tables.
+
+CREATE VIEW billing_daily_calls AS
+SELECT u.tenant_id AS tenant,
+       u.day,
+       u.calls,
+       u.answered,
+       u.busy,
+       u.no_answer,
+       u.failed,
+       u.congestion,
+       u.billsec AS billable_seconds
+FROM usage_daily u
+WHERE u.calls > 0;
+
+COMMENT ON VIEW billing_daily_calls IS
+    'Calls per tenant and calendar day (catalogue time zone); tenant NULL = calls no rule attributed.';
+
+-- One row per tenant and month that has any call in usage_daily (every day of the month counts, zeros
+-- included; p95 is the nearest-rank percentile, i.e. percentile_disc(0.95)).
+CREATE VIEW billing_tier_usage_monthly AS
+WITH months AS (
+    SELECT DISTINCT date_trunc('month', day)::date AS month FROM usage_daily WHERE calls > 0
+),
+grid AS (
+    SELECT t.id AS tenant, m.month, d::date AS day
+    FROM tenants t
+    CROSS JOIN months m
+    CROSS JOIN LATERAL generate_series(m.month, (m.month + interval '1 month' - interval '1 day')::date,
+                                       interval '1 day') AS d
+),
+per_day AS (
+    SELECT g.tenant, g.month, g.day, coalesce(u.calls, 0) AS calls, coalesce(u.answered, 0) AS answered,
+           coalesce(u.billsec, 0) AS billsec
+    FROM grid g LEFT JOIN usage_daily u ON u.tenant_id = g.tenant AND u.day = g.day
+)
+SELECT p.tenant,
+       p.month,
+       t.tier,
+       sum(p.calls) AS calls,
+       sum(p.answered) AS answered,
+       sum(p.billsec) AS billable_seconds,
+       round(avg(p.calls), 3) AS mean_per_day,
+       percentile_disc(0.95) WITHIN GROUP (ORDER BY p.calls) AS p95_per_day,
+       max(p.calls) AS max_per_day,
+       tr.max_calls_per_day AS tier_max_calls_per_day,
+       CASE WHEN tr.max_calls_per_day IS NULL THEN 0
+            ELSE count(*) FILTER (WHERE p.calls > tr.max_calls_per_day) END AS over_tier_days
+FROM per_day p
+JOIN tenants t ON t.id = p.tenant
+JOIN tiers tr ON tr.name = t.tier
+GROUP BY p.tenant, p.month, t.tier, tr.max_calls_per_day;
+
+COMMENT ON VIEW billing_tier_usage_monthly IS
+    'Per tenant and calendar month: calls, mean/p95/max calls per day, the contracted tier and its over-tier days.';
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pbx_sla_billing') THEN
+        CREATE ROLE pbx_sla_billing NOLOGIN;
+    END IF;
+EXCEPTION
+    WHEN duplicate_object OR unique_violation THEN
+        NULL;  -- another database of the cluster created it at the same moment
+END
+$$;
+
+GRANT SELECT ON billing_daily_calls, billing_tier_usage_monthly TO pbx_sla_billing;
