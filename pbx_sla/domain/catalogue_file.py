@@ -13,7 +13,7 @@ import dataclasses
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from itertools import pairwise
@@ -661,19 +661,41 @@ def parse_catalogue(data: Mapping[str, Any], source: str) -> Catalogue:
 # --- PINs ---------------------------------------------------------------------------------------
 
 
-def seal_pins(cat: Catalogue, stored: Mapping[tuple[str, str], str | None]) -> Catalogue:
+def _seal_one(item: tuple[str, str | None]) -> str:
+    pin, old = item
+    return old if old is not None and verify_pin(pin, old) else hash_pin(pin)
+
+
+def seal_pins(
+    cat: Catalogue,
+    stored: Mapping[tuple[str, str], str | None],
+    *,
+    map_fn: Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]] = map,
+) -> Catalogue:
     """Replace each transient PIN by a hash: the ``stored`` hash of (tenant id, requester name) when it
     still verifies the PIN (so an unchanged file changes nothing), else a fresh salted hash.
-    Requesters without a PIN keep ``pin_hash`` None."""
+    Requesters without a PIN keep ``pin_hash`` None. scrypt costs ~50 ms per PIN by design: pass
+    ``map_fn=executor.map`` to spread the work over threads (scrypt releases the GIL)."""
+    work = [
+        (tid, r.name, r.pin, stored.get((tid, r.name)))
+        for tid, tenant in cat.tenants.items()
+        for r in tenant.requesters
+        if r.pin is not None
+    ]
+    hashes = dict(
+        zip(
+            [(tid, name) for tid, name, _, _ in work],
+            map_fn(_seal_one, [(pin, old) for _, _, pin, old in work]),
+            strict=True,
+        )
+    )
     tenants = {}
     for tid, tenant in cat.tenants.items():
-        requesters = []
-        for r in tenant.requesters:
-            if r.pin is not None:
-                old = stored.get((tid, r.name))
-                r = dataclasses.replace(r, pin_hash=old if verify_pin(r.pin, old) else hash_pin(r.pin), pin=None)
-            requesters.append(r)
-        tenants[tid] = dataclasses.replace(tenant, requesters=tuple(requesters))
+        requesters = tuple(
+            dataclasses.replace(r, pin_hash=hashes[(tid, r.name)], pin=None) if r.pin is not None else r
+            for r in tenant.requesters
+        )
+        tenants[tid] = dataclasses.replace(tenant, requesters=requesters)
     return dataclasses.replace(cat, tenants=tenants)
 
 
