@@ -1,0 +1,306 @@
+"""``cdr import`` and the leg/call store against a real PostgreSQL: bad rows reported by physical line,
+good rows kept, idempotent re-import, AMI+CSV overlap, SQL calls equal to the pure domain's."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from types import SimpleNamespace
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from pbx_sla import cli
+from pbx_sla.domain.calls import Directory, build_calls
+from pbx_sla.domain.cdr import leg_from_csv, leg_to_data
+from pbx_sla.features import calls as feature
+from pbx_sla.store.calls import CdrLegSink, reattribute_unattributed
+
+PRAGUE = ZoneInfo("Europe/Prague")
+
+#: (name, price, max_calls_per_day, max_employees); small thresholds so generated months cross them
+TIERS = [
+    ("tier1", Decimal("25000"), 3, 20),
+    ("tier2", Decimal("46000"), 10, 50),
+    ("tier3", Decimal("96000"), 1000, 100),
+    ("tier4", Decimal("190000"), None, None),
+]
+TENANTS = {  # id -> (tier, employees, accountcode, DID, requester phone)
+    "acme": ("tier3", 45, "acme", "+420221000111", "+420777000001"),
+    "bistro": ("tier1", 8, "bistro", "+420221000222", "+420603000003"),
+}
+
+
+async def seed_catalogue(conn: asyncpg.Connection, bistro_start: date = date(2026, 3, 10)) -> None:
+    """A small catalogue written straight into the tables (independent of `contracts apply`)."""
+    await conn.execute("INSERT INTO catalogue_settings (timezone, country_code) VALUES ('Europe/Prague', '420')")
+    await conn.execute("INSERT INTO calendars (name, always, hours) VALUES ('always', true, '{}')")
+    for name, price, calls, employees in TIERS:
+        await conn.execute(
+            """INSERT INTO tiers (name, price_per_year, currency, max_calls_per_day, max_employees, calendar,
+                                  queue, priority, out_of_hours, answer_target_seconds)
+               VALUES ($1, $2, 'CZK', $3, $4, 'always', 'q', 1, 'closed', 30)""",
+            name,
+            price,
+            calls,
+            employees,
+        )
+    for tid, (tier, employees, acct, did, phone) in TENANTS.items():
+        start = bistro_start if tid == "bistro" else date(2020, 1, 1)
+        await conn.execute(
+            "INSERT INTO tenants (id, name, tier, employees, contract_start) VALUES ($1, $1, $2, $3, $4)",
+            tid,
+            tier,
+            employees,
+            start,
+        )
+        await conn.execute("INSERT INTO tenant_accountcodes (accountcode, tenant_id) VALUES ($1, $2)", acct, tid)
+        await conn.execute("INSERT INTO tenant_dids (did, tenant_id) VALUES ($1, $2)", did, tid)
+        rid = await conn.fetchval("INSERT INTO requesters (tenant_id, name) VALUES ($1, 'someone') RETURNING id", tid)
+        await conn.execute("INSERT INTO requester_phones (phone, requester_id) VALUES ($1, $2)", phone, rid)
+    await conn.execute("INSERT INTO trunks (server, name, in_catalogue) VALUES ('pbx1', 'trunk-a', true)")
+
+
+def directory() -> Directory:
+    return Directory(
+        accountcodes={v[2]: k for k, v in TENANTS.items()},
+        dids={v[3]: k for k, v in TENANTS.items()},
+        phones={v[4]: k for k, v in TENANTS.items()},
+        country_code="420",
+        trunks=frozenset({"trunk-a"}),
+    )
+
+
+def csv_line(fields: list[str]) -> str:
+    """A row as cdr_csv writes it: every text field quoted, quotes doubled, integers bare."""
+    out = []
+    for i, f in enumerate(fields):
+        if i in (12, 13, 20) and f.isdigit():
+            out.append(f)
+        elif i in (9, 10, 11) and f == "":
+            out.append("")
+        else:
+            out.append('"' + f.replace('"', '""') + '"')
+    return ",".join(out) + "\n"
+
+
+def fields(start: datetime, *, billsec: int = 30, disp: str = "ANSWERED", acct: str = "", src: str = "100",
+           dst: str = "s", uid: str = "1.1", linked: str = "1.1", seq: int = 1, clid: str | None = None,
+           chan: str = "PJSIP/trunk-a-00000001", tz: ZoneInfo = PRAGUE) -> list[str]:  # fmt: skip
+    """A 21-field Master.csv row for a leg starting at the aware ``start``."""
+    ring = 5
+    end = start + timedelta(seconds=ring + billsec)
+
+    def local(t: datetime) -> str:
+        return t.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+
+    answer = local(start + timedelta(seconds=ring)) if disp == "ANSWERED" else ""
+    return [acct, src, dst, "from-trunk", clid if clid is not None else f'"Caller" <{src}>', chan,
+            "PJSIP/agent-00000002", "Dial", "PJSIP/agent,30", local(start), answer, local(end),
+            str(ring + billsec), str(billsec if disp == "ANSWERED" else 0), disp, "DOCUMENTATION", uid, "", "",
+            linked, str(seq)]  # fmt: skip
+
+
+def run_cli(*argv: str) -> int:
+    return cli.main(list(argv))
+
+
+T0 = datetime(2026, 3, 12, 9, 0, tzinfo=UTC)
+
+
+async def test_bad_rows_are_reported_by_physical_line_and_good_rows_land(db, cli_env, tmp_path, capsys):
+    await seed_catalogue(db)
+    good = [fields(T0 + timedelta(minutes=i), uid=f"{i}.1", linked=f"{i}.1", dst="221000111") for i in range(3)]
+    quoted = fields(T0, uid="9.1", linked="9.1", clid='"Jan ""Honza""\nNovák" <777000001>', src="777000001")
+    bad_date = fields(T0, uid="10.1", linked="10.1")
+    bad_date[9] = "2026-13-40 25:00:00"
+    bad_number = fields(T0, uid="11.1", linked="11.1")
+    bad_number[13] = "12x"
+    lines = [
+        csv_line(good[0]),  # 1
+        csv_line(quoted),  # 2-3 (newline inside the caller name)
+        csv_line(bad_date),  # 4
+        csv_line(good[1])[:60] + "\n",  # 5: truncated row, cut inside a quoted field
+        csv_line(bad_number),  # 6
+        '"a","b","c"\n',  # 7: wrong field count
+    ]
+    data = "".join(lines).encode() + csv_line(good[1]).replace("Caller", "Caf\udcff").encode(
+        "utf-8", "surrogateescape"
+    )  # 8: not UTF-8
+    data += csv_line(good[2]).encode()  # 9
+    path = tmp_path / "Master.csv"
+    path.write_bytes(data)
+
+    status = await asyncio.to_thread(run_cli, "cdr", "import", str(path), "--server", "pbx1")
+    out, err = capsys.readouterr()
+    assert status == 1
+    assert f"{path}:4: field 'start'" in err
+    assert f"{path}:5: " in err and "unterminated" in err
+    assert f"{path}:6: field 'billsec'" in err
+    assert f"{path}:7: " in err and "got 3" in err
+    assert f"{path}:8: not valid UTF-8" in err
+    for ok_line in (1, 2, 3, 9):
+        assert f"{path}:{ok_line}:" not in err
+    assert "9 rows read" not in out  # 8 records: the quoted row spans two physical lines
+    assert "8 rows read, 3 imported, 0 already present, 5 rejected" in out
+    assert await db.fetchval("SELECT count(*) FROM cdr_legs") == 3
+    clid = await db.fetchval("SELECT clid FROM cdr_legs WHERE uniqueid = '9.1'")
+    assert clid == '"Jan ""Honza""\nNovák" <777000001>'
+    tenants = dict(await db.fetch("SELECT call_key, tenant_id FROM calls"))
+    assert tenants == {"0.1": "acme", "2.1": "acme", "9.1": "acme"}
+
+
+def _month_rows(rnd: random.Random, n_calls: int) -> list[str]:
+    rows = []
+    for c in range(n_calls):
+        start = T0 + timedelta(seconds=rnd.randint(0, 20 * 86400))
+        for s in range(rnd.randint(1, 3)):
+            disp = rnd.choice(["ANSWERED", "BUSY", "NO ANSWER", "FAILED", "CONGESTION"])
+            rows.append(
+                csv_line(
+                    fields(
+                        start + timedelta(seconds=40 * s),
+                        billsec=rnd.randint(1, 300),
+                        disp=disp,
+                        dst=rnd.choice(["221000111", "221000222", "s"]),
+                        uid=f"{c}.{s}",
+                        linked=f"{c}.0",
+                        seq=s,
+                        acct=rnd.choice(["", "", "bistro"]),
+                    )
+                )
+            )
+    return rows
+
+
+async def _snapshot(db: asyncpg.Connection) -> tuple:
+    calls = await db.fetch("SELECT * FROM calls ORDER BY server, call_key")
+    usage = await db.fetch("SELECT * FROM usage_daily ORDER BY tenant_id, day")
+    return [tuple(r[k] for k in r if k != "updated_at") for r in calls], [tuple(r) for r in usage]
+
+
+async def test_double_import_counts_nothing_twice(db, cli_env, tmp_path, capsys):
+    await seed_catalogue(db)
+    rows = _month_rows(random.Random(7), 60)
+    path = tmp_path / "Master.csv"
+    path.write_text("".join(rows), encoding="utf-8")
+    assert await asyncio.to_thread(run_cli, "cdr", "import", str(path), "--server", "pbx1") == 0
+    first = await _snapshot(db)
+    capsys.readouterr()
+    assert await asyncio.to_thread(run_cli, "cdr", "import", str(path), "--server", "pbx1") == 0
+    out = capsys.readouterr().out
+    assert f"{len(rows)} rows read, 0 imported, {len(rows)} already present, 0 rejected" in out
+    assert await _snapshot(db) == first
+    assert await db.fetchval("SELECT sum(calls) FROM usage_daily") == 60
+
+
+async def test_ami_and_csv_overlap_counts_each_leg_once(db, db_dsn, tmp_path, capsys, cli_env):
+    await seed_catalogue(db)
+    rows = [fields(T0 + timedelta(minutes=i), uid=f"{i}.1", linked=f"{i}.1", dst="221000222") for i in range(4)]
+    # the daemon saw the first three calls as AMI Cdr events (handler -> record -> sink, as in the daemon)
+    names = ["AccountCode", "Source", "Destination", "DestinationContext", "CallerID", "Channel",
+             "DestinationChannel", "LastApplication", "LastData", "StartTime", "AnswerTime", "EndTime", "Duration",
+             "BillableSeconds", "Disposition", "AMAFlags", "UniqueID", "UserField", "PeerAccount", "LinkedID",
+             "Sequence"]  # fmt: skip
+    ctx = SimpleNamespace(settings=SimpleNamespace(asterisk=()), catalogue=SimpleNamespace(current=None))
+    ctx.catalogue.current = SimpleNamespace(timezone="Europe/Prague")
+    handler = feature.event_handlers(ctx)["Cdr"]  # type: ignore[arg-type]
+    records = [r for row in rows[:3] for r in handler("pbx1", {"Event": "Cdr", **dict(zip(names, row, strict=True))})]
+    assert [r.kind for r in records] == ["cdr_leg"] * 3
+    (sink,) = feature.sinks(ctx)  # type: ignore[arg-type]
+    async with db.transaction():
+        await sink.write(db, [r.data for r in records])
+    # ... and Master.csv holds all four (the newest written after the daemon stopped)
+    path = tmp_path / "Master.csv"
+    path.write_text("".join(csv_line(r) for r in rows), encoding="utf-8")
+    assert await asyncio.to_thread(run_cli, "cdr", "import", str(path), "--server", "pbx1") == 0
+    assert "4 rows read, 1 imported, 3 already present, 0 rejected" in capsys.readouterr().out
+    assert await db.fetchval("SELECT count(*) FROM cdr_legs") == 4
+    assert dict(await db.fetch("SELECT source, count(*) FROM cdr_legs GROUP BY source")) == {"ami": 3, "csv": 1}
+    assert await db.fetchval("SELECT sum(calls) FROM usage_daily WHERE tenant_id = 'bistro'") == 4
+
+
+async def test_stored_calls_equal_the_domain_whatever_the_batches(db):
+    await seed_catalogue(db)
+    rnd = random.Random(11)
+    text_rows = []
+    for c in range(80):
+        start = datetime(2026, 3, 28, 22, 0, tzinfo=UTC) + timedelta(seconds=rnd.randint(0, 2 * 86400))
+        for s in range(rnd.randint(1, 3)):
+            text_rows.append(
+                fields(
+                    start + timedelta(seconds=rnd.choice([0, 0, 20, 70]) * s),
+                    billsec=rnd.randint(1, 99),
+                    disp=rnd.choice(["ANSWERED", "BUSY", "NO ANSWER", "FAILED", "CONGESTION"]),
+                    acct=rnd.choice(["", "acme", "nope"]),
+                    src=rnd.choice(["100", "777000001", "603000003"]),
+                    dst=rnd.choice(["221000111", "+420221000222", "s"]),
+                    uid=f"{c}.{s}",
+                    linked=rnd.choice([f"{c}.0", f"{c}.0", ""]) if s == 0 else f"{c}.0",
+                    seq=s,
+                    chan=rnd.choice(["PJSIP/trunk-a-0000001", "PJSIP/phone1-0000002"]),
+                )
+            )
+    legs = [leg_from_csv("pbx1", r, PRAGUE) for r in text_rows]
+    expected = build_calls(legs, directory(), PRAGUE)
+    shuffled = list(legs)
+    rnd.shuffle(shuffled)
+    sink = CdrLegSink("csv")
+    for i in range(0, len(shuffled), 17):  # many small transactions, legs of one call split across them
+        async with db.transaction():
+            await sink.write(db, [leg_to_data(leg) for leg in shuffled[i : i + 17]])
+    got = await db.fetch("SELECT * FROM calls")
+    got_by_key = {r["call_key"]: r for r in got}
+    assert len(got) == len(expected)
+    for call in expected:
+        r = got_by_key[call.key]
+        assert (r["legs"], r["started_at"], r["day"], r["disposition"], r["billsec"]) == (
+            call.legs,
+            call.start,
+            call.day,
+            call.disposition,
+            call.billsec,
+        )
+        assert (r["tenant_id"], r["attributed_by"], r["caller_e164"], r["dialled_e164"]) == (
+            call.tenant,
+            call.attributed_by,
+            call.caller,
+            call.dialled,
+        )
+        assert (r["direction"], r["trunk"]) == (call.direction, call.trunk)
+    # the rollup equals a fresh aggregate of the calls
+    fresh = await db.fetch(
+        """SELECT tenant_id, day, count(*) AS calls, sum(billsec) AS billsec,
+                  count(*) FILTER (WHERE disposition = 'ANSWERED') AS answered
+           FROM calls GROUP BY 1, 2 ORDER BY 1, 2"""
+    )
+    rollup = await db.fetch(
+        "SELECT tenant_id, day, calls, billsec, answered FROM usage_daily WHERE calls > 0 ORDER BY 1, 2"
+    )
+    assert [tuple(r) for r in rollup] == [tuple(r) for r in fresh]
+
+
+async def test_timezone_option_and_unattributed_calls_reattributed(db, cli_env, tmp_path, capsys):
+    await seed_catalogue(db)
+    row = fields(datetime(2026, 3, 12, 23, 30, tzinfo=UTC), tz=UTC, src="602123456", dst="s", uid="1.1")
+    path = tmp_path / "Master.csv"
+    path.write_text(csv_line(row), encoding="utf-8")
+    assert await asyncio.to_thread(run_cli, "cdr", "import", str(path), "--server", "pbx9", "--timezone", "UTC") == 0
+    assert "zone UTC" in capsys.readouterr().out
+    call = await db.fetchrow("SELECT * FROM calls")
+    assert call["started_at"] == datetime(2026, 3, 12, 23, 30, tzinfo=UTC)
+    assert call["day"] == date(2026, 3, 13)  # 00:30 in Prague
+    assert call["tenant_id"] is None
+    assert await db.fetchval("SELECT count(*) FROM servers WHERE name = 'pbx9'") == 1
+    # the catalogue learns the caller: re-attribution moves the call and the rollup
+    rid = await db.fetchval("SELECT id FROM requesters WHERE tenant_id = 'acme'")
+    await db.execute("INSERT INTO requester_phones (phone, requester_id) VALUES ('+420602123456', $1)", rid)
+    assert await reattribute_unattributed(db) == 1
+    assert await db.fetchval("SELECT tenant_id FROM calls") == "acme"
+    assert dict(await db.fetch("SELECT coalesce(tenant_id, '-'), calls FROM usage_daily")) == {"-": 0, "acme": 1}
+
+
+async def test_missing_file_is_a_usage_error(cli_env, tmp_path):
+    assert await asyncio.to_thread(run_cli, "cdr", "import", str(tmp_path / "nope.csv"), "--server", "x") == 2
