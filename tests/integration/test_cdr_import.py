@@ -178,7 +178,7 @@ def _month_rows(rnd: random.Random, n_calls: int) -> list[str]:
 async def _snapshot(db: asyncpg.Connection) -> tuple:
     calls = await db.fetch("SELECT * FROM calls ORDER BY server, call_key")
     usage = await db.fetch("SELECT * FROM usage_daily ORDER BY tenant_id, day")
-    return [tuple(r[k] for k in r if k != "updated_at") for r in calls], [tuple(r) for r in usage]
+    return [tuple(v for k, v in r.items() if k != "updated_at") for r in calls], [tuple(r) for r in usage]
 
 
 async def test_double_import_counts_nothing_twice(db, cli_env, tmp_path, capsys):
