@@ -1,0 +1,343 @@
+"""The FastAGI server of the support line: ``AGI(agi://HOST:4573/support,${EXTEN})``.
+
+One asyncio task per Asterisk connection, over the sans-IO codec of :mod:`pbx_sla.agi.protocol`:
+
+* headers are read with a deadline and a size limit; a client that goes away or stalls mid-headers
+  costs one closed socket, never a spinning loop;
+* the decision comes from the in-memory catalogue (``catalogue.current``) through
+  :func:`pbx_sla.domain.routing.decide`: nothing here ever waits on PostgreSQL;
+* an unknown caller who dialled a tenant's DID is asked for a PIN (``GET DATA``, up to 3 tries);
+  scrypt runs in a worker thread so other calls keep their 300 ms;
+* the variables are set, the call's ``linkedid`` is read, and one ``support_call`` record goes to
+  ``submit`` (the durable writer, which spools while the database is away);
+* a ``HANGUP`` at any point ends the session quietly; the record is still kept when the call reached
+  the script (reason kept, action ``hangup`` if it hung up before a decision was set);
+* an unknown script name is logged and the AGI session is closed (the call continues its dialplan).
+
+Which Asterisk sent a call (``server`` of the record): ``agi_arg_2`` when the dialplan passes it,
+else the ``[[asterisk]]`` whose host is the peer address, else the only configured one, else
+``unknown``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from pbx_sla.agi import protocol as p
+from pbx_sla.agi.pins import MAX_ATTEMPTS, PIN_MAX_DIGITS, PIN_PROMPT, PIN_TIMEOUT_MS, PinLimiter, match_pin
+from pbx_sla.config import AsteriskServer
+from pbx_sla.domain.routing import VARIABLES, Decision, PinOutcome, decide
+from pbx_sla.features import CatalogueSource
+from pbx_sla.log import get_logger
+from pbx_sla.pipeline import Record
+
+log = get_logger(__name__)
+
+SCRIPT = "support"
+HEADER_TIMEOUT = 5.0
+COMMAND_TIMEOUT = 5.0
+
+
+class SessionClosed(Exception):
+    """Asterisk closed the connection (or broke the protocol): nothing more can be sent."""
+
+
+class Session:
+    """One FastAGI connection: send a command, get its reply; ``HANGUP`` notices are noted, not replies."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.parser = p.FastAGIParser()
+        self.hung_up = False
+        self._pending: list[p.Event] = []
+
+    async def _next(self) -> p.Event:
+        while not self._pending:
+            data = await self.reader.read(4096)
+            if not data:
+                raise SessionClosed("connection closed")
+            try:
+                self._pending.extend(self.parser.feed(data))
+            except p.ProtocolError as exc:
+                raise SessionClosed(str(exc)) from None
+        return self._pending.pop(0)
+
+    async def headers(self, timeout: float = HEADER_TIMEOUT) -> p.Headers:  # noqa: ASYNC109
+        async with asyncio.timeout(timeout):
+            while True:
+                event = await self._next()
+                if isinstance(event, p.Headers):
+                    return event
+
+    async def send(self, line: bytes, timeout: float = COMMAND_TIMEOUT) -> p.Reply:  # noqa: ASYNC109
+        """Send one command and wait for its reply; a HANGUP seen on the way sets :attr:`hung_up`."""
+        try:
+            self.writer.write(line)
+            await self.writer.drain()
+        except (ConnectionError, RuntimeError) as exc:
+            raise SessionClosed(str(exc)) from None
+        async with asyncio.timeout(timeout):
+            while True:
+                event = await self._next()
+                if isinstance(event, p.Hangup):
+                    self.hung_up = True
+                elif isinstance(event, p.Reply):
+                    if event.code == 511:
+                        self.hung_up = True
+                    return event
+
+
+class Stopwatch:
+    """Our own time on a call: paused while the caller keys a PIN."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self._since: float | None = time.perf_counter()
+
+    def pause(self) -> None:
+        if self._since is not None:
+            self.total += time.perf_counter() - self._since
+            self._since = None
+
+    def resume(self) -> None:
+        if self._since is None:
+            self._since = time.perf_counter()
+
+    @property
+    def ms(self) -> float:
+        running = time.perf_counter() - self._since if self._since is not None else 0.0
+        return round((self.total + running) * 1000, 3)
+
+
+@dataclass
+class _Call:
+    headers: p.Headers
+    server: str
+    decision: Decision | None = None
+    pin_attempts: int = 0
+    linkedid: str | None = None
+    decided_at: datetime | None = None
+    variables_set: bool = False
+
+
+class SupportAGIServer:
+    """The FastAGI server; :meth:`serve` binds it, :meth:`handle` serves one connection."""
+
+    def __init__(
+        self,
+        catalogue: CatalogueSource,
+        submit: Callable[[Record], None],
+        *,
+        servers: Sequence[AsteriskServer] = (),
+        limiter: PinLimiter | None = None,
+        header_timeout: float = HEADER_TIMEOUT,
+        command_timeout: float = COMMAND_TIMEOUT,
+        pin_timeout_ms: int = PIN_TIMEOUT_MS,
+        pin_prompt: str = PIN_PROMPT,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.catalogue, self.submit = catalogue, submit
+        self.servers = tuple(servers)
+        self.limiter = limiter or PinLimiter()
+        self.header_timeout, self.command_timeout = header_timeout, command_timeout
+        self.pin_timeout_ms, self.pin_prompt = pin_timeout_ms, pin_prompt
+        self.clock = clock
+        self._by_address: dict[str, set[str]] = {}
+        self.sessions = 0
+        self.decisions = 0
+
+    async def serve(self, host: str, port: int) -> asyncio.Server:
+        await self._resolve_servers()
+        server = await asyncio.start_server(self.handle, host, port, reuse_address=True, limit=p.MAX_HEADER_BYTES)
+        log.info("FastAGI server listening", host=host, port=port, script=f"/{SCRIPT}")
+        return server
+
+    async def _resolve_servers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for s in self.servers:
+            addresses = {s.host}
+            with contextlib.suppress(OSError):
+                async with asyncio.timeout(2):
+                    infos = await loop.getaddrinfo(s.host, None, type=socket.SOCK_STREAM)
+                addresses |= {str(info[4][0]) for info in infos}
+            for address in addresses:
+                self._by_address.setdefault(address, set()).add(s.name)
+
+    def server_name(self, peer: str | None, headers: p.Headers) -> str:
+        explicit = p.sanitise(headers.get("arg_2"), max_chars=64).strip()
+        if explicit:
+            return explicit
+        names = self._by_address.get(peer or "", set())
+        if not names and peer and peer.startswith("::ffff:"):
+            names = self._by_address.get(peer[7:], set())
+        if len(names) == 1:
+            return next(iter(names))
+        if len(self.servers) == 1:
+            return self.servers[0].name
+        return "unknown"
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.sessions += 1
+        peername = writer.get_extra_info("peername")
+        peer = str(peername[0]) if isinstance(peername, tuple) and peername else None
+        session = Session(reader, writer)
+        try:
+            try:
+                headers = await session.headers(self.header_timeout)
+            except (SessionClosed, TimeoutError, ConnectionError) as exc:
+                log.info("FastAGI client left before its headers", peer=peer, error=str(exc) or type(exc).__name__)
+                return
+            script = headers.get("network_script").split("?", 1)[0].strip("/")
+            if script != SCRIPT:
+                log.error("unknown FastAGI script; closing the AGI session", script=p.sanitise(script, max_chars=80),
+                          peer=peer, uniqueid=headers.get("uniqueid"))  # fmt: skip
+                return
+            call = _Call(headers, self.server_name(peer, headers))
+            with structlog.contextvars.bound_contextvars(uniqueid=headers.get("uniqueid"), server=call.server):
+                await self._support(session, call)
+        except Exception:
+            log.exception("FastAGI session failed", peer=peer)
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    # --- the support script ----------------------------------------------------------------------
+
+    async def _support(self, session: Session, call: _Call) -> None:
+        watch = Stopwatch()
+        h = call.headers
+        caller = h.get("callerid")
+        args = h.args
+        dialled = args[0] if args and args[0] else h.get("extension") or h.get("dnid")
+        try:
+            decision = decide(caller, dialled, self.clock(), self.catalogue.current)
+            if decision.pin_needed:
+                watch.pause()
+                outcome = await self._pin(session, call, decision)
+                watch.resume()
+                if outcome is None:  # hung up during the prompt
+                    call.decision = decision
+                    return
+                decision = decide(caller, dialled, self.clock(), self.catalogue.current, outcome)
+            call.decision, call.decided_at = decision, self.clock()
+            self.decisions += 1
+            for name, value in decision.variables().items():
+                await session.send(p.set_variable(name, value), self.command_timeout)
+                if session.hung_up:
+                    break
+            else:
+                call.variables_set = True
+            if not session.hung_up:
+                reply = await session.send(p.get_full_variable("${CHANNEL(linkedid)}"), self.command_timeout)
+                if reply.ok and reply.result == 1 and reply.data:
+                    call.linkedid = p.sanitise(reply.data, max_chars=64)
+        except (SessionClosed, TimeoutError, ConnectionError) as exc:
+            log.info("support call ended during the AGI session", error=str(exc) or type(exc).__name__)
+        finally:
+            self._record(call, watch.ms)
+
+    async def _pin(self, session: Session, call: _Call, decision: Decision) -> PinOutcome | None:
+        key = decision.caller or p.sanitise(call.headers.get("callerid"), max_chars=64) or "anonymous"
+        if self.limiter.locked(key):
+            log.warning("PIN prompt skipped: too many wrong PINs", caller=key)
+            return PinOutcome("locked")
+        wrong = 0
+        for _ in range(MAX_ATTEMPTS):
+            call.pin_attempts += 1
+            reply = await session.send(
+                p.get_data(self.pin_prompt, self.pin_timeout_ms, PIN_MAX_DIGITS),
+                self.pin_timeout_ms / 1000 + self.command_timeout,
+            )
+            if session.hung_up or (reply.ok and reply.value.startswith("-")):
+                return None
+            digits, _timed_out = p.digits_of(reply)
+            if not digits:
+                continue
+            name = await asyncio.to_thread(match_pin, digits, decision.pin_candidates)
+            if name is not None:
+                self.limiter.succeed(key)
+                log.info("PIN accepted", caller=key, requester=name, attempts=call.pin_attempts)
+                return PinOutcome("ok", name)
+            wrong += 1
+            failures = self.limiter.fail(key)
+            log.warning("wrong PIN", caller=key, attempt=call.pin_attempts, failures_in_window=failures)
+            if self.limiter.locked(key):
+                break
+        return PinOutcome("failed") if wrong else PinOutcome("none")
+
+    def _record(self, call: _Call, latency_ms: float) -> None:
+        h, d = call.headers, call.decision
+        if d is None:
+            return  # nothing decided (catalogue code failed): logged above
+        data: dict[str, Any] = record_data(
+            d,
+            uniqueid=h.get("uniqueid"),
+            linkedid=call.linkedid,
+            server=call.server,
+            caller_id=h.get("callerid"),
+            caller_name=h.get("calleridname"),
+            channel=h.get("channel"),
+            decided_at=call.decided_at or self.clock(),
+            latency_ms=latency_ms,
+            pin_attempts=call.pin_attempts,
+            via="fastagi",
+        )
+        if not call.variables_set:
+            data["action"] = "hangup"
+        self.submit(Record("support_call", data))
+        log.info("support call routed", action=data["action"], reason=data["reason"], tenant=data["tenant"],
+                 latency_ms=latency_ms)  # fmt: skip
+
+
+def record_data(
+    d: Decision,
+    *,
+    uniqueid: str,
+    linkedid: str | None,
+    server: str,
+    caller_id: str,
+    caller_name: str,
+    channel: str,
+    decided_at: datetime,
+    latency_ms: float,
+    pin_attempts: int,
+    via: str,
+) -> dict[str, Any]:
+    """The ``support_call`` record of one decision (FastAGI and the classic script alike)."""
+    s = p.sanitise
+    return {
+        "uniqueid": s(uniqueid, max_chars=64),
+        "linkedid": linkedid,
+        "server": s(server, max_chars=64) or "unknown",
+        "caller": s(caller_id, max_chars=80),
+        "caller_e164": d.caller,
+        "caller_name": s(caller_name, max_chars=80),
+        "channel": s(channel, max_chars=120),
+        "dialled": d.dialled,
+        "tenant": d.tenant or None,
+        "requester": d.requester,
+        "authorised": d.authorised,
+        "in_hours": d.in_hours,
+        "tier": d.tier or None,
+        "action": d.action,
+        "reason": d.reason,
+        "queue": d.queue or None,
+        "priority": d.priority,
+        "decided_at": decided_at.isoformat(),
+        "latency_ms": latency_ms,
+        "pin_attempts": pin_attempts,
+        "via": via,
+    }
+
+
+__all__ = ["VARIABLES", "SupportAGIServer", "record_data"]
