@@ -1,0 +1,372 @@
+"""Trunk state and availability: a pure state machine over observations, and exact interval arithmetic.
+
+State rules (docs/trunks.md says the same for administrators):
+
+* **Contacts** (``ContactStatus`` events, ``ContactStatusDetail`` polls) are tracked per contact URI. The
+  qualify state of an endpoint is *up* when any contact is ``Reachable``, else *down* when any contact is
+  ``Unreachable`` or the endpoint has no contact at all (a dial fails at once with ``CHANUNAVAIL``), else
+  *unknown* (only ``Unknown``/``NonQualified`` contacts: never qualified, e.g. ``qualify_frequency = 0``).
+  ``Removed`` drops the contact. A poll that finds no contact is recorded as an ``endpoint``/``NoContacts``
+  observation, which drops every contact known so far.
+* **PeerStatus** (the endpoint aggregate) is used only while no contact of the endpoint has been seen in
+  the session: contacts are finer-grained and polled after every login, PeerStatus is not.
+* **Outbound registrations** (``Registry``): a trunk with a registration is *down* while any of its
+  registrations is not ``Registered``, whatever qualify says; while registered, a trunk whose qualify state
+  is unknown counts as *up* (registration is then the only liveness proof we have).
+
+Time: each AMI session (login → lost) starts from nothing: events sent while we were disconnected are lost,
+so state carried over from an earlier session would be a guess. Within a session observations are replayed in
+event-time order (ties broken by a fixed key), so arrival order does not matter, and replaying a duplicate
+changes nothing. Before the session's resync finished and outside every session the time is *unknown*.
+When known sessions overlap (two daemons), the later-started one wins where both know the state.
+
+Categories of a period's time, by precedence: maintenance > unknown (not observed) > up/down/unknown state.
+All arithmetic is on aware UTC datetimes and ``timedelta`` (exact microseconds), so a period's seconds are
+real elapsed seconds, DST days included.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+
+class State(StrEnum):
+    UP = "up"
+    DOWN = "down"
+    UNKNOWN = "unknown"
+
+
+class Category(StrEnum):
+    """How one instant of a report period is counted."""
+
+    UP = "up"
+    DOWN = "down"
+    UNKNOWN = "unknown"
+    MAINTENANCE = "maintenance"
+
+
+SOURCES = ("endpoint", "contact", "peer", "registration")
+_SOURCE_RANK = {name: i for i, name in enumerate(SOURCES)}
+
+#: statuses that prove an endpoint is qualified: what makes a non-catalogue endpoint a trunk
+QUALIFIED_STATUSES = frozenset({"Reachable", "Unreachable"})
+NO_CONTACTS = "NoContacts"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one event or poll said about one trunk.
+
+    ``source``: ``contact`` (key = contact URI), ``peer`` (key ``""``), ``registration`` (key = registration
+    name), ``endpoint`` (key ``""``, status ``NoContacts``: a poll found no contact).
+    """
+
+    at: datetime
+    source: str
+    key: str
+    status: str
+    rtt_usec: int | None = None
+
+    def sort_key(self) -> tuple:
+        return (self.at, _SOURCE_RANK.get(self.source, len(SOURCES)), self.key, self.status, self.rtt_usec or 0)
+
+
+@dataclass(frozen=True)
+class Change:
+    at: datetime
+    state: State
+
+
+@dataclass
+class TrunkTracker:
+    """The state machine of one trunk within one session: feed observations, read :attr:`state`."""
+
+    contacts: dict[str, str] = field(default_factory=dict)
+    seen_contacts: bool = False
+    emptied: bool = False
+    peer: str | None = None
+    registrations: dict[str, str] = field(default_factory=dict)
+    rtt_usec: int | None = None
+
+    def apply(self, obs: Observation) -> None:
+        if obs.source == "contact":
+            self.seen_contacts = True
+            if obs.status == "Removed":
+                self.contacts.pop(obs.key, None)
+                self.emptied = not self.contacts
+            else:
+                self.contacts[obs.key] = obs.status
+                self.emptied = False
+            if obs.status == "Reachable" and obs.rtt_usec:
+                self.rtt_usec = obs.rtt_usec
+        elif obs.source == "endpoint" and obs.status == NO_CONTACTS:
+            self.contacts.clear()
+            self.seen_contacts = True
+            self.emptied = True
+        elif obs.source == "peer":
+            self.peer = obs.status
+        elif obs.source == "registration":
+            self.registrations[obs.key] = obs.status
+
+    @property
+    def qualify_state(self) -> State:
+        if self.seen_contacts:
+            states = set(self.contacts.values())
+            if "Reachable" in states:
+                return State.UP
+            if "Unreachable" in states or (self.emptied and not self.contacts):
+                return State.DOWN
+            return State.UNKNOWN
+        if self.peer == "Reachable":
+            return State.UP
+        if self.peer == "Unreachable":
+            return State.DOWN
+        return State.UNKNOWN
+
+    @property
+    def state(self) -> State:
+        qualify = self.qualify_state
+        if self.registrations:
+            if any(s != "Registered" for s in self.registrations.values()):
+                return State.DOWN
+            if qualify is State.UNKNOWN:
+                return State.UP
+        return qualify
+
+
+def ordered(observations: Iterable[Observation]) -> list[Observation]:
+    """Event-time order, duplicates removed; the order of the input does not matter."""
+    return sorted(set(observations), key=Observation.sort_key)
+
+
+def state_changes(observations: Iterable[Observation], *, start: datetime | None = None) -> list[Change]:
+    """Replay one session's observations; the first change is the first known state, repeats are dropped.
+
+    ``start``: the session start, stamped as ``unknown`` so the list always begins at the session's start.
+    """
+    tracker = TrunkTracker()
+    changes: list[Change] = [Change(start, State.UNKNOWN)] if start is not None else []
+    for obs in ordered(observations):
+        tracker.apply(obs)
+        new = tracker.state
+        if changes and changes[-1].state is new:
+            continue
+        if changes and changes[-1].at == obs.at:
+            changes[-1] = Change(obs.at, new)  # same instant: only the settled state counts
+            if len(changes) > 1 and changes[-2].state is new:
+                changes.pop()
+        else:
+            changes.append(Change(obs.at, new))
+    return changes
+
+
+def current_state(observations: Iterable[Observation]) -> tuple[State, datetime | None, int | None]:
+    """(state now, since when, last round trip of a reachable contact) from one session's observations."""
+    tracker = TrunkTracker()
+    state, since = State.UNKNOWN, None
+    for obs in ordered(observations):
+        tracker.apply(obs)
+        if tracker.state is not state or since is None:
+            state, since = tracker.state, obs.at
+    rtt = tracker.rtt_usec if state is State.UP else None
+    return state, since, rtt
+
+
+# -- intervals ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Interval:
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.end < self.start:
+            raise ValueError(f"interval ends before it starts: {self.start} > {self.end}")
+
+
+@dataclass(frozen=True)
+class Session:
+    """One AMI session of a server: observations count from ``start`` (login); state is known from
+    ``known_from`` (resync finished; ``None``: never) to ``end``."""
+
+    start: datetime
+    known_from: datetime | None
+    end: datetime
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: datetime
+    end: datetime
+    value: str
+
+
+def overlay(base: Sequence[Segment], top: Sequence[Segment]) -> list[Segment]:
+    """``top`` painted over ``base``. Both sorted and non-overlapping within themselves; result likewise,
+    with adjacent equal values merged and empty segments dropped."""
+    bounds = sorted({b for s in (*base, *top) for b in (s.start, s.end)})
+    base_starts = [s.start for s in base]
+    top_starts = [s.start for s in top]
+
+    def find(segments: Sequence[Segment], starts: list[datetime], at: datetime) -> str | None:
+        i = bisect.bisect_right(starts, at) - 1
+        if i >= 0 and segments[i].start <= at < segments[i].end:
+            return segments[i].value
+        return None
+
+    out: list[Segment] = []
+    for a, b in itertools.pairwise(bounds):
+        value = find(top, top_starts, a)
+        if value is None:
+            value = find(base, base_starts, a)
+        if value is None:
+            continue
+        if out and out[-1].value == value and out[-1].end == a:
+            out[-1] = Segment(out[-1].start, b, value)
+        else:
+            out.append(Segment(a, b, value))
+    return out
+
+
+def session_segments(session: Session, observations: Iterable[Observation]) -> list[Segment]:
+    """The known state through one session (from ``known_from`` to ``end``); empty when never resynced."""
+    if session.known_from is None or session.known_from >= session.end:
+        return []
+    mine = [o for o in observations if session.start <= o.at < session.end]
+    changes = state_changes(mine, start=session.start)
+    segments: list[Segment] = []
+    for change, nxt in zip(changes, [*changes[1:], None], strict=False):
+        start = max(change.at, session.known_from)
+        end = min(nxt.at if nxt is not None else session.end, session.end)
+        if start < end:
+            segments.append(Segment(start, end, change.state.value))
+    return overlay([], segments)
+
+
+def known_segments(sessions: Iterable[Session], observations: Sequence[Observation]) -> list[Segment]:
+    """Known states over all sessions; where known sessions overlap the later-started one wins."""
+    by_time = sorted(observations, key=lambda o: o.at)
+    times = [o.at for o in by_time]
+    painted: list[Segment] = []
+    for session in sorted(sessions, key=lambda s: (s.start, s.end)):
+        lo, hi = bisect.bisect_left(times, session.start), bisect.bisect_left(times, session.end)
+        segments = session_segments(session, by_time[lo:hi])
+        if not segments:
+            continue
+        if not painted or segments[0].start >= painted[-1].end:
+            if painted and painted[-1].end == segments[0].start and painted[-1].value == segments[0].value:
+                painted[-1] = Segment(painted[-1].start, segments[0].end, segments[0].value)
+                segments = segments[1:]
+            painted.extend(segments)  # the usual case: sessions follow each other
+        else:
+            painted = overlay(painted, segments)
+    return painted
+
+
+def merge_intervals(intervals: Iterable[Interval]) -> list[Interval]:
+    out: list[Interval] = []
+    for iv in sorted(intervals, key=lambda i: (i.start, i.end)):
+        if iv.start >= iv.end:
+            continue
+        if out and iv.start <= out[-1].end:
+            if iv.end > out[-1].end:
+                out[-1] = Interval(out[-1].start, iv.end)
+        else:
+            out.append(iv)
+    return out
+
+
+@dataclass(frozen=True)
+class Outage:
+    start: datetime
+    end: datetime
+
+    @property
+    def duration(self) -> timedelta:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A trunk over a period: time per category and its outages (maximal *down* runs, clipped)."""
+
+    period: Interval
+    up: timedelta
+    down: timedelta
+    unknown: timedelta
+    maintenance: timedelta
+    outages: tuple[Outage, ...]
+    timeline: tuple[Segment, ...]
+
+    @property
+    def availability(self) -> float | None:
+        """up / (up + down); ``None`` when nothing was observed outside maintenance."""
+        observed = self.up + self.down
+        return None if observed <= timedelta(0) else self.up / observed
+
+    @property
+    def outage_count(self) -> int:
+        return len(self.outages)
+
+    @property
+    def mttr(self) -> timedelta | None:
+        """Mean outage duration (mean time to restore); ``None`` without outages."""
+        if not self.outages:
+            return None
+        return sum((o.duration for o in self.outages), timedelta(0)) / len(self.outages)
+
+
+def classify(period: Interval, known: Sequence[Segment], maintenance: Iterable[Interval] = ()) -> list[Segment]:
+    """The period cut into consecutive category segments covering it exactly."""
+    if period.start >= period.end:
+        return []
+    base = [Segment(period.start, period.end, Category.UNKNOWN.value)]
+    clipped = [
+        Segment(max(s.start, period.start), min(s.end, period.end), s.value)
+        for s in known
+        if s.end > period.start and s.start < period.end
+    ]
+    timeline = overlay(base, clipped)
+    maint = [
+        Segment(max(iv.start, period.start), min(iv.end, period.end), Category.MAINTENANCE.value)
+        for iv in merge_intervals(maintenance)
+        if iv.end > period.start and iv.start < period.end
+    ]
+    return overlay(timeline, maint)
+
+
+def summarize(period: Interval, known: Sequence[Segment], maintenance: Iterable[Interval] = ()) -> Summary:
+    """Seconds per category (they sum to the period exactly) and outages (split by unknown or
+    maintenance time: only observed down time is an outage)."""
+    timeline = classify(period, known, maintenance)
+    totals = {c.value: timedelta(0) for c in Category}
+    outages: list[Outage] = []
+    for seg in timeline:
+        totals[seg.value] += seg.end - seg.start
+        if seg.value == Category.DOWN.value:
+            outages.append(Outage(seg.start, seg.end))
+    return Summary(
+        period=period,
+        up=totals["up"],
+        down=totals["down"],
+        unknown=totals["unknown"],
+        maintenance=totals["maintenance"],
+        outages=tuple(outages),
+        timeline=tuple(timeline),
+    )
+
+
+def trunk_summary(
+    period: Interval,
+    sessions: Iterable[Session],
+    observations: Sequence[Observation],
+    maintenance: Iterable[Interval] = (),
+) -> Summary:
+    """The whole pipeline for one trunk: sessions + observations + maintenance → :class:`Summary`."""
+    return summarize(period, known_segments(sessions, observations), maintenance)
