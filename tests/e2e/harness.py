@@ -93,6 +93,7 @@ class AsteriskTarget:
     qualify_frequency: float = 2.0
     qualify_timeout: float = 1.0
     messages_log: Path | None = None
+    master_csv: Path | None = None  # cdr_csv's Master.csv (sandbox only)
     boot_seconds: float | None = None
     boot_problems: list[str] = field(default_factory=list)  # ERROR/WARNING lines logged while booting
     _env: dict[str, str] = field(default_factory=dict, repr=False)
@@ -118,6 +119,11 @@ class AsteriskTarget:
             return []
         text = self.messages_log.read_text(errors="replace")
         return [line for line in text.splitlines() if re.search(r"\b(ERROR|WARNING)\[", line)]
+
+    def unexpected_problems(self, allow: Iterable[str] = ("res_agi.c",)) -> list[str]:
+        """ERROR/WARNING lines so far except those from the given sources (FastAGI-down tests log
+        res_agi.c warnings on purpose)."""
+        return [line for line in self.log_problems() if not any(a in line for a in allow)]
 
     def ami(self, **kwargs) -> AmiClient:
         """A logged-in AMI client as the pbx-sla user."""
@@ -216,6 +222,7 @@ class Sandbox:
             agi_port=agi_port,
             sandbox=True,
             messages_log=Path(s["MESSAGES_LOG"]),
+            master_csv=Path(s["MASTER_CSV"]),
             boot_seconds=boot,
             **_peer_fields(s),
         )

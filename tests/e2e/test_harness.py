@@ -140,3 +140,11 @@ def test_closed_route_hangs_up(asterisk: harness.AsteriskTarget, ami: harness.Am
     route = ami.wait_event("UserEvent", UserEvent="PbxSlaSupport", start=mark)
     assert route["Action"] == "closed"
     assert not [e for e in ami.events[mark:] if e.get("Event") == "QueueCallerJoin"]
+
+
+def test_no_errors_logged_by_our_configuration(asterisk: harness.AsteriskTarget) -> None:
+    # runs after the call tests (file order): dialplan, CDR and queue paths logged nothing unexpected
+    if not asterisk.sandbox:
+        pytest.skip("needs the sandbox's messages.log")
+    assert asterisk.unexpected_problems() == []
+    assert asterisk.master_csv is not None and asterisk.master_csv.exists()
