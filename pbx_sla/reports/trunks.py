@@ -1,0 +1,210 @@
+"""The ``trunks`` report: availability, outages and MTTR per trunk, and the figures the SLA report reuses.
+
+Every figure comes from :func:`pbx_sla.domain.trunks.trunk_summary`; this module only loads, shapes and
+renders. JSON keys are spec.md's plus ``in_catalogue``, ``outage_count`` and ``mttr_seconds``.
+``target`` is the trunk's own ``availability_target`` (the catalogue's ``[[trunks]]``), else null: tier
+targets belong to tenants and are judged by the ``sla`` report over a tenant's trunks combined.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from pbx_sla.domain.trunks import Interval, Summary, trunk_summary
+from pbx_sla.reports.period import Period
+from pbx_sla.reports.render import Table
+from pbx_sla.store.trunks import load_timeline
+
+
+def seconds(value: timedelta) -> float:
+    """Exact to the microsecond, as a JSON number."""
+    return round(value.total_seconds(), 6)
+
+
+@dataclass(frozen=True)
+class TrunkAvailability:
+    server: str
+    trunk: str
+    in_catalogue: bool
+    target: Decimal | None
+    summary: Summary
+
+    @property
+    def availability(self) -> float | None:
+        return self.summary.availability
+
+    @property
+    def breach(self) -> bool | None:
+        """availability < target; False without a target; None when nothing was observed."""
+        if self.target is None:
+            return False
+        if self.availability is None:
+            return None
+        return Decimal(repr(self.availability)) < self.target
+
+    @property
+    def up_seconds(self) -> float:
+        return seconds(self.summary.up)
+
+    @property
+    def down_seconds(self) -> float:
+        return seconds(self.summary.down)
+
+
+async def trunk_availability(
+    conn: asyncpg.Connection,
+    period: Period,
+    trunks: Sequence[tuple[str, str]] | None = None,
+    *,
+    server: str | None = None,
+) -> list[TrunkAvailability]:
+    """Per trunk over ``period``. ``trunks``: only these (server, name) pairs (e.g. one tenant's)."""
+    bounds = Interval(period.start, period.end)
+    out = []
+    for t in await load_timeline(conn, period, server, trunks):
+        summary = trunk_summary(bounds, t.sessions, t.observations, t.maintenance)
+        out.append(TrunkAvailability(t.info.server, t.info.trunk, t.info.in_catalogue, t.info.target, summary))
+    return out
+
+
+@dataclass(frozen=True)
+class Combined:
+    """Several trunks as one service: their up and down seconds summed."""
+
+    up: timedelta
+    down: timedelta
+    unknown: timedelta
+    maintenance: timedelta
+
+    @property
+    def up_seconds(self) -> float:
+        return seconds(self.up)
+
+    @property
+    def down_seconds(self) -> float:
+        return seconds(self.down)
+
+    @property
+    def availability(self) -> float | None:
+        observed = self.up + self.down
+        return None if observed <= timedelta(0) else self.up / observed
+
+
+def combine(rows: Sequence[TrunkAvailability]) -> Combined:
+    """Summed seconds of ``rows`` (for a tenant's SLA: availability = Σup / (Σup + Σdown))."""
+    zero = timedelta(0)
+    return Combined(
+        up=sum((r.summary.up for r in rows), zero),
+        down=sum((r.summary.down for r in rows), zero),
+        unknown=sum((r.summary.unknown for r in rows), zero),
+        maintenance=sum((r.summary.maintenance for r in rows), zero),
+    )
+
+
+def as_json(period: Period, rows: Sequence[TrunkAvailability]) -> dict[str, Any]:
+    trunks = []
+    for r in rows:
+        s = r.summary
+        mttr = s.mttr
+        trunks.append(
+            {
+                "server": r.server,
+                "trunk": r.trunk,
+                "in_catalogue": r.in_catalogue,
+                "availability": r.availability,
+                "target": None if r.target is None else float(r.target),
+                "breach": r.breach,
+                "up_seconds": seconds(s.up),
+                "down_seconds": seconds(s.down),
+                "unknown_seconds": seconds(s.unknown),
+                "maintenance_seconds": seconds(s.maintenance),
+                "outage_count": s.outage_count,
+                "mttr_seconds": None if mttr is None else seconds(mttr),
+                "outages": [
+                    {
+                        "start": period.local(o.start).isoformat(),
+                        "end": period.local(o.end).isoformat(),
+                        "seconds": seconds(o.duration),
+                    }
+                    for o in s.outages
+                ],
+            }
+        )
+    return {"period": period.as_json(), "trunks": trunks}
+
+
+def _duration(value: float | None) -> str:
+    if value is None:
+        return "-"
+    total = round(value)
+    hours, rest = divmod(total, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.3f} %"
+
+
+def as_table(report: dict[str, Any]) -> Table:
+    """Human view: durations as h:mm:ss, ratios as percentages, with outage count and MTTR."""
+    period = report["period"]
+    rows = [
+        (
+            t["server"],
+            t["trunk"],
+            t["in_catalogue"],
+            _percent(t["availability"]),
+            _percent(t["target"]),
+            t["breach"],
+            _duration(t["up_seconds"]),
+            _duration(t["down_seconds"]),
+            _duration(t["unknown_seconds"]),
+            _duration(t["maintenance_seconds"]),
+            t["outage_count"],
+            _duration(t["mttr_seconds"]),
+        )
+        for t in report["trunks"]
+    ]
+    return Table(
+        columns=(
+            "server",
+            "trunk",
+            "catalogue",
+            "availability",
+            "target",
+            "breach",
+            "up",
+            "down",
+            "unknown",
+            "maintenance",
+            "outages",
+            "mttr",
+        ),
+        rows=rows,
+        title=f"Trunk availability {period['from']} .. {period['to']}",
+    )
+
+
+def as_csv_table(report: dict[str, Any]) -> Table:
+    """One row per trunk, raw numbers (seconds, ratios 0..1)."""
+    columns = (
+        "server",
+        "trunk",
+        "in_catalogue",
+        "availability",
+        "target",
+        "breach",
+        "up_seconds",
+        "down_seconds",
+        "unknown_seconds",
+        "maintenance_seconds",
+        "outage_count",
+        "mttr_seconds",
+    )
+    return Table(columns=columns, rows=[tuple(t[c] for c in columns) for t in report["trunks"]])
