@@ -1,0 +1,55 @@
+"""The support feature: the FastAGI server (``start``), queue events from AMI, and their storage.
+
+``start(ctx)`` binds ``[agi] listen`` and serves ``/support`` until cancelled; decisions read
+``ctx.catalogue.current`` only, records go to ``ctx.submit`` (the durable writer), so a PostgreSQL
+outage changes neither the decisions nor the records kept of them. Queue events become
+``queue_event`` records; a malformed one is logged (naming the field) and skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+
+from pbx_sla.agi.server import SupportAGIServer
+from pbx_sla.domain.events import ParseError
+from pbx_sla.domain.queue_events import EVENTS, KIND, parse_queue_event
+from pbx_sla.features import ServiceContext
+from pbx_sla.log import get_logger
+from pbx_sla.pipeline import EventHandler, Record, Sink
+from pbx_sla.store.support import QueueEventSink, SupportCallSink
+
+log = get_logger(__name__)
+
+
+def queue_event_handler(server: str, event: Mapping[str, str]) -> Iterable[Record]:
+    try:
+        data = parse_queue_event(server, event, datetime.now(UTC))
+    except ParseError as exc:
+        log.warning("queue event skipped", server=server, ami_event=event.get("Event"), error=str(exc))
+        return ()
+    return (Record(KIND, data),)
+
+
+def event_handlers(ctx: ServiceContext) -> Mapping[str, EventHandler]:
+    return dict.fromkeys(EVENTS, queue_event_handler)
+
+
+def sinks(ctx: ServiceContext) -> Sequence[Sink]:
+    return (SupportCallSink(), QueueEventSink())
+
+
+async def start(ctx: ServiceContext) -> Sequence[asyncio.Task[None]]:
+    """Bind the FastAGI server (an OSError such as a port in use reaches the daemon: exit 2)."""
+    agi = SupportAGIServer(ctx.catalogue, ctx.submit, servers=ctx.settings.asterisk)
+    server = await agi.serve(ctx.settings.agi_host, ctx.settings.agi_port)
+
+    async def serve() -> None:
+        try:
+            await server.serve_forever()
+        finally:
+            server.close()
+            log.info("FastAGI server stopped", decisions=agi.decisions, sessions=agi.sessions)
+
+    return [asyncio.create_task(serve(), name="fastagi")]

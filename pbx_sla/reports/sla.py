@@ -1,0 +1,127 @@
+"""The ``sla`` report: per tenant, support service level, trunk availability, breaches and credit.
+
+Figures: :mod:`pbx_sla.domain.support` (service level, breaches, credit) over the per-call outcomes of
+the ``support_call_outcomes`` view; availability from :func:`pbx_sla.reports.trunks.trunk_availability`
+over the tenant's trunks combined (Σup / (Σup + Σdown), maintenance excluded; null when the tenant has no
+trunk or nothing was observed); the fee from :func:`pbx_sla.domain.accounting.fee` (the days of the
+period under contract). Tenants listed: the active ones and any with support calls in the period.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from pbx_sla.domain.accounting import contract_days, fee
+from pbx_sla.domain.catalogue import CreditRule
+from pbx_sla.domain.support import breaches, credit_amount, credit_percent, service_figures
+from pbx_sla.errors import ConfigError
+from pbx_sla.reports.period import Period
+from pbx_sla.reports.render import Table
+from pbx_sla.reports.trunks import combine, trunk_availability
+from pbx_sla.store.support import support_outcomes
+
+
+def _ratio(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _float(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _credits(raw: Any) -> tuple[CreditRule, ...]:
+    items = json.loads(raw) if isinstance(raw, str) else (raw or [])
+    return tuple(
+        CreditRule(Decimal(str(c["below"])), Decimal(str(c["percent"])), c.get("metric") or "availability")
+        for c in items
+    )
+
+
+async def sla_report(conn: asyncpg.Connection, period: Period, tenant: str | None = None) -> dict[str, Any]:
+    """The report as spec.md's JSON document (``period`` and ``tenants``)."""
+    outcomes = await support_outcomes(conn, period.start, period.end, tenant)
+    tenants = await conn.fetch(
+        """SELECT t.id, t.tier, t.contract_start, t.contract_end, r.price_per_year, r.currency,
+                  r.answer_target_seconds, r.service_level_target, r.availability_target, r.credits
+           FROM tenants t JOIN tiers r ON r.name = t.tier
+           WHERE ($1::text IS NULL OR t.id = $1) AND (t.active OR t.id = ANY($2::text[]))
+           ORDER BY t.id""",
+        tenant,
+        list(outcomes),
+    )
+    if tenant is not None and not tenants:
+        raise ConfigError(f"--tenant: no tenant {tenant!r} in the catalogue")
+    trunk_rows = await conn.fetch("SELECT tenant_id, server, trunk FROM tenant_trunks WHERE active")
+    trunks: dict[str, list[tuple[str, str]]] = {}
+    for r in trunk_rows:
+        trunks.setdefault(r["tenant_id"], []).append((r["server"], r["trunk"]))
+    days = list(period.days())
+    out = []
+    for t in tenants:
+        figures = service_figures(outcomes.get(t["id"], []), t["answer_target_seconds"])
+        own = trunks.get(t["id"], [])
+        availability = combine(await trunk_availability(conn, period, own)).availability if own else None
+        actuals = {"service_level": figures.service_level, "availability": availability}
+        targets = {"service_level": t["service_level_target"], "availability": t["availability_target"]}
+        period_fee = fee(t["price_per_year"], contract_days(days, t["contract_start"], t["contract_end"]))
+        percent = credit_percent(_credits(t["credits"]), actuals)
+        out.append(
+            {
+                "tenant": t["id"],
+                "tier": t["tier"],
+                "support_calls": figures.support_calls,
+                "answered": figures.answered,
+                "abandoned": figures.abandoned,
+                "answered_within_target": figures.answered_within_target,
+                "service_level": _ratio(figures.service_level),
+                "service_level_target": _float(t["service_level_target"]),
+                "availability": _ratio(availability),
+                "availability_target": _float(t["availability_target"]),
+                "breaches": [
+                    {"metric": b.metric, "target": float(b.target), "actual": _ratio(b.actual)}
+                    for b in breaches(actuals, targets)
+                ],
+                "credit": {
+                    "percent": float(percent),
+                    "amount": str(credit_amount(period_fee, percent)),
+                    "currency": t["currency"],
+                },
+                "answer_target_seconds": t["answer_target_seconds"],
+                "fee": {"amount": str(period_fee), "currency": t["currency"]},
+            }
+        )
+    return {"period": period.as_json(), "tenants": out}
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.2f} %"
+
+
+def as_table(report: dict[str, Any]) -> Table:
+    rows = [
+        (
+            t["tenant"],
+            t["tier"],
+            t["support_calls"],
+            t["answered"],
+            t["abandoned"],
+            t["answered_within_target"],
+            _pct(t["service_level"]),
+            _pct(t["service_level_target"]),
+            _pct(t["availability"]),
+            _pct(t["availability_target"]),
+            ", ".join(b["metric"] for b in t["breaches"]) or "-",
+            f"{t['credit']['percent']:g} % = {t['credit']['amount']} {t['credit']['currency']}",
+        )
+        for t in report["tenants"]
+    ]
+    p = report["period"]
+    columns = (
+        *("tenant", "tier", "calls", "answered", "abandoned", "in target", "service level", "SL target"),
+        *("availability", "avail. target", "breaches", "credit"),
+    )
+    return Table(columns, rows, title=f"SLA {p['from']} .. {p['to']}")

@@ -1,0 +1,141 @@
+"""Storage of the support line (sql/0030_support.sql): ``support_call`` and ``queue_event`` sinks, and the
+per-call outcomes the ``sla`` report reads. Both sinks are idempotent (``ON CONFLICT DO NOTHING`` on
+their natural keys), so a batch replayed after an outage or a crash changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from pbx_sla.domain.queue_events import KIND as QUEUE_EVENT
+from pbx_sla.domain.support import CallOutcome
+
+SUPPORT_CALL = "support_call"
+
+
+def _time(value: Any, field: str, kind: str) -> datetime:
+    stamp = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if stamp.tzinfo is None:
+        raise ValueError(f"{kind}: {field} has no UTC offset: {value!r}")
+    return stamp
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+class SupportCallSink:
+    """Inserts ``support_call`` records; the first record of a (server, uniqueid) wins."""
+
+    kind = SUPPORT_CALL
+
+    async def write(self, conn: asyncpg.Connection, items: Sequence[Mapping[str, Any]]) -> None:
+        if not items:
+            return
+        rows = [
+            (
+                str(i["server"] or "unknown"),
+                str(i["uniqueid"]),
+                _opt_str(i.get("linkedid")),
+                _time(i["decided_at"], "decided_at", SUPPORT_CALL),
+                str(i.get("caller") or ""),
+                _opt_str(i.get("caller_e164")),
+                str(i.get("caller_name") or ""),
+                str(i.get("channel") or ""),
+                _opt_str(i.get("dialled")),
+                _opt_str(i.get("tenant")),
+                _opt_str(i.get("requester")),
+                bool(i["authorised"]),
+                bool(i.get("in_hours", False)),
+                _opt_str(i.get("tier")),
+                str(i["action"]),
+                str(i["reason"]),
+                _opt_str(i.get("queue")),
+                int(i.get("priority") or 0),
+                None if i.get("latency_ms") is None else float(i["latency_ms"]),
+                int(i.get("pin_attempts") or 0),
+                str(i.get("via") or "fastagi"),
+            )
+            for i in items
+        ]
+        columns = [list(c) for c in zip(*rows, strict=True)]
+        await conn.execute(
+            """
+            INSERT INTO support_calls (server, uniqueid, linkedid, decided_at, caller, caller_e164, caller_name,
+                channel, dialled, tenant_id, requester, authorised, in_hours, tier, action, reason, queue,
+                priority, latency_ms, pin_attempts, via)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
+                $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::boolean[], $13::boolean[],
+                $14::text[], $15::text[], $16::text[], $17::text[], $18::integer[], $19::float8[],
+                $20::integer[], $21::text[])
+            ON CONFLICT (server, uniqueid) DO NOTHING
+            """,
+            *columns,
+        )
+
+
+class QueueEventSink:
+    """Inserts ``queue_event`` records; a replayed event (same server, uniqueid, event, time) is ignored."""
+
+    kind = QUEUE_EVENT
+
+    async def write(self, conn: asyncpg.Connection, items: Sequence[Mapping[str, Any]]) -> None:
+        if not items:
+            return
+        rows = [
+            (
+                str(i["server"]),
+                str(i["uniqueid"]),
+                _opt_str(i.get("linkedid")),
+                str(i["event"]),
+                _time(i["at"], "at", QUEUE_EVENT),
+                str(i.get("queue") or ""),
+                _opt_int(i.get("hold_time")),
+                _opt_int(i.get("ring_time")),
+                _opt_int(i.get("talk_time")),
+                _opt_int(i.get("position")),
+                _opt_str(i.get("member")),
+                _opt_str(i.get("reason")),
+            )
+            for i in items
+        ]
+        columns = [list(c) for c in zip(*rows, strict=True)]
+        await conn.execute(
+            """
+            INSERT INTO queue_events (server, uniqueid, linkedid, event, at, queue, hold_time, ring_time,
+                talk_time, position, member, reason)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[],
+                $7::integer[], $8::integer[], $9::integer[], $10::integer[], $11::text[], $12::text[])
+            ON CONFLICT (server, uniqueid, event, at) DO NOTHING
+            """,
+            *columns,
+        )
+
+
+async def support_outcomes(
+    conn: asyncpg.Connection, start: datetime, end: datetime, tenant: str | None = None
+) -> dict[str, list[CallOutcome]]:
+    """Tenant id → outcomes of its support calls decided in ``[start, end)`` (calls without a tenant left out)."""
+    rows = await conn.fetch(
+        """
+        SELECT tenant_id, outcome, wait_seconds FROM support_call_outcomes
+        WHERE decided_at >= $1 AND decided_at < $2 AND tenant_id IS NOT NULL
+          AND ($3::text IS NULL OR tenant_id = $3)
+        ORDER BY decided_at
+        """,
+        start,
+        end,
+        tenant,
+    )
+    out: dict[str, list[CallOutcome]] = {}
+    for r in rows:
+        out.setdefault(r["tenant_id"], []).append(CallOutcome(r["outcome"], r["wait_seconds"]))
+    return out
