@@ -1,0 +1,284 @@
+"""One AMI connection to one Asterisk: panoramisk's ``Manager``, wrapped so that it fails loudly and cheaply.
+
+What the wrapper changes (see shared/library-notes.md):
+
+* no reconnect and no ping of panoramisk's own: :class:`pbx_sla.ami.collector.Collector` owns the
+  reconnect loop (exponential backoff, so a wrong secret is not a login storm) and runs its own ``Ping``
+  with a timeout (half-open TCP detection);
+* a robust reader: bytes are decoded incrementally (a UTF-8 character split across two TCP reads is kept,
+  undecodable bytes become U+FFFD and are reported), a malformed message is logged and skipped, and
+  events go straight to one callback as plain ``dict`` values (no fnmatch pattern scan, no
+  case-insensitive dict per event: that is where the parse time went);
+* every action is bounded by ``asyncio.wait_for`` and pending actions fail when the connection drops;
+* the secret lives only in the ``Login`` action written to the socket, never in a config dict or a log.
+
+Events carry AMI's own header names (``ContactStatus``, ``EndpointName``, ``Timestamp``...). Every event
+gets a ``Timestamp`` (``epoch.usec``): Asterisk's (``timestampevents = yes``) when present, else the
+receipt time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from panoramisk import Manager
+from panoramisk.actions import Action
+from panoramisk.ami_protocol import AMIProtocol
+from panoramisk.message import Message
+
+from pbx_sla.config import AsteriskServer
+from pbx_sla.errors import PbxSlaError, RemoteError
+from pbx_sla.log import get_logger
+
+log = get_logger(__name__)
+
+EOM = "\r\n\r\n"
+#: a peer that never ends a message must not grow our buffer without bound
+MAX_MESSAGE = 1 << 20
+#: malformed-input warnings logged per connection before they are only counted
+MAX_WARNINGS = 20
+
+EventCallback = Callable[[dict[str, str]], None]
+
+
+class AuthenticationError(RemoteError):
+    """Asterisk refused our ``Login`` (wrong username or secret, or a host not permitted)."""
+
+
+class ConnectionLost(PbxSlaError, ConnectionError):
+    """The AMI connection closed while an action was waiting for its answer."""
+
+
+def parse_message(block: str) -> dict[str, str]:
+    """One AMI message (``Key: Value`` lines) → a dict; lines without ``": "`` are ignored.
+
+    A repeated header keeps its first value (AMI repeats only ``ChanVariable``-style headers, which
+    pbx-sla does not read). Raises nothing.
+    """
+    headers: dict[str, str] = {}
+    for line in block.split("\r\n"):
+        key, sep, value = line.partition(": ")
+        if sep and key not in headers:
+            headers[key] = value
+    return headers
+
+
+class AmiProtocol(AMIProtocol):
+    """panoramisk's protocol with a reader that never dies on bad input and a direct event path."""
+
+    def __init__(
+        self, server_name: str, on_event: EventCallback, on_lost: Callable[[BaseException | None], None]
+    ) -> None:
+        super().__init__()
+        self.server_name = server_name
+        self.on_event = on_event
+        self.on_lost = on_lost
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._buffer = ""
+        self._warnings = 0
+        self.malformed = 0
+        self.bad_bytes = 0
+
+    def _warn(self, event: str, **kw: Any) -> None:
+        self._warnings += 1
+        if self._warnings <= MAX_WARNINGS:
+            log.warning(event, server=self.server_name, **kw)
+        elif self._warnings == MAX_WARNINGS + 1:
+            log.warning("further malformed AMI input is counted, not logged", server=self.server_name)
+
+    def data_received(self, data: bytes) -> None:  # type: ignore[override]
+        text = self._decoder.decode(data)
+        if "\ufffd" in text:
+            self.bad_bytes += 1
+            at = text.index("\ufffd")
+            self._warn("AMI sent bytes that are not UTF-8; replaced by U+FFFD", sample=text[max(0, at - 60) : at + 20])
+        if self._buffer:
+            text = self._buffer + text
+        blocks = text.split(EOM)
+        self._buffer = blocks.pop()
+        if len(self._buffer) > MAX_MESSAGE:
+            self.malformed += 1
+            self._warn("AMI message longer than 1 MiB without an end; discarded", size=len(self._buffer))
+            self._buffer = ""
+        on_event = self.on_event
+        for block in blocks:
+            try:
+                headers = parse_message(block)
+                if "ActionID" in headers or "Response" in headers:
+                    self._answer(headers, block)
+                elif "Event" in headers:
+                    on_event(headers)
+                elif block.strip() and not block.lstrip().startswith("Asterisk Call Manager/"):
+                    self.malformed += 1
+                    self._warn("AMI message without Event or Response skipped", sample=block[:120])
+            except Exception:
+                # a bug in our own callback must cost one message, never the connection
+                self.malformed += 1
+                log.exception("AMI message could not be handled; skipped", server=self.server_name, sample=block[:120])
+
+    def send(self, data: Mapping[str, Any], as_list: bool | None = None) -> asyncio.Future:  # type: ignore[override]
+        """Write one action; its future gets the response (or the list up to ``...Complete``).
+
+        Unlike panoramisk's, this never logs the action: a ``Login`` carries the secret.
+        """
+        action = data if isinstance(data, Action) else Action(dict(data), as_list=as_list)
+        if self.closed:
+            action.future.set_exception(ConnectionLost(f"AMI connection to {self.server_name} is down"))
+            return action.future
+        self.responses[action.id] = action
+        self.transport.write(str(action).encode("utf-8"))
+        return action.future
+
+    def _answer(self, headers: dict[str, str], block: str) -> None:
+        """Responses and list items go to the action waiting for them (panoramisk's bookkeeping)."""
+        action_id = headers.get("ActionID")
+        action = self.responses.get(action_id) if action_id else None
+        if action is None:
+            if "Event" in headers:  # an event that merely carries an ActionID
+                self.on_event(headers)
+            elif "Response" in headers:
+                log.debug("AMI response to no pending action", server=self.server_name)
+            return
+        message = Message(headers)
+        if action.add_message(message):
+            self.responses.pop(action.id, None)
+            if action.action_id:
+                self.responses.pop(action.action_id, None)
+
+    def connection_lost(self, exc: Exception | None) -> None:  # type: ignore[override]
+        self.closed = True
+        if self._buffer.strip():
+            log.info("AMI connection closed inside a message; partial message discarded", server=self.server_name)
+        pending, self.responses = self.responses, {}
+        for action in pending.values():
+            if not action.future.done():
+                action.future.set_exception(ConnectionLost(f"AMI connection to {self.server_name} lost"))
+        self.on_lost(exc)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.transport.close()
+
+
+class AmiManager(Manager):
+    """A panoramisk ``Manager`` whose connection life cycle we drive (no reconnect, no pinger of its own)."""
+
+    def __init__(self, server: AsteriskServer, on_event: EventCallback) -> None:
+        super().__init__(
+            host=server.host,
+            port=server.port,
+            ping_delay=0,
+            reconnect_timeout=0,
+            encoding="utf8",
+            loop=asyncio.get_running_loop(),
+        )
+        self.server = server
+        self.on_event = on_event
+        self.lost: asyncio.Future[BaseException | None] = self.loop.create_future()
+
+    async def open(self) -> None:
+        """Connect and log in; raises OSError/TimeoutError (network) or AuthenticationError (refused)."""
+        server = self.server
+        _transport, protocol = await asyncio.wait_for(
+            self.loop.create_connection(
+                lambda: AmiProtocol(server.name, self.on_event, self._lost), server.host, server.port
+            ),
+            server.action_timeout,
+        )
+        assert isinstance(protocol, AmiProtocol)
+        protocol.factory = self
+        protocol.encoding = self.encoding = "utf8"
+        self.protocol = protocol
+        self.responses = protocol.responses
+        self._connected = True
+        login = Action(
+            {"Action": "Login", "Username": server.username, "Secret": server.secret.reveal(), "Events": "on"},
+            as_list=False,
+        )
+        try:
+            reply = await asyncio.wait_for(protocol.send(login), server.action_timeout)
+        except BaseException:
+            self.abort()
+            raise
+        if not reply.success:
+            self.abort()
+            raise AuthenticationError(
+                f"AMI login to {server.name} ({server.host}:{server.port}) as {server.username!r} refused: "
+                f"{reply.get('Message', 'no reason given')}"
+            )
+        self.authenticated = True
+
+    def _lost(self, exc: BaseException | None) -> None:
+        self._connected = False
+        self.authenticated = False
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+    # panoramisk's own machinery, switched off: the collector decides when to reconnect and ping
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._lost(exc)
+
+    def ping(self) -> None:
+        return None
+
+    def dispatch(self, event: Mapping[str, str]) -> list[str]:
+        self.on_event(dict(event))
+        return []
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once (half-open detection, shutdown)."""
+        protocol = self.protocol
+        if protocol is not None and not protocol.closed:
+            protocol.transport.abort()
+
+    def close(self) -> None:
+        protocol = self.protocol
+        if protocol is not None:
+            protocol.close()
+
+
+class AmiActions:
+    """The small action facade features use (``on_login`` resync): bounded, errors as exceptions."""
+
+    def __init__(self, manager: AmiManager, timeout: float) -> None:
+        self._manager = manager
+        self._timeout = timeout
+
+    async def send(self, action: Mapping[str, str]) -> list[dict[str, str]]:
+        """Send one action; return its response followed by the list items up to ``...Complete``.
+
+        Raises :class:`RemoteError` on ``Response: Error``, ``TimeoutError`` after ``action_timeout``,
+        :class:`ConnectionLost` when the connection drops meanwhile.
+        """
+        manager = self._manager
+        protocol = manager.protocol
+        if protocol is None or protocol.closed:
+            raise ConnectionLost(f"AMI connection to {manager.server.name} is down")
+        future = protocol.send(dict(action))
+        try:
+            reply = await asyncio.wait_for(future, self._timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"AMI action {action.get('Action')!r} on {manager.server.name}: no answer within {self._timeout:g} s"
+            ) from None
+        messages = reply if isinstance(reply, list) else [reply]
+        first = messages[0]
+        if first.get("Response", "").lower() in ("error", "fail", "failure"):
+            raise RemoteError(
+                f"AMI action {action.get('Action')!r} on {manager.server.name} failed: "
+                f"{first.get('Message', 'no message')}"
+            )
+        return [dict(m) for m in messages]
+
+
+def now_stamp() -> str:
+    """Receipt time in AMI's ``Timestamp`` format (``epoch.usec``)."""
+    return f"{time.time():.6f}"

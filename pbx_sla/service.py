@@ -1,0 +1,231 @@
+"""The daemon (``pbx-sla run``): AMI collectors, the features' servers and the durable writer, until SIGTERM.
+
+Start-up never waits for PostgreSQL: the catalogue comes from its cache file when the database is down,
+records queue (then spool to disk) and migrations run as soon as the database answers. SIGTERM/SIGINT:
+collectors stop (their sessions are recorded as lost at the stop time), feature tasks are cancelled, the
+writer flushes to PostgreSQL or to the spool, exit 0. A status snapshot is written atomically to
+``<data_dir>/status.json`` every ``STATUS_INTERVAL`` seconds for ``pbx-sla status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import importlib
+import json
+import os
+import signal
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from pbx_sla import __version__, features
+from pbx_sla.ami.collector import Collector, Router, iso
+from pbx_sla.ami.sessions import AmiSessionSink, close_dangling
+from pbx_sla.config import Settings
+from pbx_sla.errors import ConfigError
+from pbx_sla.features import ServiceContext
+from pbx_sla.log import get_logger
+from pbx_sla.pipeline import Record
+from pbx_sla.store import migrate
+from pbx_sla.store.pool import connect, resolve_dsn
+from pbx_sla.store.writer import DurableWriter
+
+log = get_logger(__name__)
+
+STATUS_FILE = "status.json"
+STATUS_INTERVAL = 2.0
+SPOOL_DIR = "spool"
+STOP_TIMEOUT = 15.0
+
+
+def load_features(names: Sequence[str] | None = None) -> list[ModuleType]:
+    """Import the feature modules (``features.FEATURES``; a dotted name is imported as written)."""
+    modules = []
+    for name in features.FEATURES if names is None else names:
+        module_name = name if "." in name else f"pbx_sla.features.{name}"
+        module = importlib.import_module(module_name)
+        for required in ("event_handlers", "sinks"):
+            if not callable(getattr(module, required, None)):
+                raise ConfigError(f"feature module {module_name} has no {required}(ctx)")
+        modules.append(module)
+    return modules
+
+
+def write_status(path: Path, snapshot: dict[str, Any]) -> None:
+    """Atomic replace: a reader sees the previous snapshot or this one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(snapshot, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class Daemon:
+    """The wiring of one ``pbx-sla run``; :func:`run_daemon` is its entry point."""
+
+    def __init__(self, settings: Settings, *, writer_options: dict[str, Any] | None = None) -> None:
+        self.settings = settings
+        self.writer_options = writer_options or {}
+        self.started_at = time.time()
+        self.stop_event = asyncio.Event()
+        self.collectors: list[Collector] = []
+        self.writer: DurableWriter | None = None
+        self.status_path = settings.data_dir / STATUS_FILE
+        self.state = "starting"
+
+    def snapshot(self) -> dict[str, Any]:
+        writer = self.writer
+        backlog = writer.backlog if writer else None
+        return {
+            "pid": os.getpid(),
+            "version": __version__,
+            "state": self.state,
+            "started_at": iso(self.started_at),
+            "updated_at": iso(time.time()),
+            "status_interval": STATUS_INTERVAL,
+            "data_dir": str(self.settings.data_dir),
+            "servers": [c.status.as_dict() for c in self.collectors],
+            "writer": {
+                "memory": backlog.memory if backlog else 0,
+                "spooled": backlog.spooled if backlog else 0,
+                "written": writer.written if writer else 0,
+                "dead_letters": writer.dead_letters if writer else 0,
+                "database": {None: "unknown", True: "up", False: "down"}[writer.db_ok if writer else None],
+                "last_error": writer.last_error if writer else None,
+            },
+        }
+
+    def _write_status(self) -> None:
+        try:
+            write_status(self.status_path, self.snapshot())
+        except OSError:
+            log.exception("cannot write the status file", path=str(self.status_path))
+
+    async def _status_loop(self) -> None:
+        while True:
+            self._write_status()
+            await asyncio.sleep(STATUS_INTERVAL)
+
+    async def run(self) -> int:
+        settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        dsn = await resolve_dsn(settings)
+        log.info(
+            "pbx-sla daemon starting",
+            version=__version__,
+            pid=os.getpid(),
+            data_dir=str(settings.data_dir),
+            database="embedded" if settings.embedded else "configured",
+            embedded_pgdata=str(settings.data_dir / "postgres") if settings.embedded else None,
+            servers=[f"{s.name}={s.username}@{s.host}:{s.port}" for s in settings.asterisk],
+            agi_listen=f"{settings.agi_host}:{settings.agi_port}",
+        )
+        if not settings.asterisk:
+            log.warning("no [[asterisk]] server configured: no AMI collection")
+
+        from pbx_sla.store.catalogue_watch import CatalogueWatch
+
+        catalogue = CatalogueWatch(data_dir=settings.data_dir)
+        await catalogue.start(dsn)
+
+        servers = [s.name for s in settings.asterisk]
+
+        async def prepare() -> None:
+            conn = await connect(dsn, timeout=10)
+            try:
+                applied = await migrate.upgrade(conn)
+                closed = await close_dangling(conn, servers)
+            finally:
+                await conn.close()
+            log.info("database ready", migrations_applied=len(applied), crashed_sessions_closed=closed)
+
+        writer: DurableWriter | None = None
+
+        def submit(record: Record) -> None:
+            assert writer is not None
+            writer.submit(record)
+
+        ctx = ServiceContext(settings=settings, dsn=dsn, submit=submit, catalogue=catalogue)
+        modules = load_features()
+        sinks = [AmiSessionSink()]
+        for module in modules:
+            sinks.extend(module.sinks(ctx))
+        writer = self.writer = DurableWriter(
+            dsn, sinks, settings.data_dir / SPOOL_DIR, prepare=prepare, **self.writer_options
+        )
+        ctx.submit = writer.submit
+        writer.start()
+
+        router = Router([module.event_handlers(ctx) for module in modules], writer.submit)
+        hooks = [
+            functools.partial(module.on_login, ctx) for module in modules if callable(getattr(module, "on_login", None))
+        ]
+        self.collectors = [Collector(server, router, writer.submit, hooks) for server in settings.asterisk]
+
+        feature_tasks: list[asyncio.Task[Any]] = []
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop_event.set)
+        status_task = asyncio.create_task(self._status_loop(), name="status")
+        collector_tasks: list[asyncio.Task[None]] = []
+        exit_code = 0
+        try:
+            for module in modules:
+                start = getattr(module, "start", None)
+                if callable(start):
+                    feature_tasks.extend(await start(ctx) or ())
+            collector_tasks = [asyncio.create_task(c.run(), name=f"collector-{c.server.name}") for c in self.collectors]
+            self.state = "running"
+            self._write_status()
+            log.info("pbx-sla daemon running", features=[m.__name__.rsplit(".", 1)[-1] for m in modules])
+            await self._wait(feature_tasks)
+        except (ConfigError, OSError) as exc:
+            log.error("daemon cannot start", error=str(exc))
+            exit_code = 2
+        finally:
+            self.state = "stopping"
+            log.info("pbx-sla daemon stopping")
+            for collector in self.collectors:
+                collector.stop()
+            if collector_tasks:
+                _, pending = await asyncio.wait(collector_tasks, timeout=STOP_TIMEOUT)
+                for task in pending:
+                    task.cancel()
+            for task in feature_tasks:
+                task.cancel()
+            await asyncio.gather(*feature_tasks, return_exceptions=True)
+            await writer.close(timeout=STOP_TIMEOUT)
+            await catalogue.close()
+            status_task.cancel()
+            await asyncio.gather(status_task, return_exceptions=True)
+            self.state = "stopped"
+            self._write_status()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            log.info("pbx-sla daemon stopped", backlog_spooled=writer.backlog.spooled, exit_code=exit_code)
+        return exit_code
+
+    async def _wait(self, feature_tasks: list[asyncio.Task[Any]]) -> None:
+        """Until SIGTERM; a feature task that dies is logged (the rest of the daemon keeps running)."""
+        stop = asyncio.create_task(self.stop_event.wait())
+        watched = set(feature_tasks)
+        try:
+            while True:
+                done, _ = await asyncio.wait({stop, *watched}, return_when=asyncio.FIRST_COMPLETED)
+                if stop in done:
+                    return
+                for task in done:
+                    watched.discard(task)
+                    if not task.cancelled() and task.exception() is not None:
+                        log.error("feature task failed", task=task.get_name(), error=repr(task.exception()))
+        finally:
+            stop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stop
+
+
+async def run_daemon(settings: Settings, *, writer_options: dict[str, Any] | None = None) -> int:
+    """Run until SIGTERM/SIGINT; 0 after a clean stop."""
+    return await Daemon(settings, writer_options=writer_options).run()
