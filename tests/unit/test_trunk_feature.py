@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -172,5 +171,5 @@ async def test_on_login_lets_timeouts_through():
         await feature.on_login(make_ctx(), "pbx1", ami)
 
 
-def test_sinks_cover_the_record_kind(tmp_path: Path):
+def test_sinks_cover_the_record_kind():
     assert [s.kind for s in feature.sinks(make_ctx())] == ["trunk_observation"]
