@@ -34,6 +34,7 @@ import structlog
 
 from pbx_sla.agi import protocol as p
 from pbx_sla.agi.pins import MAX_ATTEMPTS, PIN_MAX_DIGITS, PIN_PROMPT, PIN_TIMEOUT_MS, PinLimiter, match_pin
+from pbx_sla.agi.record import record_data
 from pbx_sla.config import AsteriskServer
 from pbx_sla.domain.routing import VARIABLES, Decision, PinOutcome, decide
 from pbx_sla.features import CatalogueSource
@@ -299,45 +300,4 @@ class SupportAGIServer:
                  latency_ms=latency_ms)  # fmt: skip
 
 
-def record_data(
-    d: Decision,
-    *,
-    uniqueid: str,
-    linkedid: str | None,
-    server: str,
-    caller_id: str,
-    caller_name: str,
-    channel: str,
-    decided_at: datetime,
-    latency_ms: float,
-    pin_attempts: int,
-    via: str,
-) -> dict[str, Any]:
-    """The ``support_call`` record of one decision (FastAGI and the classic script alike)."""
-    s = p.sanitise
-    return {
-        "uniqueid": s(uniqueid, max_chars=64),
-        "linkedid": linkedid,
-        "server": s(server, max_chars=64) or "unknown",
-        "caller": s(caller_id, max_chars=80),
-        "caller_e164": d.caller,
-        "caller_name": s(caller_name, max_chars=80),
-        "channel": s(channel, max_chars=120),
-        "dialled": d.dialled,
-        "tenant": d.tenant or None,
-        "requester": d.requester,
-        "authorised": d.authorised,
-        "in_hours": d.in_hours,
-        "tier": d.tier or None,
-        "action": d.action,
-        "reason": d.reason,
-        "queue": d.queue or None,
-        "priority": d.priority,
-        "decided_at": decided_at.isoformat(),
-        "latency_ms": latency_ms,
-        "pin_attempts": pin_attempts,
-        "via": via,
-    }
-
-
-__all__ = ["VARIABLES", "SupportAGIServer", "record_data"]
+__all__ = ["VARIABLES", "SupportAGIServer"]
