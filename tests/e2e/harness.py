@@ -525,6 +525,47 @@ def _free_udp_port(host: str) -> int:
         return s.getsockname()[1]
 
 
+def dtmf_pcap(digits: str, path: Path, gap_ms: int = 400) -> float:
+    """Write one pcap with RFC 2833 events for ``digits`` built from Debian's dtmf_2833_*.pcap.
+
+    The stock files each carry fixed RTP sequence numbers and timestamps (digit 1 has lower numbers
+    than digit 4, a repeated digit repeats them): played one after the other, Asterisk drops the
+    "old" or duplicate events. Here the packets are renumbered to run forward. Returns the seconds
+    the pcap lasts.
+    """
+    import struct
+
+    names = {"*": "star", "#": "pound"}
+    out = bytearray()
+    header = None
+    seq = 1000
+    rtp_ts = 8000
+    t = 0.0
+    for digit in digits:
+        src = DTMF_DIR / f"dtmf_2833_{names.get(digit, digit)}.pcap"
+        if not src.exists():
+            raise ValueError(f"no DTMF pcap for {digit!r}")
+        data = src.read_bytes()
+        header = header or data[:24]
+        off, first = 24, None
+        while off + 16 <= len(data):
+            sec, usec, incl, orig = struct.unpack("<IIII", data[off : off + 16])
+            pkt = bytearray(data[off + 16 : off + 16 + incl])
+            off += 16 + incl
+            when = sec + usec / 1e6
+            first = when if first is None else first
+            rtp = len(pkt) - 16  # 12 bytes RTP header + 4 bytes telephone-event
+            pkt[rtp - 2 : rtp] = b"\0\0"  # UDP checksum: none
+            struct.pack_into("!HI", pkt, rtp + 2, seq & 0xFFFF, rtp_ts)
+            seq += 1
+            at = t + (when - first)
+            out += struct.pack("<IIII", int(at), int((at % 1) * 1e6), len(pkt), len(pkt)) + pkt
+        t += gap_ms / 1000
+        rtp_ts += 8 * gap_ms
+    path.write_bytes((header or b"") + bytes(out))
+    return t
+
+
 def sipp_binary() -> str:
     path = shutil.which("sipp")
     if not path:
@@ -649,25 +690,25 @@ class Sipp:
                 dtmf_delay: float) -> Path:  # fmt: skip
         if not re.fullmatch(r"[+0-9A-Za-z*#._-]+", caller):
             raise ValueError(f"caller number {caller!r}: only [+0-9A-Za-z*#._-]")
+        n = next(self._seq)
         block = ""
         if dtmf:
-            names = {"*": "star", "#": "pound"}
-            parts = [f'  <recv request="BYE" timeout="{int(dtmf_delay * 1000)}" ontimeout="dtmf0" next="remote_bye" />',
-                     '  <label id="dtmf0" />']  # fmt: skip
-            for i, digit in enumerate(dtmf, 1):
-                pcap = DTMF_DIR / f"dtmf_2833_{names.get(digit, digit)}.pcap"
-                if not pcap.exists():
-                    raise ValueError(f"no DTMF pcap for {digit!r}")
-                parts += [
-                    f'  <nop><action><exec play_pcap_audio="{pcap}" /></action></nop>',
-                    f'  <recv request="BYE" timeout="400" ontimeout="dtmf{i}" next="remote_bye" />',
-                    f'  <label id="dtmf{i}" />',
-                ]
-            block = "\n".join(parts)
+            if not re.fullmatch(r"[0-9*#]+", dtmf):
+                raise ValueError(f"DTMF digits {dtmf!r}: only 0-9 * #")
+            pcap = self.workdir / f"call-{n}-dtmf.pcap"
+            seconds = dtmf_pcap(dtmf, pcap)
+            block = "\n".join([
+                "  <!-- wait for the prompt, then play the digits (RFC 2833) -->",
+                f'  <recv request="BYE" timeout="{int(dtmf_delay * 1000)}" ontimeout="dtmf" next="remote_bye" />',
+                '  <label id="dtmf" />',
+                f'  <nop><action><exec play_pcap_audio="{pcap}" /></action></nop>',
+                f'  <recv request="BYE" timeout="{int(seconds * 1000) + 200}" ontimeout="dtmf_done" next="remote_bye" />',
+                '  <label id="dtmf_done" />',
+            ])  # fmt: skip
         text = (SIPP_DIR / template).read_text()
         text = text.replace("@CALLER@", caller).replace("@DTMF@", block)
         text = text.replace("@HOLD_MS@", str(max(1, int(hold_seconds * 1000))))
-        path = self.workdir / f"call-{next(self._seq)}-{template}"
+        path = self.workdir / f"call-{n}-{template}"
         path.write_text(text)
         return path
 
