@@ -549,7 +549,7 @@ def dtmf_pcap(digits: str, path: Path, gap_ms: int = 400) -> float:
         header = header or data[:24]
         off, first = 24, None
         while off + 16 <= len(data):
-            sec, usec, incl, orig = struct.unpack("<IIII", data[off : off + 16])
+            sec, usec, incl, _orig = struct.unpack("<IIII", data[off : off + 16])
             pkt = bytearray(data[off + 16 : off + 16 + incl])
             off += 16 + incl
             when = sec + usec / 1e6
@@ -593,8 +593,14 @@ class SippPeer:
             f"{self.target.sip_host}:{self.target.sip_port}",
         ]  # fmt: skip
         self._out = open(self.log, "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT,
-                                     cwd=self.workdir, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            start_new_session=True,
+        )
         time.sleep(0.2)
         if self.proc.poll() is not None:
             raise RuntimeError(f"sipp peer {self.name} exited at once: {self.log.read_text(errors='replace')[-2000:]}")
@@ -702,7 +708,8 @@ class Sipp:
                 f'  <recv request="BYE" timeout="{int(dtmf_delay * 1000)}" ontimeout="dtmf" next="remote_bye" />',
                 '  <label id="dtmf" />',
                 f'  <nop><action><exec play_pcap_audio="{pcap}" /></action></nop>',
-                f'  <recv request="BYE" timeout="{int(seconds * 1000) + 200}" ontimeout="dtmf_done" next="remote_bye" />',
+                f'  <recv request="BYE" timeout="{int(seconds * 1000) + 200}" ontimeout="dtmf_done"'
+                ' next="remote_bye" />',
                 '  <label id="dtmf_done" />',
             ])  # fmt: skip
         text = (SIPP_DIR / template).read_text()
