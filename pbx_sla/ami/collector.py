@@ -209,7 +209,8 @@ class Collector:
             delay = self.backoff.next()
             log.info("AMI reconnect scheduled", server=server.name, in_seconds=round(delay, 2))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._stopping.wait()
             status.reconnects += 1
         status.state = "stopped"
 

@@ -2,7 +2,7 @@
 
 Collectors call :meth:`DurableWriter.submit` (never blocks, never raises). A background task takes the
 oldest records, groups them by ``kind`` and writes each group in one transaction through the sink of
-that kind. Order is first-in first-out overall (and so within each kind).
+that kind. Records of one kind are written in submission order (kinds are independent).
 
 * DB trouble (refused, broken pool, schema not migrated yet...): the batch stays queued and is retried
   with exponential backoff.
@@ -371,9 +371,14 @@ class DurableWriter:
 
     async def _pause(self, seconds: float, *, wake: bool) -> None:
         """Sleep; a full batch (``wake``) or :meth:`close` ends the sleep early."""
+        if not wake and self._closing:  # retrying while closing: at most every 0.5 s, not in a tight loop
+            await asyncio.sleep(min(seconds, 0.5))
+            return
         event = self._wake if wake else self._close_event
+        # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation when the event is set
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await event.wait()
 
     async def _run(self) -> None:
         delay = 0.0
@@ -381,18 +386,18 @@ class DurableWriter:
             if self._closing and self._idle():
                 return
             if delay:
-                await self._pause(min(delay, 0.5) if self._closing else delay, wake=False)
+                await self._pause(delay, wake=False)
             elif not self._closing:
                 await self._pause(self._flush_interval, wake=True)
             self._wake.clear()
+            if self._tail and (self._segments or self._head):
+                await self._spill_tail()  # disk first: it must not wait for the database
             try:
                 if self._pool is None or not self._prepared:
                     await self._get_pool()  # migrate as soon as the database answers, even with nothing queued
-                first = True
                 while True:
-                    if self._tail and (self._segments or self._head) and (first or len(self._tail) >= self._batch_size):
+                    if self._tail and (self._segments or self._head) and len(self._tail) >= self._batch_size:
                         await self._spill_tail()
-                    first = False
                     if not await self._drain_once():
                         break
                     await asyncio.sleep(0)  # let the collectors run between batches
