@@ -126,6 +126,7 @@ class DurableWriter:
         self._replay: list[Record] | None = None  # loaded first segment
         self._replay_done = 0
         self._unknown_kinds: dict[str, int] = {}
+        self._dead: set[int] = set()  # id() of queued records already moved to dead letters
         self._wake = asyncio.Event()
         self._close_event = asyncio.Event()
         self._closing = False
@@ -244,6 +245,8 @@ class DurableWriter:
 
     def _persist_leftovers(self) -> None:
         """At close: memory → disk (head before every segment, tail after), so that nothing is lost."""
+        if self._dead:
+            self._head = deque(r for r in self._head if id(r) not in self._dead)
         if self._head:
             seq = int(self._segments[0].stem) - 1 if self._segments else _FIRST_SEGMENT
             path = self._segment_path(seq)
@@ -302,7 +305,10 @@ class DurableWriter:
     async def _write_chunk(self, chunk: Sequence[Record]) -> None:
         """Write records grouped by kind, one transaction per group; raise on DB trouble."""
         groups: dict[str, list[Record]] = {}
+        dead = self._dead
         for record in chunk:
+            if dead and id(record) in dead:
+                continue  # refused on an earlier attempt at this chunk: already in dead letters
             groups.setdefault(record.kind, []).append(record)
         pool = await self._get_pool()
         for kind, records in groups.items():
@@ -331,6 +337,12 @@ class DurableWriter:
                     error=f"{type(exc).__name__}: {exc}",
                 )
                 self._dead_letter(record.kind, record.data, f"{type(exc).__name__}: {exc}")
+                self._dead.add(id(record))
+
+    def _done(self, chunk: Sequence[Record]) -> None:
+        if self._dead:
+            for record in chunk:
+                self._dead.discard(id(record))
 
     async def _drain_once(self) -> bool:
         """Write one batch (memory first, then the oldest segment); False when there was nothing to do."""
@@ -340,6 +352,7 @@ class DurableWriter:
             await self._write_chunk(chunk)
             for _ in range(len(chunk)):
                 head.popleft()
+            self._done(chunk)
             return True
         if self._segments:
             path = self._segments[0]
@@ -351,6 +364,7 @@ class DurableWriter:
                 chunk = self._replay[self._replay_done : self._replay_done + self._batch_size]
                 await self._write_chunk(chunk)
                 self._replay_done += len(chunk)
+                self._done(chunk)
                 return True
             path.unlink(missing_ok=True)
             self._segments.popleft()
