@@ -28,11 +28,11 @@ real elapsed seconds, DST days included.
 from __future__ import annotations
 
 import bisect
-import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class State(StrEnum):
@@ -200,8 +200,9 @@ class Session:
     end: datetime
 
 
-@dataclass(frozen=True)
-class Segment:
+class Segment(NamedTuple):
+    """``[start, end)`` with a state or category value (a tuple: built by the hundred thousand)."""
+
     start: datetime
     end: datetime
     value: str
@@ -209,28 +210,36 @@ class Segment:
 
 def overlay(base: Sequence[Segment], top: Sequence[Segment]) -> list[Segment]:
     """``top`` painted over ``base``. Both sorted and non-overlapping within themselves; result likewise,
-    with adjacent equal values merged and empty segments dropped."""
-    bounds = sorted({b for s in (*base, *top) for b in (s.start, s.end)})
-    base_starts = [s.start for s in base]
-    top_starts = [s.start for s in top]
-
-    def find(segments: Sequence[Segment], starts: list[datetime], at: datetime) -> str | None:
-        i = bisect.bisect_right(starts, at) - 1
-        if i >= 0 and segments[i].start <= at < segments[i].end:
-            return segments[i].value
-        return None
-
+    with adjacent equal values merged and empty segments dropped. One linear pass over both."""
     out: list[Segment] = []
-    for a, b in itertools.pairwise(bounds):
-        value = find(top, top_starts, a)
-        if value is None:
-            value = find(base, base_starts, a)
-        if value is None:
-            continue
+
+    def emit(a: datetime, b: datetime, value: str) -> None:
+        if a >= b:
+            return
         if out and out[-1].value == value and out[-1].end == a:
             out[-1] = Segment(out[-1].start, b, value)
         else:
             out.append(Segment(a, b, value))
+
+    i, n = 0, len(base)
+    painted_to: datetime | None = None  # base before this instant is already covered by top
+    for t in top:
+        if t.start >= t.end:
+            continue
+        while i < n and base[i].start < t.start:
+            b = base[i]
+            a = b.start if painted_to is None else max(b.start, painted_to)
+            emit(a, min(b.end, t.start), b.value)
+            if b.end <= t.start:
+                i += 1
+            else:
+                break
+        emit(t.start, t.end, t.value)
+        painted_to = t.end
+        while i < n and base[i].end <= t.end:
+            i += 1
+    for b in base[i:]:
+        emit(b.start if painted_to is None else max(b.start, painted_to), b.end, b.value)
     return out
 
 
