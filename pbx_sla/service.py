@@ -127,9 +127,6 @@ class Daemon:
 
         from pbx_sla.store.catalogue_watch import CatalogueWatch
 
-        catalogue = CatalogueWatch(data_dir=settings.data_dir)
-        await catalogue.start(dsn)
-
         servers = [s.name for s in settings.asterisk]
 
         async def prepare() -> None:
@@ -147,31 +144,37 @@ class Daemon:
             assert writer is not None
             writer.submit(record)
 
+        # build everything first: a broken feature module stops us before anything runs
+        catalogue = CatalogueWatch(data_dir=settings.data_dir)
         ctx = ServiceContext(settings=settings, dsn=dsn, submit=submit, catalogue=catalogue)
-        modules = load_features()
-        sinks = [AmiSessionSink()]
-        for module in modules:
-            sinks.extend(module.sinks(ctx))
-        writer = self.writer = DurableWriter(
-            dsn, sinks, settings.data_dir / SPOOL_DIR, prepare=prepare, **self.writer_options
-        )
-        ctx.submit = writer.submit
-        writer.start()
-
-        router = Router([module.event_handlers(ctx) for module in modules], writer.submit)
+        try:
+            modules = load_features()
+            sinks: list[Any] = [AmiSessionSink()]
+            for module in modules:
+                sinks.extend(module.sinks(ctx))
+            writer = self.writer = DurableWriter(
+                dsn, sinks, settings.data_dir / SPOOL_DIR, prepare=prepare, **self.writer_options
+            )
+            ctx.submit = writer.submit
+            router = Router([module.event_handlers(ctx) for module in modules], writer.submit)
+        except (ImportError, ConfigError, ValueError) as exc:
+            log.error("daemon cannot start: a feature module is broken", error=f"{type(exc).__name__}: {exc}")
+            return 2
         hooks = [
             functools.partial(module.on_login, ctx) for module in modules if callable(getattr(module, "on_login", None))
         ]
         self.collectors = [Collector(server, router, writer.submit, hooks) for server in settings.asterisk]
 
         feature_tasks: list[asyncio.Task[Any]] = []
+        collector_tasks: list[asyncio.Task[None]] = []
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop_event.set)
         status_task = asyncio.create_task(self._status_loop(), name="status")
-        collector_tasks: list[asyncio.Task[None]] = []
         exit_code = 0
         try:
+            await catalogue.start(dsn)
+            writer.start()
             for module in modules:
                 start = getattr(module, "start", None)
                 if callable(start):
