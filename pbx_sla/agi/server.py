@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import socket
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,55 +47,107 @@ log = get_logger(__name__)
 SCRIPT = "support"
 HEADER_TIMEOUT = 5.0
 COMMAND_TIMEOUT = 5.0
+#: pending connections the kernel keeps (Asterisk opens one per call; bursts beyond the default 100
+#: would see their SYN dropped and retried after 1 s)
+BACKLOG = 1024
 
 
 class SessionClosed(Exception):
     """Asterisk closed the connection (or broke the protocol): nothing more can be sent."""
 
 
-class Session:
-    """One FastAGI connection: send a command, get its reply; ``HANGUP`` notices are noted, not replies."""
+class Session(asyncio.Protocol):
+    """One FastAGI connection as a bare protocol (no streams: a call is ~11 round trips, so per-message
+    overhead is what limits decisions/s). ``send`` writes one command and awaits its reply; ``HANGUP``
+    notices are noted (:attr:`hung_up`), never taken for replies."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
+    def __init__(self, on_connect: Callable[[Session], Any]) -> None:
+        self._on_connect = on_connect
         self.parser = p.FastAGIParser()
         self.hung_up = False
-        self._pending: list[p.Event] = []
+        self.closed = False
+        self.error: str | None = None
+        self.transport: asyncio.Transport | None = None
+        self.peer: str | None = None
+        self._events: deque[p.Event] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._loop = asyncio.get_running_loop()
+        self.task: asyncio.Task[None] | None = None
 
-    async def _next(self) -> p.Event:
-        while not self._pending:
-            data = await self.reader.read(4096)
-            if not data:
-                raise SessionClosed("connection closed")
+    # protocol callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peername = transport.get_extra_info("peername")
+        self.peer = str(peername[0]) if isinstance(peername, tuple) and peername else None
+        self.task = self._loop.create_task(self._on_connect(self))
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._events.extend(self.parser.feed(data))
+        except p.ProtocolError as exc:
+            self.error = str(exc)
+            self.closed = True
+            assert self.transport is not None
+            self.transport.abort()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.closed = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # the call's side
+    async def _next(self, timeout: float) -> p.Event:  # noqa: ASYNC109
+        while not self._events:
+            if self.closed:
+                raise SessionClosed(self.error or "connection closed")
+            waiter = self._waiter = self._loop.create_future()
+            timer = self._loop.call_later(timeout, _expire, waiter)
             try:
-                self._pending.extend(self.parser.feed(data))
-            except p.ProtocolError as exc:
-                raise SessionClosed(str(exc)) from None
-        return self._pending.pop(0)
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        return self._events.popleft()
 
     async def headers(self, timeout: float = HEADER_TIMEOUT) -> p.Headers:  # noqa: ASYNC109
-        async with asyncio.timeout(timeout):
-            while True:
-                event = await self._next()
-                if isinstance(event, p.Headers):
-                    return event
+        deadline = self._loop.time() + timeout
+        while True:
+            event = await self._next(max(0.0, deadline - self._loop.time()))
+            if isinstance(event, p.Headers):
+                return event
 
     async def send(self, line: bytes, timeout: float = COMMAND_TIMEOUT) -> p.Reply:  # noqa: ASYNC109
         """Send one command and wait for its reply; a HANGUP seen on the way sets :attr:`hung_up`."""
-        try:
-            self.writer.write(line)
-            await self.writer.drain()
-        except (ConnectionError, RuntimeError) as exc:
-            raise SessionClosed(str(exc)) from None
-        async with asyncio.timeout(timeout):
-            while True:
-                event = await self._next()
-                if isinstance(event, p.Hangup):
+        if self.closed or self.transport is None or self.transport.is_closing():
+            raise SessionClosed(self.error or "connection closed")
+        self.transport.write(line)
+        while True:
+            event = await self._next(timeout)
+            if isinstance(event, p.Hangup):
+                self.hung_up = True
+            elif isinstance(event, p.Reply):
+                if event.code == 511:
                     self.hung_up = True
-                elif isinstance(event, p.Reply):
-                    if event.code == 511:
-                        self.hung_up = True
-                    return event
+                return event
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 class Stopwatch:
@@ -158,7 +211,8 @@ class SupportAGIServer:
 
     async def serve(self, host: str, port: int) -> asyncio.Server:
         await self._resolve_servers()
-        server = await asyncio.start_server(self.handle, host, port, reuse_address=True, limit=p.MAX_HEADER_BYTES)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: Session(self.handle), host, port, reuse_address=True, backlog=BACKLOG)
         log.info("FastAGI server listening", host=host, port=port, script=f"/{SCRIPT}")
         return server
 
@@ -186,15 +240,14 @@ class SupportAGIServer:
             return self.servers[0].name
         return "unknown"
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(self, session: Session) -> None:
+        """Serve one connection (the task :class:`Session` starts when Asterisk connects)."""
         self.sessions += 1
-        peername = writer.get_extra_info("peername")
-        peer = str(peername[0]) if isinstance(peername, tuple) and peername else None
-        session = Session(reader, writer)
+        peer = session.peer
         try:
             try:
                 headers = await session.headers(self.header_timeout)
-            except (SessionClosed, TimeoutError, ConnectionError) as exc:
+            except (SessionClosed, TimeoutError) as exc:
                 log.info("FastAGI client left before its headers", peer=peer, error=str(exc) or type(exc).__name__)
                 return
             script = headers.get("network_script").split("?", 1)[0].strip("/")
@@ -208,9 +261,7 @@ class SupportAGIServer:
         except Exception:
             log.exception("FastAGI session failed", peer=peer)
         finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            session.close()
 
     # --- the support script ----------------------------------------------------------------------
 
@@ -242,7 +293,7 @@ class SupportAGIServer:
                 reply = await session.send(p.get_full_variable("${CHANNEL(linkedid)}"), self.command_timeout)
                 if reply.ok and reply.result == 1 and reply.data:
                     call.linkedid = p.sanitise(reply.data, max_chars=64)
-        except (SessionClosed, TimeoutError, ConnectionError) as exc:
+        except (SessionClosed, TimeoutError) as exc:
             log.info("support call ended during the AGI session", error=str(exc) or type(exc).__name__)
         finally:
             self._record(call, watch.ms)
@@ -296,7 +347,7 @@ class SupportAGIServer:
         if not call.variables_set:
             data["action"] = "hangup"
         self.submit(Record("support_call", data))
-        log.info("support call routed", action=data["action"], reason=data["reason"], tenant=data["tenant"],
+        log.debug("support call routed", action=data["action"], reason=data["reason"], tenant=data["tenant"],
                  latency_ms=latency_ms)  # fmt: skip
 
 
