@@ -173,6 +173,7 @@ def main() -> None:
     m = machine()
     # baseline: one call at a time (no contention)
     base, _ = asyncio.run(load(port, 1, 2))
+    light, light_wall = asyncio.run(load(port, 20, 3))  # a busy PBX: 20 calls in flight
     latencies, wall = asyncio.run(load(port, args.concurrency, args.seconds))
     server.send_signal(signal.SIGTERM)
     server_ms = json.loads(server.stdout.readlines()[-1])[len(base) :]
@@ -184,6 +185,8 @@ def main() -> None:
         "server_p50_ms": round(pct(server_ms, 0.5), 3), "server_p99_ms": round(pct(server_ms, 0.99), 3),
         "serial_p50_ms": round(pct(base, 0.5), 3), "serial_p99_ms": round(pct(base, 0.99), 3),
         "serial_per_s": round(len(base) / 2),
+        "light_p50_ms": round(pct(light, 0.5), 2), "light_p99_ms": round(pct(light, 0.99), 2),
+        "light_per_s": round(len(light) / light_wall),
         "classic_mean_ms": round(statistics.mean(classic_ms), 1), "classic_p50_ms": round(pct(classic_ms, 0.5), 1),
         "classic_max_ms": round(max(classic_ms), 1),
     }  # fmt: skip
@@ -195,6 +198,8 @@ def main() -> None:
         rows = [
             ("baseline, one call at a time: per-call p50 / p99",
              f"{r['serial_p50_ms']} / {r['serial_p99_ms']} ms ({r['serial_per_s']} calls/s)"),
+            ("20 concurrent (3 s): per-call p50 / p99, decisions/s",
+             f"{r['light_p50_ms']} / {r['light_p99_ms']} ms, {r['light_per_s']}/s"),
             (f"{c} concurrent: calls", f"{r['calls']} in {r['wall_s']} s"),
             (f"{c} concurrent: decisions/s", f"**{r['decisions_per_s']}** (target >= 2,000)"),
             (f"{c} concurrent: per-call latency p50 / p99 (client)", f"{r['p50_ms']} / **{r['p99_ms']}** ms"),
@@ -203,6 +208,16 @@ def main() -> None:
             (f"classic script (support_route.py, {args.classic} spawns): wall per call mean / p50 / max",
              f"{r['classic_mean_ms']} / {r['classic_p50_ms']} / {r['classic_max_ms']} ms"),
         ]  # fmt: skip
+        ok = r["p99_ms"] < 300
+        verdict = (
+            f"Targets: p99 < 10 ms is {'met' if r['serial_p99_ms'] < 10 else 'NOT met'} one call at a time and "
+            f"{'met' if r['light_p99_ms'] < 10 else 'NOT met'} with 20 in flight; with {c} calls always in flight "
+            f"latency is bounded below by Little's law ({c} / decisions/s), so p99 < 10 ms is not reachable there. "
+            f">= 2,000 decisions/s is {'met' if r['decisions_per_s'] >= 2000 else 'NOT met'} "
+            f"({r['decisions_per_s']}/s): each call is 11 round trips (Asterisk reads AGI commands one at a "
+            f"time, so they cannot be pipelined) and both processes share 2 busy cores. spec.md's 300 ms answer "
+            f"budget {'holds' if ok else 'is EXCEEDED at p99'} with {c} in flight."
+        )
         table = "\n".join(["| measure | value |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)])
         args.out.write_text(f"""# FastAGI routing benchmark (bench/agi.py)
 
@@ -221,9 +236,7 @@ Server process: `SupportAGIServer`, example catalogue, no PIN prompts. Client pr
 
 {table}
 
-With {args.concurrency} calls always in flight, latency is bounded below by Little's law:
-{args.concurrency} / (decisions/s). The 10 ms p99 target holds one call at a time (baseline row), not with
-{args.concurrency} in flight on 2 shared cores; the 300 ms answer budget of spec.md holds in both.
+{verdict}
 """)
 
 
