@@ -1,0 +1,190 @@
+"""End to end: real sipp calls into a real Asterisk whose dialplan asks `pbx-sla run`'s FastAGI server.
+
+* an authorised requester calls in E.164 and in the national format: queued to the tier's queue with
+  its priority, a sipp agent answers;
+* an unknown number dials a tenant DID and keys a wrong PIN (RFC 2833 DTMF): three prompts, then the
+  general line (the dialplan's general queue), answered too;
+* a requester of a tenant whose calendar is closed today: the closed route (Asterisk hangs up, no queue);
+* `pbx-sla sla` then shows the support calls, the answered ones and their service level.
+
+Run under the machine-wide lock: ``flock /tmp/pbx-sla-e2e.lock .venv/bin/pytest tests/e2e/test_support.py -x``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from . import harness
+
+pytestmark = pytest.mark.e2e
+
+PRAGUE = ZoneInfo("Europe/Prague")
+ACME_DID = "+420221000111"
+BISTRO_DID = "+420221000222"
+
+
+def catalogue_text() -> str:
+    """The example catalogue, with the business calendar closed today and tomorrow (public holidays),
+    so bistro (tier1, business hours, out_of_hours = closed) is out of hours whenever the test runs."""
+    today = datetime.now(PRAGUE).date()
+    text = (harness.REPO / "examples" / "contracts.toml").read_text(encoding="utf-8")
+    holidays = ", ".join(f'"{today + timedelta(days=d)}"' for d in (-1, 0, 1))
+    old = 'holidays = ["2026-12-24", "2026-12-25", "2026-12-26", "2027-01-01"]'
+    assert old in text
+    text = text.replace(old, f"holidays = [{holidays}]")
+    return text.replace('contract_start = "2026-03-01"', f'contract_start = "{today - timedelta(days=30)}"').replace(
+        'contract_end = "2027-02-28"', f'contract_end = "{today + timedelta(days=300)}"'
+    )
+
+
+class Daemon:
+    """`pbx-sla run` as a subprocess, stopped with SIGTERM."""
+
+    def __init__(self, config: Path, env: dict[str, str], log: Path) -> None:
+        self.config, self.env, self.log = config, env, log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "pbx_sla.cli", "run", "--config", str(self.config)],
+                env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+
+    def stop(self) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        code, self.proc = self.proc.returncode, None
+        return code
+
+
+async def wait_for(db, query: str, *args, within: float = 30.0):
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        value = await db.fetchval(query, *args)
+        if value:
+            return value
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"nothing for {query!r} {args} within {within} s")
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pbx_sla.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+
+
+async def test_support_line_end_to_end(
+    asterisk: harness.AsteriskTarget, ami: harness.AmiClient, sipp: harness.Sipp, db, db_dsn: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "PBX_SLA_DSN": db_dsn, "PBX_SLA_DATA_DIR": str(tmp_path / "data")}
+    env.pop("PBX_SLA_CONFIG", None)
+    contracts = tmp_path / "contracts.toml"
+    contracts.write_text(catalogue_text(), encoding="utf-8")
+    applied = cli(env, "contracts", "apply", str(contracts))
+    assert applied.returncode == 0, applied.stderr
+
+    config = tmp_path / "pbx-sla.toml"
+    config.write_text(
+        f"""
+[[asterisk]]
+name = "{asterisk.server_name}"
+host = "{asterisk.ami_host}"
+port = {asterisk.ami_port}
+username = "{asterisk.ami_username}"
+secret = "{asterisk.ami_secret}"
+
+[agi]
+listen = "{asterisk.agi_host}:{asterisk.agi_port}"
+""",
+        encoding="utf-8",
+    )
+    daemon = Daemon(config, env, tmp_path / "daemon.log")
+    for name in ("agent1", "agent2"):
+        sipp.agent(name).start()
+    for name in ("agent1", "agent2"):
+        harness.wait_contact_status(ami, name, "Reachable", timeout=asterisk.qualify_frequency + 10)
+    t0 = datetime.now(UTC)
+    daemon.start()
+    try:
+        await wait_for(db, "SELECT resynced_at FROM ami_sessions WHERE server = $1", asterisk.server_name)
+
+        # 1. authorised requester, E.164 and national formats: tier3's queue, priority 5, answered
+        for n, caller in enumerate(("+420777000001", "777000001")):
+            mark = ami.mark()
+            result = sipp.call(caller, ACME_DID, hold_seconds=3)
+            assert result.ok, result.stderr[-3000:]
+            route = ami.wait_event("UserEvent", UserEvent="PbxSlaSupport", start=mark)
+            assert (route["Action"], route["Queue"], route["Tenant"], route["Reason"]) == (
+                "queue", "support-premium", "acme", "authorised-number"), (n, route)  # fmt: skip
+            join = ami.wait_event("QueueCallerJoin", Queue="support-premium", start=mark)
+            assert join["CallerIDNum"] == caller
+            ami.wait_event("AgentConnect", Queue="support-premium", start=mark)
+
+        # 2. unknown number, wrong PIN: three prompts (the 2nd and 3rd time out), then the general line
+        mark = ami.mark()
+        result = sipp.call("+420600111222", ACME_DID, dtmf="1234", dtmf_delay=1.5, hold_seconds=30, timeout=90)
+        assert result.ok, result.stderr[-3000:]
+        route = ami.wait_event("UserEvent", UserEvent="PbxSlaSupport", start=mark, timeout=40)
+        assert (route["Action"], route["Reason"], route["Tenant"]) == ("general", "pin-failed", "acme")
+        ami.wait_event("QueueCallerJoin", Queue="support-basic", start=mark)
+        ami.wait_event("AgentConnect", Queue="support-basic", start=mark)
+
+        # 3. tenant out of hours (holiday today): closed, Asterisk hangs up, no queue
+        mark = ami.mark()
+        result = sipp.call("+420603000003", BISTRO_DID, hold_seconds=10)
+        assert result.ok, result.stderr[-3000:]
+        assert result.remote_hangup and result.seconds < 8
+        route = ami.wait_event("UserEvent", UserEvent="PbxSlaSupport", start=mark)
+        assert (route["Action"], route["Reason"], route["Tenant"], route["Queue"]) == (
+            "closed", "out-of-hours", "bistro", "")  # fmt: skip
+        assert not [e for e in ami.events[mark:] if e.get("Event") == "QueueCallerJoin"]
+
+        # every call recorded, queue events stored
+        await wait_for(db, "SELECT count(*) >= 4 FROM support_calls")
+        await wait_for(db, "SELECT count(*) >= 3 FROM queue_events WHERE event = 'AgentConnect'")
+    finally:
+        assert daemon.stop() == 0, (tmp_path / "daemon.log").read_text(errors="replace")[-4000:]
+
+    rows = {r["caller"]: r for r in await db.fetch("SELECT * FROM support_calls")}
+    assert set(rows) == {"+420777000001", "777000001", "+420600111222", "+420603000003"}
+    assert all(r["server"] == asterisk.server_name for r in rows.values())
+    assert all(r["linkedid"] for r in rows.values())
+    assert all(r["latency_ms"] < 300 for r in rows.values())
+    assert rows["777000001"]["caller_e164"] == "+420777000001"
+    assert (rows["+420600111222"]["reason"], rows["+420600111222"]["pin_attempts"]) == ("pin-failed", 3)
+    assert rows["+420603000003"]["action"] == "closed"
+    assert (rows["+420777000001"]["queue"], rows["+420777000001"]["priority"]) == ("support-premium", 5)
+    query = "SELECT s.caller, o.outcome FROM support_call_outcomes o JOIN support_calls s USING (server, uniqueid)"
+    outcomes = {r["caller"]: r["outcome"] for r in await db.fetch(query)}
+    assert outcomes == {"+420777000001": "answered", "777000001": "answered", "+420600111222": "answered",
+                        "+420603000003": "not-queued"}  # fmt: skip
+
+    t1 = datetime.now(UTC) + timedelta(seconds=1)
+    out = cli(env, "sla", "--from", t0.isoformat(), "--to", t1.isoformat(), "--format", "json")
+    assert out.returncode == 0, out.stderr
+    tenants = {t["tenant"]: t for t in json.loads(out.stdout)["tenants"]}
+    acme, bistro = tenants["acme"], tenants["bistro"]
+    assert (acme["support_calls"], acme["answered"], acme["abandoned"]) == (3, 3, 0)
+    assert acme["answered_within_target"] == 3  # agents answer within seconds; tier3's target is 30 s
+    assert acme["service_level"] == 1.0
+    assert (bistro["support_calls"], bistro["answered"], bistro["service_level"]) == (1, 0, None)
+    if asterisk.sandbox:
+        assert asterisk.unexpected_problems() == []
