@@ -15,6 +15,7 @@ to ``billsec``. So a call that spans the autumn change keeps its real length.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import uuid
@@ -123,21 +124,22 @@ class CdrLeg:
         Built only from fields every source has (not ``sequence`` or ``linkedid``, which a Master.csv
         without ``newcdrcolumns`` lacks), times as UTC instants so that the writer's zone does not matter.
         """
-        parts = (
-            self.server,
-            self.uniqueid,
-            self.channel,
-            self.dstchannel,
-            self.dst,
-            self.dcontext,
-            str(int(self.start.timestamp())),
-            "" if self.answer is None else str(int(self.answer.timestamp())),
-            str(int(self.end.timestamp())),
-            str(self.duration),
-            str(self.billsec),
-            self.disposition,
+        return uuid.UUID(
+            hex=fingerprint_hex(
+                self.server,
+                self.uniqueid,
+                self.channel,
+                self.dstchannel,
+                self.dst,
+                self.dcontext,
+                int(self.start.timestamp()),
+                None if self.answer is None else int(self.answer.timestamp()),
+                int(self.end.timestamp()),
+                self.duration,
+                self.billsec,
+                self.disposition,
+            )
         )
-        return uuid.UUID(bytes=hashlib.md5("\x1f".join(parts).encode(), usedforsecurity=False).digest())
 
     @property
     def call_key(self) -> str:
@@ -157,6 +159,40 @@ class CdrLeg:
         """Deterministic leg order inside a call (start, then sequence, then identity)."""
         seq = self.sequence if self.sequence is not None else 2**31
         return (self.start.timestamp(), seq, self.uniqueid, str(self.fingerprint))
+
+
+def fingerprint_hex(
+    server: str,
+    uniqueid: str,
+    channel: str,
+    dstchannel: str,
+    dst: str,
+    dcontext: str,
+    start: int,
+    answer: int | None,
+    end: int,
+    duration: int,
+    billsec: int,
+    disposition: str,
+) -> str:
+    """The leg fingerprint (times as UTC epoch seconds) as 32 hex digits; see :attr:`CdrLeg.fingerprint`."""
+    text = "\x1f".join(
+        (
+            server,
+            uniqueid,
+            channel,
+            dstchannel,
+            dst,
+            dcontext,
+            str(start),
+            "" if answer is None else str(answer),
+            str(end),
+            str(duration),
+            str(billsec),
+            disposition,
+        )
+    )
+    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
 
 def endpoint(channel: str) -> str | None:
@@ -342,3 +378,184 @@ def leg_from_data(data: Mapping[str, object]) -> CdrLeg:
         value = values.get(name)
         values[name] = None if value is None else datetime.fromisoformat(str(value))
     return CdrLeg(**values)  # type: ignore[arg-type]
+
+
+# --- leg rows: the storage form, and the fast Master.csv path -------------------------------------------
+
+#: the fields of a leg row, in order (the storage layer's staging columns; times as UTC epoch seconds)
+LEG_ROW_FIELDS = (
+    "server",
+    "fingerprint",
+    "call_key",
+    "accountcode",
+    "src",
+    "dst",
+    "dcontext",
+    "clid",
+    "channel",
+    "dstchannel",
+    "lastapp",
+    "lastdata",
+    "start",
+    "answer",
+    "end",
+    "duration",
+    "billsec",
+    "disposition",
+    "amaflags",
+    "uniqueid",
+    "userfield",
+    "peeraccount",
+    "linkedid",
+    "sequence",
+    "src_endpoint",
+    "dst_endpoint",
+)
+
+LegRow = tuple  # values in LEG_ROW_FIELDS order
+
+
+def _call_key(linkedid: str, uniqueid: str, fingerprint: str) -> str:
+    return linkedid or uniqueid or f"leg:{uuid.UUID(hex=fingerprint)}"
+
+
+def leg_row(leg: CdrLeg) -> LegRow:
+    """A leg as a row (:data:`LEG_ROW_FIELDS`); the fingerprint as 32 hex digits."""
+    fingerprint = leg.fingerprint.hex
+    return (
+        leg.server,
+        fingerprint,
+        _call_key(leg.linkedid, leg.uniqueid, fingerprint),
+        leg.accountcode,
+        leg.src,
+        leg.dst,
+        leg.dcontext,
+        leg.clid,
+        leg.channel,
+        leg.dstchannel,
+        leg.lastapp,
+        leg.lastdata,
+        int(leg.start.timestamp()),
+        None if leg.answer is None else int(leg.answer.timestamp()),
+        int(leg.end.timestamp()),
+        leg.duration,
+        leg.billsec,
+        leg.disposition,
+        leg.amaflags,
+        leg.uniqueid,
+        leg.userfield,
+        leg.peeraccount,
+        leg.linkedid,
+        leg.sequence,
+        leg.src_endpoint,
+        leg.dst_endpoint,
+    )
+
+
+class LocalClock:
+    """A server's local wall-clock text → UTC epoch seconds, both DST readings (fold 0, fold 1).
+
+    Same results and errors as the readings :func:`leg_from_fields` uses (the tests compare them), but
+    fast for bulk import: the epoch of each local *hour* is computed once with ``zoneinfo`` and cached
+    when the zone's offset does not change inside that hour (for either fold); a time in a cached hour is
+    then that epoch plus minutes and seconds. Hours with a change inside them, and any text not in the
+    exact ``YYYY-MM-DD HH:MM:SS`` shape, take the full path every time. The cache is bounded.
+    """
+
+    MAX_HOURS = 200_000
+
+    def __init__(self, tz: ZoneInfo) -> None:
+        self.tz = tz
+        self._hours: dict[str, tuple[int, int]] = {}
+
+    def readings(self, field: str, text: str, *, required: bool = True) -> tuple[int, int] | None:
+        hour = self._hours.get(text[:13])
+        if hour is not None and len(text) == 19 and text[13] == ":" and text[16] == ":":
+            mm, ss = text[14:16], text[17:19]
+            if mm.isascii() and ss.isascii() and mm.isdigit() and ss.isdigit() and mm < "60" and ss < "60":
+                offset = int(mm) * 60 + int(ss)
+                return hour[0] + offset, hour[1] + offset
+        return self._slow(field, text, required)
+
+    def _slow(self, field: str, text: str, required: bool) -> tuple[int, int] | None:
+        options = _local_time(field, text, self.tz, required=required)
+        if options is None:
+            return None
+        first, second = options
+        key = text[:13]
+        if len(text) == 19 and key not in self._hours and len(self._hours) < self.MAX_HOURS:
+            bounds = [(t.replace(minute=0, second=0), t.replace(minute=59, second=59)) for t in options]
+            if all(lo.utcoffset() == hi.utcoffset() for lo, hi in bounds):
+                self._hours[key] = (int(bounds[0][0].timestamp()), int(bounds[1][0].timestamp()))
+        return int(first.timestamp()), int(second.timestamp())
+
+
+@functools.lru_cache(maxsize=64)
+def _positions(names: tuple[str, ...]) -> tuple[int | None, ...]:
+    """Where uniqueid, userfield, peeraccount, linkedid, sequence sit in a row of this layout."""
+    where = {name: i for i, name in enumerate(names)}
+    return tuple(where.get(n) for n in ("uniqueid", "userfield", "peeraccount", "linkedid", "sequence"))
+
+
+def csv_leg_row(server: str, row: Sequence[str], clock: LocalClock) -> LegRow:
+    """``leg_row(leg_from_csv(server, row, clock.tz))`` without building the leg: the import fast path.
+
+    Same validation, in the same order, with the same messages as :func:`leg_from_fields`.
+    """
+    names = csv_layout(row)
+    duration = _int("duration", row[12])
+    billsec = _int("billsec", row[13])
+    assert duration is not None and billsec is not None
+    disposition = row[14].strip().upper()
+    if disposition not in DISPOSITION_RANK:
+        raise CdrError("disposition", f"expected one of {', '.join(DISPOSITIONS)}, got {row[14]!r}")
+    start_opts = clock.readings("start", row[9])
+    end_opts = clock.readings("end", row[11])
+    answer_opts = clock.readings("answer", row[10], required=False)
+    assert start_opts is not None and end_opts is not None
+    start = start_opts[0]
+    e0, e1 = end_opts
+    end = e0 if e0 == e1 or abs(e0 - start - duration) <= abs(e1 - start - duration) else e1
+    if answer_opts is None:
+        answer = None
+    else:
+        a0, a1 = answer_opts
+        answer = a0 if a0 == a1 or abs(end - a0 - billsec) <= abs(end - a1 - billsec) else a1
+    if end < start:
+        raise CdrError("end", f"{row[11]!r} is before start {row[9]!r}")
+    i_uniqueid, i_userfield, i_peer, i_linkedid, i_sequence = _positions(names)
+    uniqueid = "" if i_uniqueid is None else row[i_uniqueid].strip()
+    linkedid = "" if i_linkedid is None else row[i_linkedid].strip()
+    sequence = None if i_sequence is None else _int("sequence", row[i_sequence], optional=True)
+    channel, dstchannel, dst, dcontext = row[5], row[6], row[2], row[3]
+    fingerprint = fingerprint_hex(
+        server, uniqueid, channel, dstchannel, dst, dcontext, start, answer, end, duration, billsec, disposition
+    )
+    return (
+        server,
+        fingerprint,
+        _call_key(linkedid, uniqueid, fingerprint),
+        row[0],
+        row[1],
+        dst,
+        dcontext,
+        row[4],
+        channel,
+        dstchannel,
+        row[7],
+        row[8],
+        start,
+        answer,
+        end,
+        duration,
+        billsec,
+        disposition,
+        row[15],
+        uniqueid,
+        "" if i_userfield is None else row[i_userfield],
+        "" if i_peer is None else row[i_peer],
+        linkedid,
+        sequence,
+        endpoint(channel),
+        endpoint(dstchannel),
+    )

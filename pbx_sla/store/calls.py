@@ -1,16 +1,19 @@
 """Storage of CDR legs and calls: the one write path shared by the daemon (AMI ``Cdr`` events) and
 ``cdr import`` (Master.csv).
 
-:func:`store_legs` runs inside the caller's transaction: it serialises writers per server with a
-transaction-scoped advisory lock, inserts the legs idempotently (``ON CONFLICT (server, fingerprint)
-DO NOTHING``), then recomputes every call that gained a leg from all of its legs and moves the
-per-(tenant, day) rollup by the difference (SQL function ``calls_refresh``, sql/0020_calls.sql).
+:func:`store_rows` (and :func:`store_legs`, which turns legs into rows) runs inside the caller's
+transaction: it serialises writers per server with a transaction-scoped advisory lock, COPYs the rows
+into a temporary staging table, inserts them idempotently (``ON CONFLICT (server, fingerprint) DO
+NOTHING``), then recomputes every call that gained a leg from all of its legs and moves the
+per-(tenant, day) rollup by the difference, in one set-based statement (SQL function ``calls_refresh``,
+sql/0021_calls_refresh_setbased.sql).
 Caller and dialled numbers are normalised to E.164 here, with the catalogue's country code read in
 the same transaction, because the attribution lookups compare E.164 strings.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,26 +21,52 @@ from typing import Any
 
 import asyncpg
 
-from pbx_sla.domain.calls import caller_number, dialled_number
-from pbx_sla.domain.cdr import CdrLeg, leg_from_data
+from pbx_sla.domain.cdr import LEG_ROW_FIELDS, CdrLeg, LegRow, leg_from_data, leg_row
+from pbx_sla.domain.phone import normalise
 
 KIND = "cdr_leg"
 #: first key of the two-key advisory lock; the second is hashtext(server)
 LOCK_NAMESPACE = int.from_bytes(hashlib.sha256(b"pbx-sla calls").digest()[:4], "big", signed=True)
 
-_INSERT = """
-INSERT INTO cdr_legs (server, fingerprint, call_key, source, accountcode, src, dst, dcontext, clid, channel,
-                      dstchannel, lastapp, lastdata, start_at, answer_at, end_at, duration, billsec, disposition,
-                      amaflags, uniqueid, userfield, peeraccount, linkedid, sequence, caller_e164, dialled_e164,
-                      src_endpoint, dst_endpoint)
-SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                     $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-                     $14::timestamptz[], $15::timestamptz[], $16::timestamptz[], $17::int[], $18::int[],
-                     $19::text[], $20::text[], $21::text[], $22::text[], $23::text[], $24::text[], $25::int[],
-                     $26::text[], $27::text[], $28::text[], $29::text[])
-ON CONFLICT (server, fingerprint) DO NOTHING
-RETURNING server, call_key
+_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS cdr_legs_stage (
+    server text, fingerprint uuid, call_key text, accountcode text, src text, dst text, dcontext text, clid text,
+    channel text, dstchannel text, lastapp text, lastdata text, start_epoch bigint, answer_epoch bigint,
+    end_epoch bigint, duration integer, billsec integer, disposition text, amaflags text, uniqueid text,
+    userfield text, peeraccount text, linkedid text, sequence integer, src_endpoint text, dst_endpoint text,
+    caller_e164 text, dialled_e164 text
+) ON COMMIT DELETE ROWS;
+TRUNCATE cdr_legs_stage
 """
+_STAGE_COLUMNS = (
+    *(f"{name}_epoch" if name in ("start", "answer", "end") else name for name in LEG_ROW_FIELDS),
+    "caller_e164",
+    "dialled_e164",
+)
+
+_INSERT = """
+WITH ins AS (
+    INSERT INTO cdr_legs (server, fingerprint, call_key, source, accountcode, src, dst, dcontext, clid, channel,
+                          dstchannel, lastapp, lastdata, start_at, answer_at, end_at, duration, billsec,
+                          disposition, amaflags, uniqueid, userfield, peeraccount, linkedid, sequence, caller_e164,
+                          dialled_e164, src_endpoint, dst_endpoint)
+    SELECT server, fingerprint, call_key, $1, accountcode, src, dst, dcontext, clid, channel, dstchannel, lastapp,
+           lastdata, to_timestamp(start_epoch), to_timestamp(answer_epoch), to_timestamp(end_epoch), duration,
+           billsec, disposition, amaflags, uniqueid, userfield, peeraccount, linkedid, sequence, caller_e164,
+           dialled_e164, src_endpoint, dst_endpoint
+    FROM cdr_legs_stage
+    ON CONFLICT (server, fingerprint) DO NOTHING
+    RETURNING server, call_key
+),
+touched AS (
+    SELECT server, call_key, count(*) AS legs FROM ins GROUP BY server, call_key
+)
+SELECT coalesce(sum(legs), 0)::bigint AS inserted, array_agg(server) AS servers, array_agg(call_key) AS keys
+FROM touched
+"""
+
+#: E.164 normalisation is pure and callers/DIDs repeat a lot: cache it
+_normalise = functools.lru_cache(maxsize=1 << 16)(normalise)
 
 
 @dataclass(frozen=True)
@@ -47,63 +76,38 @@ class StoreResult:
 
 
 async def store_legs(conn: asyncpg.Connection, legs: Sequence[CdrLeg], source: str) -> StoreResult:
-    """Store legs and bring their calls and the usage rollup up to date; call inside a transaction."""
-    if not legs:
+    """Store legs and bring their calls and the usage rollup up to date (see :func:`store_rows`)."""
+    return await store_rows(conn, [leg_row(leg) for leg in legs], source)
+
+
+async def store_rows(conn: asyncpg.Connection, rows: Sequence[LegRow], source: str) -> StoreResult:
+    """Store leg rows (:data:`pbx_sla.domain.cdr.LEG_ROW_FIELDS`) and bring their calls and the usage
+    rollup up to date; runs in the caller's transaction (a savepoint of it).
+
+    The rows are COPYed into a session-private staging table, inserted with one ``INSERT ... SELECT ...
+    ON CONFLICT DO NOTHING`` (the same leg twice, in the batch or already stored, is stored once), and
+    the calls that gained a leg are recomputed in one set-based ``calls_refresh``.
+    """
+    if not rows:
         return StoreResult(0, 0)
-    # the same leg twice in one batch: keep one (ON CONFLICT cannot affect a row twice per statement
-    # for DO UPDATE; for DO NOTHING it is harmless, but counting stays honest this way)
-    unique: dict[tuple[str, object], CdrLeg] = {}
-    for leg in legs:
-        unique.setdefault((leg.server, leg.fingerprint), leg)
-    batch = list(unique.values())
-    servers = sorted({leg.server for leg in batch})
-    for server in servers:
-        await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", LOCK_NAMESPACE, server)
-    await conn.execute("INSERT INTO servers (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", servers)
-    cc = await conn.fetchval("SELECT country_code FROM catalogue_settings")
-    columns: list[list[Any]] = [[] for _ in range(29)]
-    for leg in batch:
-        values = (
-            leg.server,
-            leg.fingerprint,
-            leg.call_key,
-            source,
-            leg.accountcode,
-            leg.src,
-            leg.dst,
-            leg.dcontext,
-            leg.clid,
-            leg.channel,
-            leg.dstchannel,
-            leg.lastapp,
-            leg.lastdata,
-            leg.start,
-            leg.answer,
-            leg.end,
-            leg.duration,
-            leg.billsec,
-            leg.disposition,
-            leg.amaflags,
-            leg.uniqueid,
-            leg.userfield,
-            leg.peeraccount,
-            leg.linkedid,
-            leg.sequence,
-            caller_number(leg, cc),
-            dialled_number(leg, cc),
-            leg.src_endpoint,
-            leg.dst_endpoint,
-        )
-        for column, value in zip(columns, values, strict=True):
-            column.append(value)
-    rows = await conn.fetch(_INSERT, *columns)
-    if rows:
-        await conn.execute(
-            "SELECT calls_refresh($1::text[], $2::text[])",
-            [r["server"] for r in rows],
-            [r["call_key"] for r in rows],
-        )
-    return StoreResult(len(rows), len(legs) - len(rows))
+    servers = sorted({row[0] for row in rows})
+    async with conn.transaction():
+        for server in servers:
+            await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", LOCK_NAMESPACE, server)
+        await conn.execute("INSERT INTO servers (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", servers)
+        cc = await conn.fetchval("SELECT country_code FROM catalogue_settings")
+        if cc:
+            # caller: src, else the caller ID (pbx_sla.domain.calls.caller_number); dialled: dst
+            staged = [(*row, _normalise(row[4] or row[7], cc), _normalise(row[5], cc)) for row in rows]
+        else:
+            staged = [(*row, None, None) for row in rows]
+        await conn.execute(_STAGE)
+        await conn.copy_records_to_table("cdr_legs_stage", records=staged, columns=_STAGE_COLUMNS)
+        result = await conn.fetchrow(_INSERT, source)
+        inserted = int(result["inserted"])
+        if inserted:
+            await conn.execute("SELECT calls_refresh($1::text[], $2::text[])", result["servers"], result["keys"])
+    return StoreResult(inserted, len(rows) - inserted)
 
 
 class CdrLegSink:
@@ -119,6 +123,9 @@ class CdrLegSink:
 
     async def write_legs(self, conn: asyncpg.Connection, legs: Sequence[CdrLeg]) -> StoreResult:
         return await store_legs(conn, legs, self.source)
+
+    async def write_rows(self, conn: asyncpg.Connection, rows: Sequence[LegRow]) -> StoreResult:
+        return await store_rows(conn, rows, self.source)
 
 
 async def reattribute_unattributed(conn: asyncpg.Connection) -> int:

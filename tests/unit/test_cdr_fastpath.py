@@ -1,0 +1,107 @@
+"""The import fast path (``csv_leg_row`` with its per-hour ``LocalClock`` cache) gives exactly what the
+reference path gives (``leg_row(leg_from_csv(...))``): same rows, same errors, including around DST changes
+and in zones whose offset changes at odd minutes."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from pbx_sla.domain.cdr import CdrError, LocalClock, csv_leg_row, leg_from_csv, leg_row
+
+ZONES = ["Europe/Prague", "Australia/Lord_Howe", "America/St_Johns", "UTC", "Asia/Kathmandu"]
+
+
+def reference(server: str, row: list[str], tz: ZoneInfo):
+    try:
+        return leg_row(leg_from_csv(server, row, tz))
+    except CdrError as exc:
+        return ("error", str(exc))
+
+
+def fast(server: str, row: list[str], clock: LocalClock):
+    try:
+        return csv_leg_row(server, row, clock)
+    except CdrError as exc:
+        return ("error", str(exc))
+
+
+def local_text(rnd: random.Random, base: datetime) -> str:
+    """A local wall-clock text near ``base`` (times around DST changes included), sometimes malformed."""
+    t = base + timedelta(seconds=rnd.randint(-3 * 3600, 3 * 3600))
+    text = t.strftime("%Y-%m-%d %H:%M:%S")
+    r = rnd.random()
+    if r < 0.02:
+        return text[:-1] + "x"
+    if r < 0.04:
+        return text.replace(":", ":6", 1)[:19]
+    if r < 0.06:
+        return f" {text} "
+    if r < 0.07:
+        return text[:14] + "60:00"
+    if r < 0.08:
+        return text[:14] + "٠٥:00"  # Arabic-Indic digits: the regex accepts them, so must the fast path
+    return text
+
+
+def random_row(rnd: random.Random, base: datetime) -> list[str]:
+    start = local_text(rnd, base)
+    answer = "" if rnd.random() < 0.3 else local_text(rnd, base)
+    end = local_text(rnd, base)
+    duration = str(rnd.choice([0, 5, 65, 3600, 3605, 7200, -1]))
+    billsec = rnd.choice(["0", "60", "3600", "x", " 7 "])
+    row = [
+        rnd.choice(["acme", ""]), "777000001", rnd.choice(["221000111", "s"]), "from-trunk",
+        '"Jana" <777000001>', "PJSIP/trunk-a-0000001a", rnd.choice(["PJSIP/agent1-00000002", ""]), "Dial", "x",
+        start, answer, end, duration, billsec, rnd.choice(["ANSWERED", "busy", "NO ANSWER", "BOGUS"]),
+        "DOCUMENTATION",
+    ]  # fmt: skip
+    tail = rnd.choice(
+        [
+            [],
+            ["1773129600.1"],
+            ["vip"],
+            ["1773129600.1", "vip"],
+            ["1773129600.1", "vip", "", "1773129600.0", str(rnd.randint(0, 9))],
+            ["", "", "", "", rnd.choice(["", "3", "-2"])],
+        ]
+    )
+    return row + tail
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_fast_path_equals_reference_around_dst_changes(zone):
+    tz = ZoneInfo(zone)
+    rnd = random.Random(zone)
+    clock = LocalClock(tz)
+    # the zone's changes in 2026 (found by scanning), plus ordinary days
+    bases = [datetime(2026, 1, 15, 12), datetime(2026, 7, 1, 0)]
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    while t.year == 2026:
+        nxt = t + timedelta(hours=1)
+        if t.astimezone(tz).utcoffset() != nxt.astimezone(tz).utcoffset():
+            bases.append(nxt.astimezone(tz).replace(tzinfo=None))
+        t = nxt
+    for _ in range(3000):
+        row = random_row(rnd, rnd.choice(bases))
+        assert fast("pbx1", row, clock) == reference("pbx1", row, tz), row
+
+
+def test_fast_path_reports_the_first_bad_field_like_the_reference():
+    clock = LocalClock(ZoneInfo("Europe/Prague"))
+    row = ["a", "1", "2", "c", "x", "PJSIP/t-1", "", "Dial", "", "2026-03-10 09:00:00", "", "2026-03-10 08:59:00"]
+    row += ["60", "0", "NO ANSWER", "DOCUMENTATION"]
+    expected = "field 'end': '2026-03-10 08:59:00' is before start '2026-03-10 09:00:00'"
+    assert fast("s", row, clock) == ("error", expected)
+    assert fast("s", row[:10], clock) == reference("s", row[:10], clock.tz)
+
+
+def test_call_key_without_ids_is_the_leg_fingerprint():
+    tz = ZoneInfo("UTC")
+    row = ["", "1", "2", "c", "x", "PJSIP/t-1", "", "Dial", "", "2026-03-10 09:00:00", "", "2026-03-10 09:00:10"]
+    row += ["10", "0", "FAILED", "DOCUMENTATION"]
+    got = csv_leg_row("s", row, LocalClock(tz))
+    assert got[2] == f"leg:{leg_from_csv('s', row, tz).fingerprint}"
