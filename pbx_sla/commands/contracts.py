@@ -17,6 +17,7 @@ from pbx_sla.domain.catalogue_file import from_document, out_of_hours_text, pars
 from pbx_sla.errors import ConfigError, InputError
 from pbx_sla.reports.render import Table, to_json, to_table
 from pbx_sla.store import migrate
+from pbx_sla.store.calls import reattribute_unattributed
 from pbx_sla.store.catalogue import apply_catalogue, latest_revision
 from pbx_sla.store.pool import connect, resolve_dsn
 
@@ -51,6 +52,9 @@ async def apply(args: argparse.Namespace, settings: Settings) -> int:
     try:
         await migrate.upgrade(conn)  # a fresh database works
         changes = await apply_catalogue(conn, catalogue, str(path), dry_run=args.dry_run)
+        if changes and not args.dry_run:
+            # new account codes, DIDs or requester phones may now claim calls stored without a tenant
+            await reattribute_unattributed(conn)
     finally:
         await conn.close()
     if args.dry_run:
