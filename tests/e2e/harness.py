@@ -119,18 +119,26 @@ class AsteriskTarget:
             raise RuntimeError(f"asterisk -rx {command!r} failed: {out.stderr.strip()}")
         return out.stdout
 
-    def log_problems(self) -> list[str]:
-        """ERROR/WARNING lines in the sandbox's messages.log so far."""
+    def log_offset(self) -> int:
+        """Current size of messages.log: pass it as ``since=`` to look only at later lines."""
+        if not self.messages_log or not self.messages_log.exists():
+            return 0
+        return self.messages_log.stat().st_size
+
+    def log_problems(self, since: int = 0) -> list[str]:
+        """ERROR/WARNING lines in the sandbox's messages.log (from byte offset ``since``)."""
         if not self.messages_log or not self.messages_log.exists():
             return []
-        text = self.messages_log.read_text(errors="replace")
+        with self.messages_log.open("rb") as f:
+            f.seek(since)
+            text = f.read().decode(errors="replace")
         return [line for line in text.splitlines() if re.search(r"\b(ERROR|WARNING)\[", line)]
 
-    def unexpected_problems(self, allow: Iterable[str] = ("res_agi.c",)) -> list[str]:
+    def unexpected_problems(self, allow: Iterable[str] = ("res_agi.c",), since: int = 0) -> list[str]:
         """ERROR/WARNING lines so far except those from the given sources (FastAGI-down tests log
         res_agi.c warnings on purpose) and the benign boot lines."""
         allow = (*allow, *BENIGN_BOOT)
-        return [line for line in self.log_problems() if not any(a in line for a in allow)]
+        return [line for line in self.log_problems(since) if not any(a in line for a in allow)]
 
     def ami(self, **kwargs) -> AmiClient:
         """A logged-in AMI client as the pbx-sla user."""

@@ -12,10 +12,18 @@ from . import harness
 pytestmark = pytest.mark.e2e
 
 CALLER = "+420777000001"
+
+
+@pytest.fixture(scope="module")
+def log_start(asterisk: harness.AsteriskTarget) -> int:
+    """messages.log offset when this module started (other modules' tests may log on purpose)."""
+    return asterisk.log_offset()
+
+
 SUPPORT_DID = "+420221000111"
 
 
-def test_boots_with_essential_modules(asterisk: harness.AsteriskTarget) -> None:
+def test_boots_with_essential_modules(asterisk: harness.AsteriskTarget, log_start: int) -> None:
     if not asterisk.sandbox:
         pytest.skip("module list needs the sandbox CLI")
     out = asterisk.cli("module show")
@@ -142,14 +150,6 @@ def test_closed_route_hangs_up(asterisk: harness.AsteriskTarget, ami: harness.Am
     assert not [e for e in ami.events[mark:] if e.get("Event") == "QueueCallerJoin"]
 
 
-def test_no_errors_logged_by_our_configuration(asterisk: harness.AsteriskTarget) -> None:
-    # runs after the call tests (file order): dialplan, CDR and queue paths logged nothing unexpected
-    if not asterisk.sandbox:
-        pytest.skip("needs the sandbox's messages.log")
-    assert asterisk.unexpected_problems() == []
-    assert asterisk.master_csv is not None and asterisk.master_csv.exists()
-
-
 def test_pin_digits_reach_the_agi_server(asterisk: harness.AsteriskTarget, sipp: harness.Sipp,
                                          agi_listener) -> None:  # fmt: skip
     digits: list[str] = []
@@ -186,3 +186,14 @@ def test_outbound_through_trunk_a(asterisk: harness.AsteriskTarget, ami: harness
     assert result.ok, result.stderr[-3000:]
     cdr = ami.wait_event("Cdr", Destination="900420555123457", timeout=15, start=mark)
     assert cdr["Disposition"] in ("FAILED", "CONGESTION", "NO ANSWER"), cdr
+
+
+def test_no_errors_logged_by_our_configuration(asterisk: harness.AsteriskTarget, log_start: int) -> None:
+    # runs after this module's call tests (file order): dialplan, CDR and queue paths logged nothing unexpected
+    if not asterisk.sandbox:
+        pytest.skip("needs the sandbox's messages.log")
+    # allowed: FastAGI down (test_agi_server_down_still_routes) and dialling trunk-a while it is down
+    # (test_outbound_through_trunk_a) are logged by Asterisk on purpose
+    allow = ("res_agi.c", "Could not create dialog to invalid URI", "Failed to create outgoing session")
+    assert asterisk.unexpected_problems(allow, since=log_start) == []
+    assert asterisk.master_csv is not None and asterisk.master_csv.exists()
