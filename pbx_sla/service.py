@@ -163,7 +163,9 @@ class Daemon:
         hooks = [
             functools.partial(module.on_login, ctx) for module in modules if callable(getattr(module, "on_login", None))
         ]
-        self.collectors = [Collector(server, router, writer.submit, hooks) for server in settings.asterisk]
+        self.collectors = [
+            Collector(server, router, writer.submit, hooks, congestion=writer) for server in settings.asterisk
+        ]
 
         feature_tasks: list[asyncio.Task[Any]] = []
         collector_tasks: list[asyncio.Task[None]] = []

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pbx_sla.ami.connection import AmiActions, AmiManager, AuthenticationError, now_stamp
 from pbx_sla.config import AsteriskServer
@@ -100,6 +100,7 @@ class ServerStatus:
     logins: int = 0
     login_attempts: int = 0
     events: int = 0
+    pauses: int = 0
     last_error: str | None = None
     session_id: str | None = None
     resynced: bool = False
@@ -117,10 +118,21 @@ class ServerStatus:
             "logins": self.logins,
             "login_attempts": self.login_attempts,
             "events": self.events,
+            "backpressure_pauses": self.pauses,
             "session_id": self.session_id,
             "resynced": self.resynced,
             "last_error": self.last_error,
         }
+
+
+class Congestion(Protocol):
+    """What the collector asks the writer for back-pressure (see DurableWriter.congested)."""
+
+    @property
+    def congested(self) -> bool: ...
+
+    @property
+    def relieved(self) -> bool: ...
 
 
 class Backoff:
@@ -143,6 +155,8 @@ class Collector:
 
     #: a session that lasted this long resets the backoff (a flapping link still backs off)
     STABLE_AFTER = 30.0
+    #: longest single pause of reading under back-pressure, seconds
+    MAX_PAUSE = 1.0
 
     def __init__(
         self,
@@ -153,6 +167,7 @@ class Collector:
         *,
         backoff: Backoff | None = None,
         resync_timeout: float = 120.0,
+        congestion: Congestion | None = None,
     ) -> None:
         self.server = server
         self.router = router
@@ -164,6 +179,10 @@ class Collector:
         self._stopping = asyncio.Event()
         self._manager: AmiManager | None = None
         self._session: dict[str, Any] | None = None
+        self.congestion = congestion
+        self._check_every = 1000 if congestion is not None else 0
+        self._until_check = self._check_every
+        self._paused = False
 
     # -- the event path: runs once per AMI event, keep it tiny ------------------------------------
     def _on_event(self, event: dict[str, str]) -> None:
@@ -173,6 +192,35 @@ class Collector:
         if "Timestamp" not in event:
             event["Timestamp"] = now_stamp()
         self.router.route(self.server.name, event)
+        if self._check_every:
+            self._until_check -= 1
+            if self._until_check <= 0:
+                self._until_check = self._check_every
+                if not self._paused and self.congestion is not None and self.congestion.congested:
+                    self._pause_reading()
+
+    def _pause_reading(self) -> None:
+        """Back-pressure: stop reading AMI while the writer catches up, at most ``MAX_PAUSE`` at a time
+        (a reader that stalls for long makes Asterisk drop it: manager.conf ``writetimeout``)."""
+        manager = self._manager
+        if manager is None or manager.protocol is None or manager.protocol.closed:
+            return
+        manager.protocol.transport.pause_reading()
+        self._paused = True
+        self.status.pauses += 1
+        asyncio.get_running_loop().create_task(self._resume_when_relieved(manager))
+
+    async def _resume_when_relieved(self, manager: AmiManager) -> None:
+        deadline = time.monotonic() + self.MAX_PAUSE
+        try:
+            # polls the writer (it has no event for this); 20 ms is well under the pause limit
+            while time.monotonic() < deadline and self.congestion is not None and not self.congestion.relieved:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        finally:
+            self._paused = False
+            protocol = manager.protocol
+            if protocol is not None and not protocol.closed:
+                protocol.transport.resume_reading()
 
     # -- sessions ----------------------------------------------------------------------------------
     def _record_session(self, **fields: Any) -> None:

@@ -116,6 +116,10 @@ class DurableWriter:
         self._prepared = prepare is None
         self._pool_size = pool_size
         self._pool_factory = pool_factory or self._create_pool
+        self._chunk_kinds = max(1, min(len(self._sinks), 4))
+        #: back-pressure marks (records in memory) while the database is up, see :attr:`congested`
+        self.high_water = max(batch_size, max_memory // 4)
+        self.low_water = self.high_water // 2
         self._pool: asyncpg.Pool | None = None
 
         self._head: deque[Record] = deque()  # oldest records, before anything on disk
@@ -146,6 +150,19 @@ class DurableWriter:
     def backlog(self) -> Backlog:
         spooled = sum(self._seg_counts.values()) - self._replay_done
         return Backlog(len(self._head) + len(self._tail), spooled)
+
+    @property
+    def congested(self) -> bool:
+        """The database is up but writes lag far behind: collectors should slow their reading down.
+
+        Never true while the database is down (then records spill to disk instead: an outage must
+        not stall the AMI connection).
+        """
+        return self.db_ok is True and len(self._head) >= self.high_water
+
+    @property
+    def relieved(self) -> bool:
+        return self.db_ok is not True or len(self._head) <= self.low_water
 
     def submit(self, record: Record) -> None:
         """Queue one record; never blocks, never raises. Unknown kinds are logged and dropped."""
@@ -311,17 +328,22 @@ class DurableWriter:
                 continue  # refused on an earlier attempt at this chunk: already in dead letters
             groups.setdefault(record.kind, []).append(record)
         pool = await self._get_pool()
-        for kind, records in groups.items():
+        size = self._batch_size
+        for kind, group in groups.items():
             sink = self._sinks.get(kind)
             if sink is None:
-                self._dead_letter(kind, [r.data for r in records], "no sink for this kind")
+                self._dead_letter(kind, [r.data for r in group], "no sink for this kind")
                 continue
-            try:
-                async with pool.acquire() as conn, conn.transaction():
-                    await sink.write(conn, [r.data for r in records])
-            except DATA_ERRORS as exc:
-                log.warning("batch refused; retrying record by record", kind=kind, records=len(records), error=str(exc))
-                await self._write_one_by_one(pool, sink, records)
+            for start in range(0, len(group), size):
+                records = group[start : start + size]
+                try:
+                    async with pool.acquire() as conn, conn.transaction():
+                        await sink.write(conn, [r.data for r in records])
+                except DATA_ERRORS as exc:
+                    log.warning(
+                        "batch refused; retrying record by record", kind=kind, records=len(records), error=str(exc)
+                    )
+                    await self._write_one_by_one(pool, sink, records)
         self.written += len(chunk)
 
     async def _write_one_by_one(self, pool: asyncpg.Pool, sink: Sink, records: Sequence[Record]) -> None:
@@ -348,7 +370,8 @@ class DurableWriter:
         """Write one batch (memory first, then the oldest segment); False when there was nothing to do."""
         head = self._head
         if head:
-            chunk = list(islice(head, self._batch_size))
+            # about one batch per kind: records of several kinds interleave in the queue
+            chunk = list(islice(head, self._batch_size * self._chunk_kinds))
             await self._write_chunk(chunk)
             for _ in range(len(chunk)):
                 head.popleft()
@@ -361,7 +384,7 @@ class DurableWriter:
                 self._replay_done = 0
                 self._seg_counts[path] = len(self._replay)
             if self._replay_done < len(self._replay):
-                chunk = self._replay[self._replay_done : self._replay_done + self._batch_size]
+                chunk = self._replay[self._replay_done : self._replay_done + self._batch_size * self._chunk_kinds]
                 await self._write_chunk(chunk)
                 self._replay_done += len(chunk)
                 self._done(chunk)
