@@ -108,6 +108,7 @@ def test_support_call_reaches_fastagi_and_queue(asterisk: harness.AsteriskTarget
     assert h["agi_extension"] == SUPPORT_DID
     assert h["agi_dnid"] == SUPPORT_DID
     assert h["agi_arg_1"] == SUPPORT_DID
+    assert h["agi_arg_2"] == asterisk.server_name
     assert all(reply.startswith("200 result=1") for _, reply in session.replies), session.replies
 
     route = ami.wait_event("UserEvent", UserEvent="PbxSlaSupport", start=mark)
