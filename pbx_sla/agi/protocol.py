@@ -198,6 +198,66 @@ def set_variable(name: str, value: object) -> bytes:
     return command("SET VARIABLE", _Raw(name), value)
 
 
+#: values ``MSet`` passes through unchanged: ``ast_app_separate_args`` gives meaning to ``,`` ``|`` ``"``
+#: ``\\`` ``(`` ``)`` ``[`` ``]`` ``{`` ``}``, and ``$`` or spaces invite surprises, so only this set
+#: (every catalogue id, tier, queue name, digit flag and reason token fits) is batched
+_MSET_VALUE = re.compile(r"^[A-Za-z0-9_.+@:-]*$")
+_MSET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: res_agi reads a command into a 2048-byte buffer; stay well below it
+MSET_MAX_BYTES = 1000
+#: MSet sets at most 99 pairs per call
+MSET_MAX_PAIRS = 99
+
+
+def mset_safe(name: str, value: str) -> bool:
+    """``name=value`` can go into ``MSet`` as is (see :data:`_MSET_VALUE`)."""
+    return bool(_MSET_NAME.match(name)) and isinstance(value, str) and bool(_MSET_VALUE.match(value))
+
+
+def exec_app(app: str, data: object) -> bytes:
+    """``EXEC app "data"``; ``app`` is a fixed application name, never caller input."""
+    if not _MSET_NAME.match(app):
+        raise ValueError(f"not an application name: {app!r}")
+    return command("EXEC", _Raw(app), data)
+
+
+def set_variables(variables: dict[str, str]) -> tuple[list[tuple[bytes, list[str]]], list[tuple[bytes, str]]]:
+    """Commands that set ``variables``: ``(mset, singles)``.
+
+    ``mset``: ``EXEC MSet "A=x,B=y,..."`` commands, each with the names it sets (one command for our nine
+    variables; several only if the values are long); ``singles``: one ``SET VARIABLE`` per variable whose
+    name or value isn't a safe token (quoted and sanitised as usual). If Asterisk refuses an ``MSet``
+    (``result=-2``: no such application), send :func:`set_variable` for its names instead.
+    """
+    batches: list[tuple[bytes, list[str]]] = []
+    singles: list[tuple[bytes, str]] = []
+    pairs: list[str] = []
+    names: list[str] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal pairs, names, size
+        if pairs:
+            batches.append((exec_app("MSet", ",".join(pairs)), names))
+        pairs, names, size = [], [], 0
+
+    for name, value in variables.items():
+        if not mset_safe(name, value):
+            singles.append((set_variable(name, value), name))
+            continue
+        pair = f"{name}={value}"
+        if len(pair) + 1 > MSET_MAX_BYTES:
+            singles.append((set_variable(name, value), name))
+            continue
+        if size + len(pair) + 1 > MSET_MAX_BYTES or len(pairs) >= MSET_MAX_PAIRS:
+            flush()
+        pairs.append(pair)
+        names.append(name)
+        size += len(pair) + 1
+    flush()
+    return batches, singles
+
+
 def get_variable(name: str) -> bytes:
     if not _NAME.match(name):
         raise ValueError(f"not a variable name: {name!r}")

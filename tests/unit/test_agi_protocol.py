@@ -211,3 +211,75 @@ def test_names_and_command_words_are_validated():
     assert p.set_variable("CDR(userfield)", "v") == b'SET VARIABLE CDR(userfield) "v"\n'
     assert p.get_data("beep", 6000, 12) == b'GET DATA "beep" 6000 12\n'
     assert p.get_full_variable("${CHANNEL(linkedid)}") == b'GET FULL VARIABLE "${CHANNEL(linkedid)}"\n'
+
+
+# --- setting many variables at once (EXEC MSet) ------------------------------------------------------
+
+#: what MSet's argument splitting (ast_app_separate_args) interprets, plus what AGI quoting would touch
+MSET_SPECIAL = set(',|"\\()[]{}$ =\t\r\n')
+
+
+def mset_of(line: str) -> dict[str, str]:
+    """An EXEC MSet command line as Asterisk would apply it (asserting nothing in it is interpreted)."""
+    argv = parse_args(line.rstrip("\n"))
+    assert argv[:2] == ["EXEC", "MSet"] and len(argv) == 3, line
+    out = {}
+    for pair in argv[2].split(","):
+        name, sep, value = pair.partition("=")
+        assert sep and name.isidentifier() and not set(value) & MSET_SPECIAL, pair
+        out[name] = value
+    return out
+
+
+def test_our_variables_fit_one_mset():
+    variables = {"SUPPORT_TENANT": "acme", "SUPPORT_TIER": "tier3", "SUPPORT_AUTHORISED": "1",
+                 "SUPPORT_IN_HOURS": "1", "SUPPORT_ACTION": "queue", "SUPPORT_QUEUE": "support-premium",
+                 "QUEUE_PRIO": "5", "SUPPORT_REASON": "authorised-number", "SUPPORT_OUT_OF_HOURS": ""}  # fmt: skip
+    batches, singles = p.set_variables(variables)
+    assert singles == [] and len(batches) == 1
+    line, names = batches[0]
+    assert line.decode() == (
+        'EXEC MSet "SUPPORT_TENANT=acme,SUPPORT_TIER=tier3,SUPPORT_AUTHORISED=1,SUPPORT_IN_HOURS=1,'
+        "SUPPORT_ACTION=queue,SUPPORT_QUEUE=support-premium,QUEUE_PRIO=5,SUPPORT_REASON=authorised-number,"
+        'SUPPORT_OUT_OF_HOURS="\n'
+    )
+    assert names == list(variables) and mset_of(line.decode()) == variables
+
+
+@pytest.mark.parametrize(
+    "value", ["a,b", "a|b", 'a"b', "a\\b", "f(x)", "a[1]", "{x}", "${EVIL}", "a b", "a=b", "x\ny", "é", "\x00"]
+)
+def test_values_mset_would_interpret_are_set_one_by_one(value):
+    batches, singles = p.set_variables({"SAFE": "ok", "RISKY": value, "LAST": ""})
+    assert [names for _, names in batches] == [["SAFE", "LAST"]]
+    [(line, name)] = singles
+    assert name == "RISKY" and line.startswith(b"SET VARIABLE RISKY ")
+    argv = parse_args(line.decode().rstrip("\n"))
+    assert len(argv) == 4 and argv[3] == p.sanitise(value)
+
+
+@settings(max_examples=300)
+@given(
+    st.dictionaries(
+        st.from_regex(r"[A-Z_][A-Z0-9_]{0,30}", fullmatch=True),
+        st.one_of(st.from_regex(r"[A-Za-z0-9_.+@:-]{0,300}", fullmatch=True), st.text(max_size=40)),
+        max_size=120,
+    )
+)
+def test_set_variables_sets_each_exactly_once_and_never_injects(variables):
+    batches, singles = p.set_variables(variables)
+    seen: dict[str, str] = {}
+    for line, names in batches:
+        assert len(line) <= p.MSET_MAX_BYTES + 20 and line.endswith(b"\n") and line.count(b"\n") == 1
+        applied = mset_of(line.decode())
+        assert list(applied) == names and len(names) <= p.MSET_MAX_PAIRS
+        for k, v in applied.items():
+            assert k not in seen
+            seen[k] = v
+    for line, name in singles:
+        assert line.count(b"\n") == 1
+        argv = parse_args(line.decode().rstrip("\n"))
+        assert argv[:3] == ["SET", "VARIABLE", name] and len(argv) == 4
+        assert name not in seen
+        seen[name] = argv[3]
+    assert seen == {k: p.sanitise(v) for k, v in variables.items()}

@@ -82,6 +82,7 @@ async def fake_call(port: int, head: bytes, answer=None, linkedid="1732370000.0"
             reply = answer(cmd[:-1]) if answer else None
             if reply is None:
                 reply = f"200 result=1 ({linkedid})" if cmd.startswith("GET FULL VARIABLE") else "200 result=1"
+                reply = "200 result=0" if cmd.startswith("EXEC MSet") else reply
             if reply == "CLOSE":
                 break
             writer.write(reply.encode() + b"\n")
@@ -91,13 +92,33 @@ async def fake_call(port: int, head: bytes, answer=None, linkedid="1732370000.0"
     return received
 
 
+#: characters MSet's argument splitting (ast_app_separate_args) would interpret: never sent in an MSet
+MSET_SPECIAL = set(',|"\\()[]{}$ =\t')
+
+
+def mset_pairs(data: str) -> list[tuple[str, str]]:
+    """What Asterisk's MSet does with ``data`` when it holds no special characters: split on ``,``, then on
+    the first ``=``. Asserts that no value carries a character MSet would interpret."""
+    out = []
+    for pair in data.split(","):
+        name, sep, value = pair.partition("=")
+        assert sep and name.isidentifier(), pair
+        assert not set(value) & MSET_SPECIAL, pair
+        out.append((name, value))
+    return out
+
+
 def set_vars(commands: list[str]) -> dict[str, str]:
+    """The variables the commands set, in order (SET VARIABLE and EXEC MSet alike)."""
     out = {}
     for c in commands:
         args = parse_args(c)
         if args[:2] == ["SET", "VARIABLE"]:
             assert len(args) == 4, c
             out[args[2]] = args[3]
+        elif args[:2] == ["EXEC", "MSet"]:
+            assert len(args) == 3, c
+            out.update(mset_pairs(args[2]))
     return out
 
 
@@ -106,6 +127,8 @@ async def test_authorised_call_sets_the_decision_and_records_it(agi):
     expected = decide("+420777000001", ACME_DID, MON, CAT).variables()
     assert set_vars(cmds) == expected
     assert list(set_vars(cmds)) == list(VARIABLES)
+    # two commands per call: every variable in one MSet, then the linkedid
+    assert [c.split(" ", 2)[:2] for c in cmds] == [["EXEC", "MSet"], ["GET", "FULL"]]
     assert cmds[-1] == 'GET FULL VARIABLE "${CHANNEL(linkedid)}"'
     await asyncio.sleep(0.05)
     [rec] = agi.records
@@ -195,18 +218,74 @@ async def test_hangup_during_pin(agi):
 
 
 async def test_hangup_notice_between_commands_does_not_shift_replies(agi):
-    seen = []
-
     def answer(cmd):
-        seen.append(cmd)
+        if cmd.startswith("EXEC"):
+            return "HANGUP\n200 result=-1"
+        return None
+
+    cmds = await fake_call(agi.port, headers(), answer)
+    assert [c.split(" ", 1)[0] for c in cmds] == ["EXEC"]  # nothing sent after the hang-up
+    await asyncio.sleep(0.05)
+    assert agi.records[0].data["action"] == "hangup"
+
+
+async def test_hangup_notice_during_single_variables(agi):
+    def answer(cmd):
+        if cmd.startswith("EXEC"):
+            return "200 result=-2"
         if "SUPPORT_TIER" in cmd:
             return "HANGUP\n511 Command Not Permitted on a dead channel or intercept routine"
         return None
 
     cmds = await fake_call(agi.port, headers(), answer)
-    assert list(set_vars(cmds)) == ["SUPPORT_TENANT", "SUPPORT_TIER"]
+    assert [parse_args(c)[2] for c in cmds if c.startswith("SET VARIABLE")] == ["SUPPORT_TENANT", "SUPPORT_TIER"]
     await asyncio.sleep(0.05)
     assert agi.records[0].data["action"] == "hangup"
+
+
+async def test_linkedid_from_the_third_argument_saves_the_round_trip(agi):
+    cmds = await fake_call(agi.port, headers(extra=b"agi_arg_2: pbx9\nagi_arg_3: 1732369999.7\n"))
+    assert len(cmds) == 1 and cmds[0].startswith("EXEC MSet ")
+    assert set_vars(cmds) == decide("+420777000001", ACME_DID, MON, CAT).variables()
+    await asyncio.sleep(0.05)
+    d = agi.records[0].data
+    assert (d["linkedid"], d["server"], d["action"]) == ("1732369999.7", "pbx9", "queue")
+    assert d["decide_ms"] >= 0 and d["latency_ms"] >= 0
+
+
+@pytest.mark.parametrize("arg3", ["", "not a linkedid", "${CHANNEL(linkedid)}", "x" * 65])
+async def test_implausible_linkedid_argument_is_asked_for(agi, arg3):
+    cmds = await fake_call(agi.port, headers(extra=f"agi_arg_2: pbx1\nagi_arg_3: {arg3}\n".encode()))
+    assert cmds[-1] == 'GET FULL VARIABLE "${CHANNEL(linkedid)}"'
+    await asyncio.sleep(0.05)
+    assert agi.records[0].data["linkedid"] == "1732370000.0"
+
+
+@pytest.mark.parametrize("refusal", ["200 result=-2", "510 Invalid or unknown command"])
+async def test_without_mset_every_variable_is_set_one_by_one(agi, refusal):
+    def answer(cmd):
+        return refusal if cmd.startswith("EXEC") else None
+
+    cmds = await fake_call(agi.port, headers(), answer)
+    singles = [parse_args(c)[2] for c in cmds if c.startswith("SET VARIABLE")]
+    assert singles == list(VARIABLES)
+    expected = decide("+420777000001", ACME_DID, MON, CAT).variables()
+    assert {parse_args(c)[2]: parse_args(c)[3] for c in cmds if c.startswith("SET VARIABLE")} == expected
+    # the server remembers: the next call does not try MSet again
+    cmds = await fake_call(agi.port, headers(uniqueid="2"), answer)
+    assert not any(c.startswith("EXEC") for c in cmds) and len(cmds) == 10
+    await asyncio.sleep(0.05)
+    assert [r.data["action"] for r in agi.records] == ["queue", "queue"]
+
+
+async def test_mset_failing_on_the_channel_falls_back_for_this_call_only(agi):
+    def answer(cmd):
+        return "200 result=-1" if cmd.startswith("EXEC") else None
+
+    cmds = await fake_call(agi.port, headers(), answer)
+    assert [parse_args(c)[2] for c in cmds if c.startswith("SET VARIABLE")] == list(VARIABLES)
+    cmds = await fake_call(agi.port, headers(uniqueid="2"))
+    assert cmds[0].startswith("EXEC MSet")
 
 
 @pytest.mark.parametrize("cut", [1, 20, 60, 150])
@@ -252,7 +331,7 @@ async def test_hostile_caller_text_injects_nothing(agi):
     head = headers(caller='"Evil\\" \xff" <+420777000001>', name='x" \\ "\r', extra=b"agi_arg_3: \xc3\x28\n")
     head = head.replace(b"\xc3\xbf", b"\xff")  # a raw non-UTF-8 byte in the header
     cmds = await fake_call(agi.port, head)
-    assert all(parse_args(c)[:2] in (["SET", "VARIABLE"], ["GET", "FULL"]) for c in cmds)
+    assert all(parse_args(c)[:2] in (["EXEC", "MSet"], ["GET", "FULL"]) for c in cmds)
     assert set(set_vars(cmds)) == set(VARIABLES)
     assert set_vars(cmds)["SUPPORT_TENANT"] == "acme"  # the number in <> still identifies Jana
     await asyncio.sleep(0.05)
