@@ -302,5 +302,21 @@ async def test_timezone_option_and_unattributed_calls_reattributed(db, cli_env, 
     assert dict(await db.fetch("SELECT coalesce(tenant_id, '-'), calls FROM usage_daily")) == {"-": 0, "acme": 1}
 
 
+async def test_only_catalogue_trunks_decide_direction(db):
+    """Endpoints the trunks feature saw qualified (agents' phones) are in ``trunks`` but are not trunks."""
+    await seed_catalogue(db)
+    await db.execute("INSERT INTO trunks (server, name, in_catalogue) VALUES ('pbx1', 'agent1', false)")
+    queue_call = fields(T0, uid="1.1", linked="1.1", chan="PJSIP/anonymous-00000001")
+    queue_call[6] = "PJSIP/agent1-00000002"
+    out_call = fields(T0, uid="2.1", linked="2.1", chan="PJSIP/agent1-00000003")
+    out_call[6] = "PJSIP/trunk-a-00000004"
+    async with db.transaction():
+        await CdrLegSink("csv").write(
+            db, [leg_to_data(leg_from_csv("pbx1", r, PRAGUE)) for r in (queue_call, out_call)]
+        )
+    got = {r["call_key"]: (r["direction"], r["trunk"]) for r in await db.fetch("SELECT * FROM calls")}
+    assert got == {"1.1": ("internal", None), "2.1": ("outbound", "trunk-a")}
+
+
 async def test_missing_file_is_a_usage_error(cli_env, tmp_path):
     assert await asyncio.to_thread(run_cli, "cdr", "import", str(tmp_path / "nope.csv"), "--server", "x") == 2
