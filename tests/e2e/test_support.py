@@ -86,6 +86,22 @@ async def wait_for(db, query: str, *args, within: float = 30.0):
     raise TimeoutError(f"nothing for {query!r} {args} within {within} s")
 
 
+SUPPORT_VARIABLES = ("SUPPORT_TENANT", "SUPPORT_TIER", "SUPPORT_AUTHORISED", "SUPPORT_IN_HOURS", "SUPPORT_ACTION",
+                     "SUPPORT_QUEUE", "QUEUE_PRIO", "SUPPORT_REASON", "SUPPORT_OUT_OF_HOURS")  # fmt: skip
+
+
+def channel_variables(asterisk: harness.AsteriskTarget, channel: str) -> dict[str, str]:
+    """The support variables of a live channel, from ``core show channel`` (its "Variables:" block)."""
+    out = asterisk.cli(f"core show channel {channel}")
+    found = {}
+    for line in out.splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and name in SUPPORT_VARIABLES:
+            found[name] = value
+    assert found, out
+    return found
+
+
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pbx_sla.cli", *args], env=env, capture_output=True, text=True,
                           timeout=120)  # fmt: skip
@@ -127,16 +143,24 @@ listen = "{asterisk.agi_host}:{asterisk.agi_port}"
         await wait_for(db, "SELECT resynced_at FROM ami_sessions WHERE server = $1", asterisk.server_name)
 
         # 1. authorised requester, E.164 and national formats: tier3's queue, priority 5, answered
+        #    (all nine variables arrive in one EXEC MSet: read them back from the caller's channel while it
+        #    is bridged to the agent, as the dialplan sees them)
         for n, caller in enumerate(("+420777000001", "777000001")):
             mark = ami.mark()
-            result = sipp.call(caller, ACME_DID, hold_seconds=3)
-            assert result.ok, result.stderr[-3000:]
+            call = sipp.start_call(caller, ACME_DID, hold_seconds=4)
             route = ami.wait_event("UserEvent", UserEvent="PbxSlaSupport", start=mark)
             assert (route["Action"], route["Queue"], route["Tenant"], route["Reason"]) == (
                 "queue", "support-premium", "acme", "authorised-number"), (n, route)  # fmt: skip
             join = ami.wait_event("QueueCallerJoin", Queue="support-premium", start=mark)
             assert join["CallerIDNum"] == caller
             ami.wait_event("AgentConnect", Queue="support-premium", start=mark)
+            if asterisk.sandbox:
+                assert channel_variables(asterisk, join["Channel"]) == {
+                    "SUPPORT_TENANT": "acme", "SUPPORT_TIER": "tier3", "SUPPORT_AUTHORISED": "1",
+                    "SUPPORT_IN_HOURS": "1", "SUPPORT_ACTION": "queue", "SUPPORT_QUEUE": "support-premium",
+                    "QUEUE_PRIO": "5", "SUPPORT_REASON": "authorised-number", "SUPPORT_OUT_OF_HOURS": ""}  # fmt: skip
+            result = call.wait()
+            assert result.ok, result.stderr[-3000:]
 
         # 2. unknown number, wrong PIN: three prompts (the 2nd and 3rd time out), then the general line
         mark = ami.mark()
@@ -162,6 +186,7 @@ listen = "{asterisk.agi_host}:{asterisk.agi_port}"
         await wait_for(db, "SELECT count(*) >= 3 FROM queue_events WHERE event = 'AgentConnect'")
     finally:
         assert daemon.stop() == 0, (tmp_path / "daemon.log").read_text(errors="replace")[-4000:]
+    assert "refused EXEC MSet" not in (tmp_path / "daemon.log").read_text(errors="replace")  # one MSet per call
 
     rows = {r["caller"]: r for r in await db.fetch("SELECT * FROM support_calls")}
     assert set(rows) == {"+420777000001", "777000001", "+420600111222", "+420603000003"}
