@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import logging
 import re
 import socket
 import time
@@ -31,8 +33,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-
-import structlog
 
 from pbx_sla.agi import protocol as p
 from pbx_sla.agi.pins import MAX_ATTEMPTS, PIN_MAX_DIGITS, PIN_PROMPT, PIN_TIMEOUT_MS, PinLimiter, match_pin
@@ -44,6 +44,7 @@ from pbx_sla.log import get_logger
 from pbx_sla.pipeline import Record
 
 log = get_logger(__name__)
+_stdlog = logging.getLogger(__name__)
 
 SCRIPT = "support"
 HEADER_TIMEOUT = 5.0
@@ -194,6 +195,17 @@ class _Call:
     variables_set: bool = False
     decide_ms: float | None = None
 
+    @functools.cached_property
+    def log(self) -> Any:
+        """A logger naming the call (bound only when a call logs something: rare)."""
+        return log.bind(uniqueid=p.sanitise(self.headers.get("uniqueid"), max_chars=64), server=self.server)
+
+
+@functools.lru_cache(maxsize=4096)
+def _commands(items: tuple[tuple[str, str], ...]) -> tuple[list[tuple[bytes, list[str]]], list[tuple[bytes, str]]]:
+    """:func:`protocol.set_variables`, memoised: a catalogue yields few distinct decisions."""
+    return p.set_variables(dict(items))
+
 
 class SupportAGIServer:
     """The FastAGI server; :meth:`serve` binds it, :meth:`handle` serves one connection."""
@@ -270,8 +282,7 @@ class SupportAGIServer:
                           peer=peer, uniqueid=headers.get("uniqueid"))  # fmt: skip
                 return
             call = _Call(headers, self.server_name(peer, headers))
-            with structlog.contextvars.bound_contextvars(uniqueid=headers.get("uniqueid"), server=call.server):
-                await self._support(session, call)
+            await self._support(session, call)
         except Exception:
             log.exception("FastAGI session failed", peer=peer)
         finally:
@@ -302,21 +313,22 @@ class SupportAGIServer:
                 call.decide_ms += (time.perf_counter() - t) * 1000
             call.decision, call.decided_at = decision, self.clock()
             self.decisions += 1
-            call.variables_set = await self._set_variables(session, decision.variables())
+            call.variables_set = await self._set_variables(session, call, decision.variables())
             if call.linkedid is None and not session.hung_up:
                 reply = await session.send(p.get_full_variable("${CHANNEL(linkedid)}"), self.command_timeout)
                 if reply.ok and reply.result == 1 and reply.data:
                     call.linkedid = p.sanitise(reply.data, max_chars=64)
         except (SessionClosed, TimeoutError) as exc:
-            log.info("support call ended during the AGI session", error=str(exc) or type(exc).__name__)
+            call.log.info("support call ended during the AGI session", error=str(exc) or type(exc).__name__)
         finally:
             self._record(call, watch.ms)
 
-    async def _set_variables(self, session: Session, variables: dict[str, str]) -> bool:
+    async def _set_variables(self, session: Session, call: _Call, variables: dict[str, str]) -> bool:
         """All variables in as few commands as possible: one ``EXEC MSet`` for the safe tokens (all of
         them, with a valid catalogue), ``SET VARIABLE`` for anything else, or for everything if this
         Asterisk has no ``MSet``. True when every variable was acknowledged."""
-        batches, singles = p.set_variables(variables)
+        batches, singles = _commands(tuple(variables.items()))
+        singles = list(singles)
         for line, names in batches:
             if not self._mset:
                 singles.extend((p.set_variable(n, variables[n]), n) for n in names)
@@ -327,7 +339,7 @@ class SupportAGIServer:
             if not reply.ok or reply.result is None or reply.result < 0:
                 if not reply.ok or reply.result == -2:
                     self._mset = False
-                    log.warning("Asterisk refused EXEC MSet; setting variables one by one from now on",
+                    call.log.warning("Asterisk refused EXEC MSet; setting variables one by one from now on",
                                 reply=p.sanitise(reply.text, max_chars=120))  # fmt: skip
                 singles.extend((p.set_variable(n, variables[n]), n) for n in names)
         for line, _name in singles:
@@ -339,7 +351,7 @@ class SupportAGIServer:
     async def _pin(self, session: Session, call: _Call, decision: Decision) -> PinOutcome | None:
         key = decision.caller or p.sanitise(call.headers.get("callerid"), max_chars=64) or "anonymous"
         if self.limiter.locked(key):
-            log.warning("PIN prompt skipped: too many wrong PINs", caller=key)
+            call.log.warning("PIN prompt skipped: too many wrong PINs", caller=key)
             return PinOutcome("locked")
         wrong = 0
         for _ in range(MAX_ATTEMPTS):
@@ -356,11 +368,11 @@ class SupportAGIServer:
             name = await asyncio.to_thread(match_pin, digits, decision.pin_candidates)
             if name is not None:
                 self.limiter.succeed(key)
-                log.info("PIN accepted", caller=key, requester=name, attempts=call.pin_attempts)
+                call.log.info("PIN accepted", caller=key, requester=name, attempts=call.pin_attempts)
                 return PinOutcome("ok", name)
             wrong += 1
             failures = self.limiter.fail(key)
-            log.warning("wrong PIN", caller=key, attempt=call.pin_attempts, failures_in_window=failures)
+            call.log.warning("wrong PIN", caller=key, attempt=call.pin_attempts, failures_in_window=failures)
             if self.limiter.locked(key):
                 break
         return PinOutcome("failed") if wrong else PinOutcome("none")
@@ -387,8 +399,9 @@ class SupportAGIServer:
         if call.decide_ms is not None:
             data["decide_ms"] = round(call.decide_ms, 3)  # not stored: for the benchmark and debugging
         self.submit(Record("support_call", data))
-        log.debug("support call routed", action=data["action"], reason=data["reason"], tenant=data["tenant"],
-                 latency_ms=latency_ms)  # fmt: skip
+        if _stdlog.isEnabledFor(logging.DEBUG):  # structlog would run its processors even when filtered
+            call.log.debug("support call routed", action=data["action"], reason=data["reason"], tenant=data["tenant"],
+                           latency_ms=latency_ms)  # fmt: skip
 
 
 __all__ = ["VARIABLES", "SupportAGIServer"]
