@@ -14,7 +14,8 @@ Same decision and variables as the FastAGI server (:func:`pbx_sla.domain.routing
 * Record: after the variables are set, the script closes its AGI pipes (the dialplan goes on) and a
   detached child stores the ``support_call`` record in PostgreSQL (10 s budget). If that fails the
   record is kept in ``<data_dir>/classic-agi-spool/``; the next classic call that reaches the database
-  stores the spooled records first (inserts are idempotent). The daemon does not read that spool.
+  stores the spooled records first (inserts are idempotent); so does the daemon (``pbx-sla run``),
+  every 30 s.
 * pyst2: its debug chatter goes to /dev/null; every call is guarded against ``(AGIError, ValueError)``
   (a ``HANGUP`` line raises ValueError or AGIUnknownError); its ``_quote`` does not escape quotes, so
   arguments are quoted by :func:`pbx_sla.agi.protocol.quote` and sent through ``execute``.
@@ -51,12 +52,11 @@ from pbx_sla.agi.pins import (
     FilePinLimiter,
     match_pin,
 )
-from pbx_sla.agi.record import record_data
+from pbx_sla.agi.record import SPOOL_DIR, record_data
 from pbx_sla.domain.catalogue import Catalogue
 from pbx_sla.domain.routing import Decision, PinOutcome, decide
 
 CACHE_NAME = "catalogue-cache.json"
-SPOOL_DIR = "classic-agi-spool"
 PIN_FILE = "pin-failures.json"
 AGI_ERRORS = (AGIError, ValueError, OSError)
 

@@ -12,6 +12,10 @@ from typing import Any
 from pbx_sla.agi import protocol as p
 from pbx_sla.domain.routing import Decision
 
+#: under ``data_dir``: records the classic script could not store (one JSON file each); the daemon
+#: replays them (:mod:`pbx_sla.agi.classic_spool`), so does the next classic call that reaches the database
+SPOOL_DIR = "classic-agi-spool"
+
 
 def record_data(
     d: Decision,

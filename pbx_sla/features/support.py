@@ -2,7 +2,8 @@
 
 ``start(ctx)`` binds ``[agi] listen`` and serves ``/support`` until cancelled; decisions read
 ``ctx.catalogue.current`` only, records go to ``ctx.submit`` (the durable writer), so a PostgreSQL
-outage changes neither the decisions nor the records kept of them. Queue events become
+outage changes neither the decisions nor the records kept of them. ``start`` also replays the classic
+AGI script's spool every 30 s (:mod:`pbx_sla.agi.classic_spool`). Queue events become
 ``queue_event`` records; a malformed one is logged (naming the field) and skipped.
 """
 
@@ -12,6 +13,7 @@ import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
+from pbx_sla.agi.classic_spool import db_writer, replay_forever, spool_directory
 from pbx_sla.agi.server import SupportAGIServer
 from pbx_sla.domain.events import ParseError
 from pbx_sla.domain.queue_events import EVENTS, KIND, parse_queue_event
@@ -41,7 +43,8 @@ def sinks(ctx: ServiceContext) -> Sequence[Sink]:
 
 
 async def start(ctx: ServiceContext) -> Sequence[asyncio.Task[None]]:
-    """Bind the FastAGI server (an OSError such as a port in use reaches the daemon: exit 2)."""
+    """Bind the FastAGI server (an OSError such as a port in use reaches the daemon: exit 2) and replay the
+    classic script's spool."""
     agi = SupportAGIServer(ctx.catalogue, ctx.submit, servers=ctx.settings.asterisk)
     server = await agi.serve(ctx.settings.agi_host, ctx.settings.agi_port)
 
@@ -52,4 +55,5 @@ async def start(ctx: ServiceContext) -> Sequence[asyncio.Task[None]]:
             server.close()
             log.info("FastAGI server stopped", decisions=agi.decisions, sessions=agi.sessions)
 
-    return [asyncio.create_task(serve(), name="fastagi")]
+    spool = replay_forever(spool_directory(ctx.settings.data_dir), db_writer(ctx.dsn))
+    return [asyncio.create_task(serve(), name="fastagi"), asyncio.create_task(spool, name="classic-agi-spool")]
