@@ -334,6 +334,21 @@ async def end_to_end(args: argparse.Namespace, dsn: str, work: Path) -> dict:
     return result
 
 
+NOTES = """## Reading these numbers
+
+* The daemon applies back-pressure: while PostgreSQL is up but the writer lags (25,000 records queued) it
+  stops reading AMI for up to 1 s at a time. So with `--rate 0` the *accept* rate settles at what the
+  writer sustains, and the end-to-end rate is the daemon's real capacity; memory stays flat instead of
+  growing. Without back-pressure (first version of this benchmark) the AMI layer accepted about 64,000
+  events/s while rows were committed at a fraction of that and the queue spilled to disk.
+* The daemon is one Python process (one core): parsing plus the features' handlers cost about 13 µs per
+  event (parsing alone about 4), the sinks' conversions and asyncpg encoding the rest; PostgreSQL and the event
+  generator share the second core.
+* The issue asks for memory flat over 10 minutes; this run is shorter (the machine is shared). Run
+  `--duration 600` for the full check: RSS per sample is in the table above.
+"""
+
+
 def machine() -> dict:
     cpu = next(
         (
@@ -446,6 +461,7 @@ def render(args, e2e, pano, ours, handlers, n_records, n, copy_rate, pg_version,
         "",
         "Writer at the end: " + json.dumps(e2e["writer"]),
         "",
+        NOTES,
         "Last daemon log lines:",
         "",
         "```",

@@ -222,3 +222,18 @@ async def test_a_session_left_open_by_a_crash_is_closed_at_its_last_sign_of_life
     assert await db.fetchval("SELECT lost_at FROM ami_sessions WHERE session_id = 'not-ours'") is None
     coverage = await db.fetch("SELECT * FROM ami_coverage WHERE server = 'pbx1' ORDER BY known_from")
     assert coverage[0]["known_to"].isoformat() == "2026-01-01T11:00:00+00:00" and not coverage[0]["live"]
+
+
+async def test_a_broken_feature_module_stops_the_start_with_exit_2(
+    db_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logs = io.StringIO()
+    setup_logging("info", json=True, stream=logs)
+    monkeypatch.setattr(features, "FEATURES", ("no_such_feature",))
+    ami = await FakeAmi(secret=SECRET).start()
+    try:
+        assert await asyncio.wait_for(Daemon(settings_for(db_dsn, tmp_path / "data", ami)).run(), 20) == 2
+    finally:
+        await ami.close()
+    assert "no_such_feature" in logs.getvalue() and "feature module is broken" in logs.getvalue()
+    assert ami.login_attempts == 0

@@ -254,3 +254,29 @@ def test_backoff_doubles_to_the_cap_with_jitter() -> None:
 def test_panoramisk_logger_stays_at_info_even_in_debug() -> None:
     setup_logging("debug", json=True, stream=io.StringIO())
     assert logging.getLogger("panoramisk").getEffectiveLevel() >= logging.INFO
+
+
+class Congestion:
+    def __init__(self) -> None:
+        self.congested = True
+        self.relieved = False
+
+
+async def test_back_pressure_pauses_reading_and_resumes_without_losing_events(ami: FakeAmi) -> None:
+    seen = []
+    sink = Sink()
+    congestion = Congestion()
+    collector = Collector(
+        server_for(ami), Router([{"Test": lambda s, e: seen.append(e) or ()}], sink), sink, congestion=congestion
+    )
+    collector.MAX_PAUSE = 0.3
+    task = start(collector)
+    await until(lambda: collector.status.state == "connected")
+    ami.broadcast(b"".join(encode({"Event": "Test", "N": str(n)}) for n in range(5000)))
+    await until(lambda: collector.status.pauses >= 1)
+    paused_at = len(seen)
+    assert paused_at < 5000  # reading stopped part-way
+    congestion.congested, congestion.relieved = False, True
+    await until(lambda: len(seen) == 5000)
+    await stop(collector, task)
+    assert [e["N"] for e in seen] == [str(n) for n in range(5000)]
