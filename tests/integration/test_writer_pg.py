@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import asyncpg
@@ -33,11 +34,15 @@ PG_CTL = (
 pytestmark = pytest.mark.skipif(not PG_CTL.exists(), reason="needs pgserver's PostgreSQL")
 
 
-def pg_ctl(pgdata: Path, *args: str) -> None:
+def pg_ctl(pgdata: Path, *args: str, check: bool = True) -> None:
     cmd = [str(PG_CTL), "-D", str(pgdata), *args]
     if os.geteuid() == 0:
         cmd = ["runuser", "-u", pgdata.owner(), "--", *cmd]
-    subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if check and out.returncode != 0:
+        log = pgdata / "restart.log"
+        tail = log.read_text()[-1500:] if log.exists() else ""
+        raise RuntimeError(f"pg_ctl {' '.join(args)} failed: {out.stderr.strip()}\n{tail}")
 
 
 def pg_start(pgdata: Path) -> None:
@@ -49,10 +54,14 @@ def pg_start(pgdata: Path) -> None:
 def private_pg(tmp_path: Path):
     tmp_path.chmod(0o755)  # the PostgreSQL user must traverse it
     data = tmp_path / "pg"
-    dsn = ensure_embedded(data)
+    try:
+        dsn = ensure_embedded(data)
+    except Exception:  # pgserver's first-use setup (useradd, chmod) can race another test run: once more
+        time.sleep(1)
+        dsn = ensure_embedded(data)
     yield dsn, data
     if (data / "postgres" / "postmaster.pid").exists():
-        pg_ctl(data / "postgres", "stop", "-m", "immediate")
+        pg_ctl(data / "postgres", "stop", "-m", "immediate", check=False)
 
 
 class NumbersSink:
