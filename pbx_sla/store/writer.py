@@ -352,12 +352,14 @@ class DurableWriter:
                 async with pool.acquire() as conn, conn.transaction():
                     await sink.write(conn, [record.data])
             except DATA_ERRORS as exc:
-                log.error(
-                    "record refused; moved to dead letters",
-                    kind=record.kind,
-                    record=_short(record.data),
-                    error=f"{type(exc).__name__}: {exc}",
-                )
+                if self.dead_letters < 100 or self.dead_letters % 1000 == 0:  # a sink bug must not flood the log
+                    log.error(
+                        "record refused; moved to dead letters",
+                        kind=record.kind,
+                        record=_short(record.data),
+                        error=f"{type(exc).__name__}: {exc}",
+                        dead_letters=self.dead_letters + 1,
+                    )
                 self._dead_letter(record.kind, record.data, f"{type(exc).__name__}: {exc}")
                 self._dead.add(id(record))
 

@@ -237,3 +237,22 @@ async def test_a_broken_feature_module_stops_the_start_with_exit_2(
         await ami.close()
     assert "no_such_feature" in logs.getvalue() and "feature module is broken" in logs.getvalue()
     assert ami.login_attempts == 0
+
+
+async def test_agi_port_in_use_is_a_start_error_with_exit_2(db_dsn: str, tmp_path: Path) -> None:
+    """The real features: the support feature cannot bind its FastAGI port."""
+    logs = io.StringIO()
+    setup_logging("info", json=True, stream=logs)
+    ami = await FakeAmi(secret=SECRET).start()
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    try:
+        settings = settings_for(db_dsn, tmp_path / "data", ami)
+        settings = Settings(**{**settings.__dict__, "agi_port": blocker.getsockname()[1]})
+        assert await asyncio.wait_for(Daemon(settings).run(), 30) == 2
+    finally:
+        blocker.close()
+        await ami.close()
+    assert "daemon cannot start" in logs.getvalue()
+    assert json.loads((tmp_path / "data" / STATUS_FILE).read_text())["state"] == "stopped"
