@@ -115,6 +115,7 @@ def test_support_call_reaches_fastagi_and_queue(asterisk: harness.AsteriskTarget
     assert (route["Action"], route["Queue"], route["Tenant"]) == ("queue", "support-premium", "acme")
     join = ami.wait_event("QueueCallerJoin", Queue="support-premium", start=mark)
     assert join["CallerIDNum"] == CALLER
+    assert h["agi_arg_3"] == join["Linkedid"]  # the dialplan passes ${CHANNEL(linkedid)}
     connect = ami.wait_event("AgentConnect", Queue="support-premium", start=mark)
     assert connect["Linkedid"] == join["Linkedid"]
     # one Cdr event per leg, all with the call's linkedid and their sequence
