@@ -109,13 +109,13 @@ def ensure_embedded(data_dir: Path) -> str:
     """Start (or find) the private PostgreSQL under ``data_dir/postgres``; return its DSN."""
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = data_dir / "postgres"
+    _ensure_runtime_dir(data_dir)  # before importing pgserver: platformdirs checks it at import time
     try:
         import pgserver  # noqa: F401
     except ImportError:
         dsn = _start_with_debian(pgdata)
         engine = "debian"
     else:
-        _ensure_runtime_dir(data_dir)
         logging.getLogger("pgserver").setLevel(logging.WARNING)
         dsn = _start_with_pgserver(pgdata)
         engine = "pgserver"
