@@ -113,3 +113,14 @@ def cli_env(db_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dic
     monkeypatch.delenv("PBX_SLA_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
     return {"PBX_SLA_DSN": db_dsn, "PBX_SLA_DATA_DIR": str(tmp_path / "data")}
+
+
+@pytest.fixture
+def private_pg():
+    """A started :class:`tests.private_pg.PrivatePostgres` this test may stop and restart."""
+    from private_pg import PrivatePostgres  # tests/ is on sys.path (rootdir conftest)
+
+    server = PrivatePostgres()
+    server.start()
+    yield server
+    server.cleanup()

@@ -4,26 +4,19 @@ file serves a daemon started while PostgreSQL is down; reconnection picks up wha
 from __future__ import annotations
 
 import asyncio
-import glob
 import json
-import os
-import subprocess
-import sys
 import time
 import tomllib
 from pathlib import Path
 
 import asyncpg
-import pytest
 
 from pbx_sla.domain.catalogue_file import parse_catalogue
 from pbx_sla.store import migrate
 from pbx_sla.store.catalogue import apply_catalogue
 from pbx_sla.store.catalogue_watch import CACHE_NAME, CatalogueWatch
-from pbx_sla.store.embedded import ensure_embedded
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "contracts.toml"
-SITE = Path(sys.prefix) / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
 
 
 def example() -> dict:
@@ -91,33 +84,8 @@ async def test_unreadable_cache_is_ignored(tmp_path: Path) -> None:
         await watch.close()
 
 
-def _pg_ctl(pgdata: Path, *args: str, check: bool = True) -> None:
-    pg_ctl = str(SITE / "pgserver" / "pginstall" / "bin" / "pg_ctl")
-    if not Path(pg_ctl).exists():
-        pg_ctl = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))[-1]
-    cmd = [pg_ctl, "-D", str(pgdata), *args]
-    if os.geteuid() == 0 and pgdata.owner() != "root":
-        cmd = ["runuser", "-u", pgdata.owner(), "--", *cmd]
-    subprocess.run(cmd, check=check, capture_output=True, timeout=60)
-
-
-@pytest.fixture
-def private_pg(tmp_path: Path):
-    """A private PostgreSQL this test may stop (never the shared one)."""
-    tmp_path.chmod(0o755)
-    data_dir = tmp_path / "pg"
-    try:
-        dsn = ensure_embedded(data_dir)
-    except Exception:  # pgserver's first-use setup (useradd, chmod) can race another test run: once more
-        time.sleep(1)
-        dsn = ensure_embedded(data_dir)
-    yield dsn, data_dir
-    if (data_dir / "postgres" / "postmaster.pid").exists():
-        _pg_ctl(data_dir / "postgres", "stop", "-m", "immediate", check=False)
-
-
 async def test_outage_keeps_catalogue_cache_serves_restart(private_pg, tmp_path: Path) -> None:
-    dsn, data_dir = private_pg
+    dsn = private_pg.dsn
     conn = await asyncpg.connect(dsn)
     try:
         await migrate.upgrade(conn)
@@ -131,7 +99,7 @@ async def test_outage_keeps_catalogue_cache_serves_restart(private_pg, tmp_path:
         assert watch.revision == first.revision_id
         held = watch.current
 
-        await asyncio.to_thread(_pg_ctl, data_dir / "postgres", "stop", "-m", "fast")
+        await asyncio.to_thread(private_pg.stop)
         await wait_for(lambda: not watch.connected, 5)
         await asyncio.sleep(1)  # a few failed reconnects
         assert watch.current is held and watch.revision == first.revision_id
@@ -148,9 +116,7 @@ async def test_outage_keeps_catalogue_cache_serves_restart(private_pg, tmp_path:
             await restarted.close()
 
         # PostgreSQL is back; a change made before the watch reconnects is picked up on reconnect
-        pgdata = data_dir / "postgres"
-        opts = f"-c listen_addresses='' -k {pgdata}"
-        await asyncio.to_thread(_pg_ctl, pgdata, "-w", "-l", str(pgdata / "restart.log"), "-o", opts, "start")
+        await asyncio.to_thread(private_pg.start)
         conn = await asyncpg.connect(dsn)
         try:
             data = example()

@@ -6,62 +6,13 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import asyncpg
-import pytest
 
 from pbx_sla.log import setup_logging
 from pbx_sla.pipeline import Record
-from pbx_sla.store.embedded import ensure_embedded
 from pbx_sla.store.writer import DEAD_LETTER, DurableWriter
-
-PG_CTL = (
-    Path(sys.prefix)
-    / "lib"
-    / f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    / "site-packages"
-    / "pgserver"
-    / "pginstall"
-    / "bin"
-    / "pg_ctl"
-)
-
-pytestmark = pytest.mark.skipif(not PG_CTL.exists(), reason="needs pgserver's PostgreSQL")
-
-
-def pg_ctl(pgdata: Path, *args: str, check: bool = True) -> None:
-    cmd = [str(PG_CTL), "-D", str(pgdata), *args]
-    if os.geteuid() == 0:
-        cmd = ["runuser", "-u", pgdata.owner(), "--", *cmd]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    if check and out.returncode != 0:
-        log = pgdata / "restart.log"
-        tail = log.read_text()[-1500:] if log.exists() else ""
-        raise RuntimeError(f"pg_ctl {' '.join(args)} failed: {out.stderr.strip()}\n{tail}")
-
-
-def pg_start(pgdata: Path) -> None:
-    """Start the stopped server again as pgserver did: Unix socket only, in its data directory."""
-    pg_ctl(pgdata, "-w", "-l", str(pgdata / "restart.log"), "-o", f"-h '' -k {pgdata}", "start")
-
-
-@pytest.fixture
-def private_pg(tmp_path: Path):
-    tmp_path.chmod(0o755)  # the PostgreSQL user must traverse it
-    data = tmp_path / "pg"
-    try:
-        dsn = ensure_embedded(data)
-    except Exception:  # pgserver's first-use setup (useradd, chmod) can race another test run: once more
-        time.sleep(1)
-        dsn = ensure_embedded(data)
-    yield dsn, data
-    if (data / "postgres" / "postmaster.pid").exists():
-        pg_ctl(data / "postgres", "stop", "-m", "immediate", check=False)
 
 
 class NumbersSink:
@@ -79,7 +30,7 @@ class NumbersSink:
 
 async def test_every_record_lands_once_across_a_database_restart(private_pg, tmp_path: Path) -> None:
     setup_logging("info", json=True, stream=io.StringIO())
-    dsn, data = private_pg
+    dsn = private_pg.dsn
     conn = await asyncpg.connect(dsn)
     await conn.execute("CREATE TABLE numbers (n int PRIMARY KEY CHECK (n >= 0), label text NOT NULL)")
     await conn.close()
@@ -105,11 +56,11 @@ async def test_every_record_lands_once_across_a_database_restart(private_pg, tmp
 
     producer = asyncio.create_task(produce())
     await asyncio.sleep(0.5)
-    await asyncio.to_thread(pg_ctl, data / "postgres", "stop", "-m", "fast")
+    await asyncio.to_thread(private_pg.stop)
     await asyncio.sleep(2.0)
     assert writer.db_ok is False
     spilled_while_down = writer.backlog.spooled
-    await asyncio.to_thread(pg_start, data / "postgres")
+    await asyncio.to_thread(private_pg.start)
     await producer
     await writer.close(60)
 
@@ -130,11 +81,11 @@ async def test_every_record_lands_once_across_a_database_restart(private_pg, tmp
 
 async def test_close_while_the_database_is_down_spools_and_the_next_writer_delivers(private_pg, tmp_path) -> None:
     setup_logging("info", json=True, stream=io.StringIO())
-    dsn, data = private_pg
+    dsn = private_pg.dsn
     conn = await asyncpg.connect(dsn)
     await conn.execute("CREATE TABLE numbers (n int PRIMARY KEY CHECK (n >= 0), label text NOT NULL)")
     await conn.close()
-    await asyncio.to_thread(pg_ctl, data / "postgres", "stop", "-m", "fast")
+    await asyncio.to_thread(private_pg.stop)
 
     spool = tmp_path / "spool"
     first = DurableWriter(dsn, [NumbersSink()], spool, flush_interval=0.05, max_backoff=0.2)
@@ -144,7 +95,7 @@ async def test_close_while_the_database_is_down_spools_and_the_next_writer_deliv
     await first.close(1.0)  # SIGTERM with the database away: nothing lost, all on disk
     assert first.backlog == (0, 500)
 
-    await asyncio.to_thread(pg_start, data / "postgres")
+    await asyncio.to_thread(private_pg.start)
     second = DurableWriter(dsn, [NumbersSink()], spool, flush_interval=0.05)
     second.start()
     await second.close(30)
