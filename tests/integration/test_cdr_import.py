@@ -320,3 +320,36 @@ async def test_only_catalogue_trunks_decide_direction(db):
 
 async def test_missing_file_is_a_usage_error(cli_env, tmp_path):
     assert await asyncio.to_thread(run_cli, "cdr", "import", str(tmp_path / "nope.csv"), "--server", "x") == 2
+
+
+async def test_child_process_parser_matches_the_thread_parser(db, tmp_path):
+    """Large files are parsed in a child process (importer._ChildParser): same rows, same problems and
+    physical line numbers, same calls and rollup as the in-process parser; a dead child is an error."""
+    from pbx_sla.ingest.importer import import_csv
+
+    await seed_catalogue(db)
+    rows = _month_rows(random.Random(11), 40)
+    bad_date = fields(T0, uid="x.1", linked="x.1")
+    bad_date[11] = "2026-03-12 25:61:00"
+    rows[5:5] = ['"a","b"\n', csv_line(bad_date)]
+    rows.insert(20, csv_line(fields(T0, uid="q.1", linked="q.1", clid='"A ""B""\nC" <1>')))
+    path = tmp_path / "Master.csv"
+    path.write_text("".join(rows), encoding="utf-8")
+
+    results = []
+    for in_process in (True, False):
+        await db.execute("TRUNCATE cdr_legs, calls, usage_daily")
+        summary = await import_csv(db, path, "pbx1", PRAGUE, batch_size=7, parse_in_process=in_process)
+        results.append((summary, await _snapshot(db)))
+    (child, child_db), (thread, thread_db) = results
+    assert child == thread
+    assert child_db == thread_db
+    assert child.rejected == 2 and child.imported == len(rows) - 2
+    assert [p.split(": ")[0] for p in child.problems] == [f"{path}:6", f"{path}:7"]
+
+    try:
+        await import_csv(db, tmp_path / "missing.csv", "pbx1", PRAGUE, parse_in_process=True)
+    except RuntimeError as exc:
+        assert "missing.csv" in str(exc) and "exit code 1" in str(exc)
+    else:
+        raise AssertionError("a child that cannot read the file must fail the import")
