@@ -41,7 +41,9 @@ async def import_file(args: argparse.Namespace, settings: Settings) -> int:
     path = Path(args.file)
     if not await asyncio.to_thread(path.is_file):
         raise ConfigError(f"{path}: no such file")
-    conn = await connect(await resolve_dsn(settings))
+    dsn = await resolve_dsn(settings)
+    conn = await connect(dsn)
+    refresh_conn = None
     try:
         if args.timezone:
             tz = _zone(args.timezone, "--timezone")
@@ -50,8 +52,18 @@ async def import_file(args: argparse.Namespace, settings: Settings) -> int:
             tz = _zone(configured, f"[[asterisk]] {args.server} timezone") if configured else None
             tz = tz or await catalogue_timezone(conn)
         progress = _progress(path) if sys.stderr.isatty() else None
-        summary = await import_csv(conn, path, args.server, tz, progress=progress)  # type: ignore[arg-type]
+        refresh_conn = await connect(dsn)  # calls are recomputed on it while the next legs are stored
+        summary = await import_csv(
+            conn,
+            path,
+            args.server,
+            tz,  # type: ignore[arg-type]
+            progress=progress,
+            refresh_conn=refresh_conn,
+        )
     finally:
+        if refresh_conn is not None:
+            await refresh_conn.close()
         await conn.close()
     if progress is not None:
         print(file=sys.stderr)

@@ -29,7 +29,7 @@ import asyncpg
 
 from pbx_sla.domain.cdr import CdrError, LegRow, LocalClock, csv_leg_row
 from pbx_sla.ingest.csv_reader import read_records
-from pbx_sla.store.calls import CdrLegSink, StoreResult
+from pbx_sla.store.calls import CdrLegSink, StoreResult, insert_rows_deferred, refresh_batch, refresh_leftover
 
 #: rows per transaction: large enough that per-batch costs (lock, COPY set-up, commit) vanish
 BATCH = 25_000
@@ -126,8 +126,15 @@ async def import_csv(
     progress: Callable[[ImportSummary, int], None] | None = None,
     max_problems: int = 1000,
     parse_in_process: bool | None = None,
+    refresh_conn: asyncpg.Connection | None = None,
 ) -> ImportSummary:
     """Import one Master.csv file; ``progress(summary, bytes_read)`` is called after every batch.
+
+    ``refresh_conn``: a second connection to the same database. With it, batch N's calls are recomputed
+    on it (:func:`pbx_sla.store.calls.refresh_batch`) while batch N+1's legs are stored on ``conn``
+    (:func:`pbx_sla.store.calls.insert_rows_deferred`), so the two halves of the PostgreSQL work run on
+    two cores; calls left pending by an earlier, interrupted import of this server are recomputed first.
+    Without it, every batch is stored and its calls recomputed in one transaction (:func:`store_rows`).
 
     ``parse_in_process``: parse in a child process (``None``: when the file has at least
     :data:`PROCESS_MIN_BYTES`).
@@ -136,39 +143,55 @@ async def import_csv(
     sink = CdrLegSink(source="csv")
 
     async def store(rows: list[LegRow]) -> StoreResult:
+        if refresh_conn is None:
+            async with conn.transaction():
+                return await sink.write_rows(conn, rows)
         async with conn.transaction():
-            return await sink.write_rows(conn, rows)
+            stored = await insert_rows_deferred(conn, rows, sink.source)
+        nonlocal refreshing
+        if refreshing is not None:
+            await refreshing  # one refresh at a time, in batch order
+        refreshing = asyncio.create_task(refresh_batch(refresh_conn, stored))
+        return stored.result
+
+    refreshing: asyncio.Task[None] | None = None
+    if refresh_conn is not None:
+        await refresh_leftover(refresh_conn, server)
 
     if parse_in_process is None:
         parse_in_process = tz.key is not None and (await asyncio.to_thread(path.stat)).st_size >= PROCESS_MIN_BYTES
-    with contextlib.ExitStack() as stack:
-        if parse_in_process:
-            child = _ChildParser(path, server, tz, batch_size)
-            stack.callback(child.close)
-            next_batch: Callable[[], _Batch | None] = child.next
-        else:
-            batches = _batches(stack.enter_context(path.open("rb")), server, tz, batch_size)
+    try:
+        with contextlib.ExitStack() as stack:
+            if parse_in_process:
+                child = _ChildParser(path, server, tz, batch_size)
+                stack.callback(child.close)
+                next_batch: Callable[[], _Batch | None] = child.next
+            else:
+                batches = _batches(stack.enter_context(path.open("rb")), server, tz, batch_size)
 
-            def next_batch() -> _Batch | None:
-                return next(batches, None)
+                def next_batch() -> _Batch | None:
+                    return next(batches, None)
 
-        parsed = await asyncio.to_thread(next_batch)
-        while parsed is not None:
-            batch = parsed
-            writing = asyncio.create_task(store(batch.rows)) if batch.rows else None
-            try:
-                parsed = await asyncio.to_thread(next_batch)  # the next batch, while this one is stored
-            finally:
-                result = await writing if writing is not None else StoreResult(0, 0)
-            summary.rows += batch.read
-            summary.imported += result.inserted
-            summary.present += result.present
-            for line, reason in batch.rejected:
-                summary.rejected += 1
-                if len(summary.problems) < max_problems:
-                    summary.problems.append(f"{path}:{line}: {reason}")
-            if progress is not None:
-                progress(summary, batch.offset)
+            parsed = await asyncio.to_thread(next_batch)
+            while parsed is not None:
+                batch = parsed
+                writing = asyncio.create_task(store(batch.rows)) if batch.rows else None
+                try:
+                    parsed = await asyncio.to_thread(next_batch)  # the next batch, while this one is stored
+                finally:
+                    result = await writing if writing is not None else StoreResult(0, 0)
+                summary.rows += batch.read
+                summary.imported += result.inserted
+                summary.present += result.present
+                for line, reason in batch.rejected:
+                    summary.rejected += 1
+                    if len(summary.problems) < max_problems:
+                        summary.problems.append(f"{path}:{line}: {reason}")
+                if progress is not None:
+                    progress(summary, batch.offset)
+    finally:
+        if refreshing is not None:
+            await refreshing  # the last batch's calls (or the error of a failed refresh)
     if summary.rejected > len(summary.problems):
         summary.problems.append(f"... and {summary.rejected - len(summary.problems)} more rejected rows")
     return summary

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,16 @@ SELECT coalesce(sum(legs), 0)::bigint AS inserted, array_agg(server) AS servers,
 FROM touched
 """
 
+#: the import's variant: no calls_refresh in this transaction; the touched calls are queued in
+#: calls_pending (same transaction) for :func:`refresh_batch` on another connection
+_INSERT_DEFERRED = _INSERT.replace(
+    """touched AS (""",
+    """pending AS (
+    INSERT INTO calls_pending (batch, server, call_key) SELECT DISTINCT $2::uuid, server, call_key FROM ins
+),
+touched AS (""",
+)
+
 #: E.164 normalisation is pure and callers/DIDs repeat a lot: cache it
 _normalise = functools.lru_cache(maxsize=1 << 16)(normalise)
 
@@ -94,20 +105,76 @@ async def store_rows(conn: asyncpg.Connection, rows: Sequence[LegRow], source: s
     async with conn.transaction():
         for server in servers:
             await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", LOCK_NAMESPACE, server)
-        await conn.execute("INSERT INTO servers (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", servers)
-        cc = await conn.fetchval("SELECT country_code FROM catalogue_settings")
-        if cc:
-            # caller: src, else the caller ID (pbx_sla.domain.calls.caller_number); dialled: dst
-            staged = [(*row, _normalise(row[4] or row[7], cc), _normalise(row[5], cc)) for row in rows]
-        else:
-            staged = [(*row, None, None) for row in rows]
-        await conn.execute(_STAGE)
-        await conn.copy_records_to_table("cdr_legs_stage", records=staged, columns=_STAGE_COLUMNS)
-        result = await conn.fetchrow(_INSERT, source)
+        result = await _stage_and_insert(conn, rows, _INSERT, source)
         inserted = int(result["inserted"])
         if inserted:
             await conn.execute("SELECT calls_refresh($1::text[], $2::text[])", result["servers"], result["keys"])
     return StoreResult(inserted, len(rows) - inserted)
+
+
+@dataclass(frozen=True)
+class DeferredStore:
+    result: StoreResult
+    batch: uuid.UUID  # the calls_pending rows of this batch
+    servers: list[str]  # with keys: the calls this batch touched, for refresh_batch
+    keys: list[str]
+
+
+async def _stage_and_insert(conn: asyncpg.Connection, rows: Sequence[LegRow], query: str, *args: Any) -> asyncpg.Record:
+    servers = sorted({row[0] for row in rows})
+    await conn.execute("INSERT INTO servers (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", servers)
+    cc = await conn.fetchval("SELECT country_code FROM catalogue_settings")
+    if cc:
+        # caller: src, else the caller ID (pbx_sla.domain.calls.caller_number); dialled: dst
+        staged = [(*row, _normalise(row[4] or row[7], cc), _normalise(row[5], cc)) for row in rows]
+    else:
+        staged = [(*row, None, None) for row in rows]
+    await conn.execute(_STAGE)
+    await conn.copy_records_to_table("cdr_legs_stage", records=staged, columns=_STAGE_COLUMNS)
+    return await conn.fetchrow(query, *args)
+
+
+async def insert_rows_deferred(conn: asyncpg.Connection, rows: Sequence[LegRow], source: str) -> DeferredStore:
+    """Import path, first half: store leg rows and queue the calls they touched in ``calls_pending``,
+    without recomputing those calls (the caller runs :func:`refresh_batch` after this transaction commits).
+
+    Takes no advisory lock: the lock orders *call recomputations*, and every call this inserts a leg into
+    is recomputed later by :func:`refresh_batch` under the lock, in a statement that starts after this
+    transaction committed, so it sees this leg and every leg committed before it. Runs in the caller's
+    transaction (a savepoint of it).
+    """
+    batch = uuid.uuid4()
+    if not rows:
+        return DeferredStore(StoreResult(0, 0), batch, [], [])
+    async with conn.transaction():
+        result = await _stage_and_insert(conn, rows, _INSERT_DEFERRED, source, batch)
+    inserted = int(result["inserted"])
+    return DeferredStore(
+        StoreResult(inserted, len(rows) - inserted), batch, result["servers"] or [], result["keys"] or []
+    )
+
+
+async def refresh_batch(conn: asyncpg.Connection, stored: DeferredStore) -> None:
+    """Import path, second half: recompute the calls of a committed :func:`insert_rows_deferred` batch
+    (under the per-server lock, like :func:`store_rows`) and clear its ``calls_pending`` rows."""
+    if not stored.keys:
+        return
+    async with conn.transaction():
+        for server in sorted(set(stored.servers)):
+            await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", LOCK_NAMESPACE, server)
+        await conn.execute("SELECT calls_refresh($1::text[], $2::text[])", stored.servers, stored.keys)
+        await conn.execute("DELETE FROM calls_pending WHERE batch = $1", stored.batch)
+
+
+async def refresh_leftover(conn: asyncpg.Connection, server: str) -> int:
+    """Recompute the calls an interrupted import left in ``calls_pending`` for ``server``; returns how many."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", LOCK_NAMESPACE, server)
+        rows = await conn.fetch("DELETE FROM calls_pending WHERE server = $1 RETURNING call_key", server)
+        keys = sorted({r["call_key"] for r in rows})
+        if keys:
+            await conn.execute("SELECT calls_refresh($1::text[], $2::text[])", [server] * len(keys), keys)
+    return len(keys)
 
 
 class CdrLegSink:
