@@ -7,12 +7,7 @@ PostgreSQL (never the shared one) that the test stops and starts while waves of 
 from __future__ import annotations
 
 import asyncio
-import glob
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import tomllib
 from datetime import datetime
@@ -20,7 +15,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import asyncpg
-import pytest
 
 from pbx_sla.agi.server import SupportAGIServer
 from pbx_sla.config import AsteriskServer
@@ -30,7 +24,6 @@ from pbx_sla.log import setup_logging
 from pbx_sla.store import migrate
 from pbx_sla.store.catalogue import apply_catalogue
 from pbx_sla.store.catalogue_watch import CatalogueWatch
-from pbx_sla.store.embedded import ensure_embedded
 from pbx_sla.store.support import QueueEventSink, SupportCallSink
 from pbx_sla.store.writer import DurableWriter
 
@@ -38,35 +31,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "unit"))
 from test_agi_server import fake_call, headers, set_vars  # noqa: E402
 
-SITE = Path(asyncpg.__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "contracts.toml"
 MON = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Europe/Prague"))
 CALLERS = ["+420777000001", "777000002", "+420603000003", "+420600999888", "anonymous"]
 DIALLED = ["+420221000111", "+420221000222", "7000"]
-
-
-def _pg_ctl(pgdata: Path, *args: str) -> None:
-    pg_ctl = str(SITE / "pgserver" / "pginstall" / "bin" / "pg_ctl")
-    if not Path(pg_ctl).exists():
-        pg_ctl = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))[-1]
-    cmd = [pg_ctl, "-D", str(pgdata), *args]
-    if os.geteuid() == 0 and pgdata.owner() != "root":
-        cmd = ["runuser", "-u", pgdata.owner(), "--", *cmd]
-    subprocess.run(cmd, check=True, capture_output=True, timeout=60)
-
-
-@pytest.fixture
-def private_pg():
-    """A private PostgreSQL this test stops and starts (never the shared one). Outside pytest's tmp root:
-    other pytest sessions on the machine reset that root to 0700, which locks out the server's user."""
-    base = Path(tempfile.mkdtemp(prefix="pbx-sla-agi-pg-"))
-    base.chmod(0o755)
-    data_dir = base / "pg"
-    dsn = ensure_embedded(data_dir)
-    yield dsn, data_dir
-    if (data_dir / "postgres" / "postmaster.pid").exists():
-        _pg_ctl(data_dir / "postgres", "stop", "-m", "immediate")
-    shutil.rmtree(base, ignore_errors=True)
 
 
 def call_plan(wave: int, n: int) -> list[tuple[str, str, str]]:
@@ -89,7 +57,7 @@ async def timed_call(port: int, uid: str, caller: str, dialled: str) -> tuple[st
 
 async def test_outage_under_load(private_pg, tmp_path: Path):
     setup_logging("info", json=True)  # as the daemon runs (debug lines cost time)
-    dsn, data_dir = private_pg
+    dsn = private_pg.dsn
     conn = await asyncpg.connect(dsn)
     try:
         await migrate.upgrade(conn)
@@ -107,7 +75,6 @@ async def test_outage_under_load(private_pg, tmp_path: Path):
     agi = SupportAGIServer(watch, writer.submit, servers=[AsteriskServer("pbx1")], clock=lambda: MON)
     server = await agi.serve("127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    pgdata = data_dir / "postgres"
     results: list[tuple[str, dict[str, str], float]] = []
     expected: dict[str, dict[str, str]] = {}
 
@@ -123,14 +90,13 @@ async def test_outage_under_load(private_pg, tmp_path: Path):
 
     try:
         await wave(1)
-        await asyncio.to_thread(_pg_ctl, pgdata, "stop", "-m", "fast")
+        await asyncio.to_thread(private_pg.stop)
         for n in (2, 3, 4):  # three waves while the database is down: 450 records, some spilled to disk
             await wave(n)
             await asyncio.sleep(0.3)
         assert watch.current is catalogue  # the decisions never waited on PostgreSQL
         assert writer.backlog.total > 0
-        opts = f"-c listen_addresses='' -k {pgdata}"
-        await asyncio.to_thread(_pg_ctl, pgdata, "-w", "-l", str(pgdata / "restart.log"), "-o", opts, "start")
+        await asyncio.to_thread(private_pg.start)
         await wave(5)
         deadline = time.monotonic() + 30
         while writer.backlog.total and time.monotonic() < deadline:  # noqa: ASYNC110 - polls the writer
