@@ -32,7 +32,7 @@ from pbx_sla.ingest.csv_reader import read_records
 from pbx_sla.store.calls import CdrLegSink, StoreResult, insert_rows_deferred, refresh_batch, refresh_leftover
 
 #: rows per transaction: large enough that per-batch costs (lock, COPY set-up, commit) vanish
-BATCH = 25_000
+BATCH = 10_000
 #: files at least this large are parsed in a child process (about one batch of typical rows)
 PROCESS_MIN_BYTES = 4 << 20
 
