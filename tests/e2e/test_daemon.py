@@ -8,11 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,77 +15,21 @@ import asyncpg
 import pytest
 
 from . import harness
+from .daemon import Daemon, daemon_env, pbx_sla, write_config
 
 pytestmark = pytest.mark.e2e
 
 
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def write_config(tmp_path: Path, asterisk: harness.AsteriskTarget, secret: str) -> Path:
+def config_for(tmp_path: Path, asterisk: harness.AsteriskTarget, secret: str) -> Path:
     secret_file = tmp_path / "ami.secret"
     secret_file.write_text(secret + "\n")
     secret_file.chmod(0o600)
-    config = tmp_path / "pbx-sla.toml"
-    config.write_text(
-        f"""
-[[asterisk]]
-name = "{asterisk.server_name}"
-host = "{asterisk.ami_host}"
-port = {asterisk.ami_port}
-username = "{asterisk.ami_username}"
-secret_file = "{secret_file}"
-ping_interval = 2
-action_timeout = 5
-
-[agi]
-listen = "127.0.0.1:{free_tcp_port()}"
-
-[daemon]
-data_dir = "{tmp_path / "data"}"
-"""
-    )
-    return config
-
-
-def environment(db_dsn: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_SLA_")}
-    env["PBX_SLA_DSN"] = db_dsn
-    return env
-
-
-def start_daemon(config: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "pbx_sla.cli", "run", "--config", str(config)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def stop_daemon(proc: subprocess.Popen) -> int:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-    return proc.returncode
-
-
-def cli(config: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pbx_sla.cli", *args, "--config", str(config)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    return write_config(
+        tmp_path / "pbx-sla.toml",
+        asterisk,
+        secret_file=secret_file,
+        extra_server="ping_interval = 2\naction_timeout = 5",
+        extra=f'[daemon]\ndata_dir = "{tmp_path / "data"}"',
     )
 
 
@@ -110,11 +49,11 @@ def wait_status(path: Path, predicate, within: float = 30.0) -> dict:
 
 
 async def test_run_logs_in_reports_status_and_stops_cleanly(asterisk, db_dsn: str, tmp_path: Path) -> None:
-    config = write_config(tmp_path, asterisk, asterisk.ami_secret)
-    env = environment(db_dsn)
+    config = config_for(tmp_path, asterisk, asterisk.ami_secret)
+    env = daemon_env(db_dsn)
     log = tmp_path / "daemon.log"
     status_file = tmp_path / "data" / "status.json"
-    proc = start_daemon(config, env, log)
+    daemon = Daemon(config, env, log).start()
     try:
         snap = await asyncio.to_thread(
             wait_status, status_file, lambda s: s["servers"] and s["servers"][0]["resynced"], 60
@@ -122,16 +61,16 @@ async def test_run_logs_in_reports_status_and_stops_cleanly(asterisk, db_dsn: st
         server = snap["servers"][0]
         assert server["name"] == asterisk.server_name and server["state"] == "connected"
         assert server["connected_since"] and server["logins"] == 1
-        out = await asyncio.to_thread(cli, config, env, "status", "--format", "json")
+        out = await asyncio.to_thread(pbx_sla, env, "--config", str(config), "status", "--format", "json")
         assert out.returncode == 0, out.stderr
         report = json.loads(out.stdout)
         assert report["daemon"]["running"] is True
         assert report["servers"][0]["state"] == "connected"
         assert report["backlog"]["database"] == "up"
-        table = await asyncio.to_thread(cli, config, env, "status")
+        table = await asyncio.to_thread(pbx_sla, env, "--config", str(config), "status")
         assert table.returncode == 0 and "daemon running" in table.stdout and "connected" in table.stdout
     finally:
-        code = stop_daemon(proc)
+        code = daemon.stop()
     assert code == 0, log.read_text()[-3000:]
 
     conn = await asyncpg.connect(db_dsn)
@@ -153,18 +92,18 @@ async def test_run_logs_in_reports_status_and_stops_cleanly(asterisk, db_dsn: st
 
 async def test_wrong_secret_is_reported_backs_off_and_is_never_printed(asterisk, db_dsn: str, tmp_path: Path) -> None:
     wrong = "not-the-secret-7f3a9c"
-    config = write_config(tmp_path, asterisk, wrong)
-    env = environment(db_dsn)
+    config = config_for(tmp_path, asterisk, wrong)
+    env = daemon_env(db_dsn)
     log = tmp_path / "daemon.log"
     status_file = tmp_path / "data" / "status.json"
-    proc = start_daemon(config, env, log)
+    daemon = Daemon(config, env, log).start()
     try:
         await asyncio.to_thread(wait_status, status_file, lambda s: s["servers"][0]["state"] == "auth-failed", 30)
         first = json.loads(status_file.read_text())["servers"][0]["login_attempts"]
         await asyncio.sleep(6.0)
         snap = json.loads(status_file.read_text())  # at most 2 s old
     finally:
-        code = stop_daemon(proc)
+        code = daemon.stop()
     assert code == 0
     attempts = snap["servers"][0]["login_attempts"] - first
     # 1 s doubling (±25 %): about 3 more attempts in 6 s; panoramisk's own loop would make ~3 a second
@@ -175,6 +114,6 @@ async def test_wrong_secret_is_reported_backs_off_and_is_never_printed(asterisk,
     refused = [line for line in text.splitlines() if "AMI login refused" in line]
     assert refused and all(asterisk.server_name in line for line in refused)
     assert wrong not in text and wrong not in status_file.read_text()
-    out = await asyncio.to_thread(cli, config, env, "status", "--format", "json")
+    out = await asyncio.to_thread(pbx_sla, env, "--config", str(config), "status", "--format", "json")
     assert wrong not in out.stdout + out.stderr
     assert json.loads(out.stdout)["daemon"]["running"] is False

@@ -12,13 +12,7 @@ Run under the machine-wide lock: ``flock /tmp/pbx-sla-e2e.lock .venv/bin/pytest 
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -26,6 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from . import harness
+from .daemon import Daemon, daemon_env, pbx_sla, wait_for, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -48,44 +43,6 @@ def catalogue_text() -> str:
     )
 
 
-class Daemon:
-    """`pbx-sla run` as a subprocess, stopped with SIGTERM."""
-
-    def __init__(self, config: Path, env: dict[str, str], log: Path) -> None:
-        self.config, self.env, self.log = config, env, log
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "pbx_sla.cli", "run", "--config", str(self.config)],
-                env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-
-    def stop(self) -> int:
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        code, self.proc = self.proc.returncode, None
-        return code
-
-
-async def wait_for(db, query: str, *args, within: float = 30.0):
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        value = await db.fetchval(query, *args)
-        if value:
-            return value
-        await asyncio.sleep(0.2)
-    raise TimeoutError(f"nothing for {query!r} {args} within {within} s")
-
-
 SUPPORT_VARIABLES = ("SUPPORT_TENANT", "SUPPORT_TIER", "SUPPORT_AUTHORISED", "SUPPORT_IN_HOURS", "SUPPORT_ACTION",
                      "SUPPORT_QUEUE", "QUEUE_PRIO", "SUPPORT_REASON", "SUPPORT_OUT_OF_HOURS")  # fmt: skip
 
@@ -102,37 +59,17 @@ def channel_variables(asterisk: harness.AsteriskTarget, channel: str) -> dict[st
     return found
 
 
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pbx_sla.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
-
-
 async def test_support_line_end_to_end(
     asterisk: harness.AsteriskTarget, ami: harness.AmiClient, sipp: harness.Sipp, db, db_dsn: str, tmp_path: Path
 ) -> None:
     log_since = asterisk.log_offset()  # only this test's Asterisk warnings count (not earlier tests')
-    env = {**os.environ, "PBX_SLA_DSN": db_dsn, "PBX_SLA_DATA_DIR": str(tmp_path / "data")}
-    env.pop("PBX_SLA_CONFIG", None)
+    env = daemon_env(db_dsn, tmp_path / "data")
     contracts = tmp_path / "contracts.toml"
     contracts.write_text(catalogue_text(), encoding="utf-8")
-    applied = cli(env, "contracts", "apply", str(contracts))
+    applied = pbx_sla(env, "contracts", "apply", str(contracts))
     assert applied.returncode == 0, applied.stderr
 
-    config = tmp_path / "pbx-sla.toml"
-    config.write_text(
-        f"""
-[[asterisk]]
-name = "{asterisk.server_name}"
-host = "{asterisk.ami_host}"
-port = {asterisk.ami_port}
-username = "{asterisk.ami_username}"
-secret = "{asterisk.ami_secret}"
-
-[agi]
-listen = "{asterisk.agi_host}:{asterisk.agi_port}"
-""",
-        encoding="utf-8",
-    )
+    config = write_config(tmp_path / "pbx-sla.toml", asterisk, agi_listen=f"{asterisk.agi_host}:{asterisk.agi_port}")
     daemon = Daemon(config, env, tmp_path / "daemon.log")
     for name in ("agent1", "agent2"):
         sipp.agent(name).start()
@@ -206,7 +143,7 @@ listen = "{asterisk.agi_host}:{asterisk.agi_port}"
                         "+420603000003": "not-queued"}  # fmt: skip
 
     t1 = datetime.now(UTC) + timedelta(seconds=1)
-    out = cli(env, "sla", "--from", t0.isoformat(), "--to", t1.isoformat(), "--format", "json")
+    out = pbx_sla(env, "sla", "--from", t0.isoformat(), "--to", t1.isoformat(), "--format", "json")
     assert out.returncode == 0, out.stderr
     tenants = {t["tenant"]: t for t in json.loads(out.stdout)["tenants"]}
     acme, bistro = tenants["acme"], tenants["bistro"]

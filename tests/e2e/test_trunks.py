@@ -10,76 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from . import harness
+from .daemon import Daemon, daemon_env, pbx_sla, wait_for, write_config
 
 pytestmark = pytest.mark.e2e
 
 
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Daemon:
-    """`pbx-sla run` as a subprocess, stopped with SIGTERM like systemd does."""
-
-    def __init__(self, config: Path, env: dict[str, str], log: Path) -> None:
-        self.config, self.env, self.log = config, env, log
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        out = open(self.log, "ab")  # noqa: SIM115 - closed when the process is reaped
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pbx_sla.cli", "run", "--config", str(self.config)],
-            env=self.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        out.close()
-
-    def stop(self) -> int:
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        code, self.proc = self.proc.returncode, None
-        return code
-
-
-async def wait_for(db, query: str, *args, within: float = 30.0):
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        value = await db.fetchval(query, *args)
-        if value is not None:
-            return value
-        await asyncio.sleep(0.2)
-    raise TimeoutError(f"nothing for {query!r} {args} within {within} s")
-
-
 def trunks_report(env: dict[str, str], start: datetime, end: datetime) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-m", "pbx_sla.cli", "trunks", "--from", start.isoformat(), "--to", end.isoformat(),
-         "--format", "json"],
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    out = pbx_sla(env, "trunks", "--from", start.isoformat(), "--to", end.isoformat(), "--format", "json")
     assert out.returncode == 0, out.stderr
     return {t["trunk"]: t for t in json.loads(out.stdout)["trunks"]}
 
@@ -94,25 +37,8 @@ async def test_outage_and_daemon_gap_in_the_report(
         "INSERT INTO trunks (server, name, availability_target, in_catalogue) VALUES ($1, 'trunk-a', 0.999, true)",
         server,
     )
-    config = tmp_path / "pbx-sla.toml"
-    config.write_text(
-        f"""
-[[asterisk]]
-name = "{server}"
-host = "{asterisk.ami_host}"
-port = {asterisk.ami_port}
-username = "{asterisk.ami_username}"
-secret = "{asterisk.ami_secret}"
-ping_interval = 1.0
-action_timeout = 5.0
-
-[agi]
-listen = "127.0.0.1:{free_tcp_port()}"
-""",
-        encoding="utf-8",
-    )
-    env = {**os.environ, "PBX_SLA_DSN": db_dsn, "PBX_SLA_DATA_DIR": str(tmp_path / "data")}
-    env.pop("PBX_SLA_CONFIG", None)
+    config = write_config(tmp_path / "pbx-sla.toml", asterisk, extra_server="ping_interval = 1.0\naction_timeout = 5.0")
+    env = daemon_env(db_dsn, tmp_path / "data")
     daemon = Daemon(config, env, tmp_path / "daemon.log")
 
     peer = sipp.trunk_peer("trunk-a").start()
