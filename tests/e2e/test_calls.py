@@ -15,13 +15,7 @@ Run under the machine-wide lock: ``flock /tmp/pbx-sla-e2e.lock .venv/bin/pytest 
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -29,6 +23,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from . import harness
+from .daemon import Daemon, daemon_env, pbx_sla, wait_for, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -39,75 +34,17 @@ BISTRO_REQUESTER = "+420603000003"
 NOT_ANSWERED = ("FAILED", "CONGESTION", "NO ANSWER")
 
 
-class Daemon:
-    """`pbx-sla run` as a subprocess, stopped with SIGTERM."""
-
-    def __init__(self, config: Path, env: dict[str, str], log: Path) -> None:
-        self.config, self.env, self.log = config, env, log
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "pbx_sla.cli", "run", "--config", str(self.config)],
-                env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-
-    def stop(self) -> int:
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        code, self.proc = self.proc.returncode, None
-        return code
-
-
-async def wait_for(db, query: str, *args, within: float = 30.0):
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        value = await db.fetchval(query, *args)
-        if value:
-            return value
-        await asyncio.sleep(0.2)
-    raise TimeoutError(f"nothing for {query!r} {args} within {within} s")
-
-
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pbx_sla.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
-
-
 async def test_calls_from_cdr_events_in_usage(
     asterisk: harness.AsteriskTarget, ami: harness.AmiClient, sipp: harness.Sipp, db, db_dsn: str, tmp_path: Path
 ) -> None:
     server = asterisk.server_name
     log_start = asterisk.log_offset()
-    env = {**os.environ, "PBX_SLA_DSN": db_dsn, "PBX_SLA_DATA_DIR": str(tmp_path / "data")}
-    env.pop("PBX_SLA_CONFIG", None)
+    env = daemon_env(db_dsn, tmp_path / "data")
     contracts = harness.REPO / "examples" / "contracts.toml"
-    applied = cli(env, "contracts", "apply", str(contracts))
+    applied = pbx_sla(env, "contracts", "apply", str(contracts))
     assert applied.returncode == 0, applied.stderr
 
-    config = tmp_path / "pbx-sla.toml"
-    config.write_text(
-        f"""
-[[asterisk]]
-name = "{server}"
-host = "{asterisk.ami_host}"
-port = {asterisk.ami_port}
-username = "{asterisk.ami_username}"
-secret = "{asterisk.ami_secret}"
-
-[agi]
-listen = "{asterisk.agi_host}:{asterisk.agi_port}"
-""",
-        encoding="utf-8",
-    )
+    config = write_config(tmp_path / "pbx-sla.toml", asterisk, agi_listen=f"{asterisk.agi_host}:{asterisk.agi_port}")
     daemon = Daemon(config, env, tmp_path / "daemon.log")
     for name in ("agent1", "agent2", "trunk-a"):
         sipp.agent(name).start() if name.startswith("agent") else sipp.trunk_peer(name).start()
@@ -167,7 +104,7 @@ listen = "{asterisk.agi_host}:{asterisk.agi_port}"
         assert c["billsec"] == legs
 
     today = datetime.now(PRAGUE).date()
-    out = cli(env, "usage", "--from", str(today - timedelta(days=1)), "--to", str(today + timedelta(days=2)),
+    out = pbx_sla(env, "usage", "--from", str(today - timedelta(days=1)), "--to", str(today + timedelta(days=2)),
               "--format", "json")  # fmt: skip
     assert out.returncode == 0, out.stderr
     tenants = {t["tenant"]: t for t in json.loads(out.stdout)["tenants"]}
