@@ -13,6 +13,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+import asyncpg
+
 from pbx_sla import __version__
 from pbx_sla.config import load_settings
 from pbx_sla.errors import ConfigError, InputError
@@ -161,6 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except asyncpg.PostgresError as exc:  # e.g. the DSN names a database or role that does not exist
+        get_logger(__name__).debug("command failed", exc_info=True)
+        print(f"pbx-sla: database error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except OSError as exc:  # database or AMI unreachable
         get_logger(__name__).debug("command failed", exc_info=True)
         print(f"pbx-sla: {exc}", file=sys.stderr)

@@ -68,3 +68,11 @@ def test_bad_configuration_exits_2_and_names_the_file(tmp_path, capsys) -> None:
     bad.write_text("[agi]\nlisten = 'nope'\n")
     assert cli.main(["--config", str(bad), "db", "upgrade"]) == 2
     assert str(bad) in capsys.readouterr().err
+
+
+def test_database_errors_exit_2_with_a_message(monkeypatch, tmp_path, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PBX_SLA_CONFIG", raising=False)
+    monkeypatch.setenv("PBX_SLA_DSN", "postgresql://postgres@127.0.0.1:1/none")  # nothing listens on port 1
+    assert cli.main(["usage", "--period", "2026-11"]) == 2
+    assert "pbx-sla:" in capsys.readouterr().err
