@@ -121,15 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _handler(args: argparse.Namespace):
+    """The command's coroutine function, imported only when that command runs (fast ``--help``)."""
     key = tuple(k for k in (args.command, getattr(args, "subcommand", None)) if k)
     module_name, func_name = HANDLERS[key].split(":")
-    try:
-        module = importlib.import_module(f"pbx_sla.commands.{module_name}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"pbx_sla.commands.{module_name}":
-            return None
-        raise
-    return getattr(module, func_name)
+    return getattr(importlib.import_module(f"pbx_sla.commands.{module_name}"), func_name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -144,13 +139,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     setup_logging(settings.log_level)
     handler = _handler(args)
-    if handler is None:
-        print(
-            f"pbx-sla: '{' '.join(filter(None, [args.command, getattr(args, 'subcommand', None)]))}' "
-            "is not implemented yet",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
     try:
         return int(asyncio.run(handler(args, settings)) or 0)
     except InputError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from datetime import datetime
 from decimal import Decimal
@@ -52,6 +53,7 @@ def test_every_spec_command_is_routed() -> None:
         args = parser.parse_args(argv)
         key = tuple(k for k in (args.command, getattr(args, "subcommand", None)) if k)
         assert key in cli.HANDLERS
+        assert inspect.iscoroutinefunction(cli._handler(args)), key
 
 
 def test_usage_errors_exit_2(capsys) -> None:
