@@ -1,7 +1,8 @@
 """Shared fixtures: a real PostgreSQL server, one fresh database per test (cloned from a migrated template).
 
 The server is, in order: ``PBX_SLA_TEST_DSN`` (a DSN with rights to CREATE DATABASE), the machine's server at
-127.0.0.1:5432 when it answers, else a private pgserver under ``.cache/test-pg`` started for the run.
+127.0.0.1:5432 when it answers (unless ``PBX_SLA_TEST_PG=private``), else a private pgserver under
+``.cache/test-pg`` started for the run (and left running for the next).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ async def _answers(dsn: str) -> bool:
 async def _find_server() -> str:
     if os.environ.get("PBX_SLA_TEST_DSN"):
         return os.environ["PBX_SLA_TEST_DSN"]
-    if await _answers(LOCAL_DSN):
+    if os.environ.get("PBX_SLA_TEST_PG") != "private" and await _answers(LOCAL_DSN):
         return LOCAL_DSN
     from pbx_sla.store.embedded import ensure_embedded
 
