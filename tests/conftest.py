@@ -2,13 +2,14 @@
 
 The server is, in order: ``PBX_SLA_TEST_DSN`` (a DSN with rights to CREATE DATABASE), the machine's server at
 127.0.0.1:5432 when it answers (unless ``PBX_SLA_TEST_PG=private``), else a private pgserver under
-``.cache/test-pg`` started for the run (and left running for the next).
+``$TMPDIR/pbx-sla-test-pg-<uid>`` started for the run (and left running for the next).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -44,7 +45,8 @@ async def _find_server() -> str:
         return LOCAL_DSN
     from pbx_sla.store.embedded import ensure_embedded
 
-    dsn = await asyncio.to_thread(ensure_embedded, ROOT / ".cache" / "test-pg")
+    # under /tmp, not the checkout: the server's own user must reach it (a clone under /root is 0700)
+    dsn = await asyncio.to_thread(ensure_embedded, Path(tempfile.gettempdir()) / f"pbx-sla-test-pg-{os.getuid()}")
     return with_database(dsn, "postgres")
 
 

@@ -7,7 +7,6 @@ out of its data directory.
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import subprocess
@@ -22,11 +21,14 @@ from pbx_sla.store.embedded import ensure_embedded
 SITE = Path(asyncpg.__file__).resolve().parents[1]
 
 
-def pg_ctl_binary() -> str:
+def pg_ctl_binary(pgdata: Path) -> str:
+    """The pg_ctl of the engine that created the cluster (see pbx_sla.store.embedded.choose_engine)."""
     bundled = SITE / "pgserver" / "pginstall" / "bin" / "pg_ctl"
-    if bundled.exists():
+    if pgdata.owner() == "pgserver" and bundled.exists():
         return str(bundled)
-    return sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))[-1]
+    version = (pgdata / "PG_VERSION").read_text().strip()
+    debian = Path(f"/usr/lib/postgresql/{version}/bin/pg_ctl")
+    return str(debian if debian.exists() else bundled)
 
 
 class PrivatePostgres:
@@ -40,7 +42,7 @@ class PrivatePostgres:
         self.dsn = ""
 
     def pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        cmd = [pg_ctl_binary(), "-D", str(self.pgdata), *args]
+        cmd = [pg_ctl_binary(self.pgdata), "-D", str(self.pgdata), *args]
         if os.geteuid() == 0 and self.pgdata.owner() != "root":
             cmd = ["runuser", "-u", self.pgdata.owner(), "--", *cmd]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)

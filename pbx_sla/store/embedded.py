@@ -1,9 +1,15 @@
 """The embedded default: a private PostgreSQL under the data directory, used when no DSN is configured.
 
-pgserver (PyPI) ships PostgreSQL 16 binaries; where it is not installed (CPython >= 3.13) the machine's
-Debian binaries (``/usr/lib/postgresql/<v>/bin``) are used. PostgreSQL refuses to run as root: pgserver
-then runs it as its own ``pgserver`` user, the Debian fallback as ``postgres``. The server keeps running
-after the command that started it; the next command finds and reuses it.
+Two engines: the machine's Debian binaries (``/usr/lib/postgresql/<v>/bin``, run as ``postgres`` when we are
+root) and pgserver (PyPI, PostgreSQL 16 binaries inside the venv). PostgreSQL refuses to run as root, so as
+root pgserver creates a ``pgserver`` user and *widens* group/other read+execute on every ancestor of the data
+directory and of its own install (a venv under ``/root`` opens ``/root``). Hence the choice:
+
+* an existing cluster keeps the engine that created it (its owner and ``PG_VERSION`` tell);
+* a new one, as root: Debian's binaries when installed (no permission changes), else pgserver, logging
+  the directories it widened; not root: pgserver, else Debian's binaries.
+
+The server keeps running after the command that started it; the next command finds and reuses it.
 """
 
 from __future__ import annotations
@@ -50,18 +56,57 @@ def _start_with_pgserver(pgdata: Path) -> str:
     return uri.replace("/postgres?", f"/{DATABASE}?")
 
 
-def _debian_bindir() -> Path:
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
-    if not candidates:
-        raise ConfigError(
-            "no DSN configured and no embedded PostgreSQL available: install pgserver "
-            "(pip install pgserver) or Debian's postgresql package, or set [database] dsn / PBX_SLA_DSN"
-        )
-    return Path(candidates[-1]).parent
+def _debian_bindirs() -> dict[str, Path]:
+    """Installed Debian PostgreSQL versions → their bin directory."""
+    return {p.split("/")[4]: Path(p).parent for p in glob.glob("/usr/lib/postgresql/*/bin/initdb")}
+
+
+def _debian_bindir(version: str | None = None) -> Path:
+    found = _debian_bindirs()
+    if version is not None and version in found:
+        return found[version]
+    if version is None and found:
+        return found[max(found, key=int)]
+    raise ConfigError(
+        "no DSN configured and no embedded PostgreSQL available"
+        + (f" for the version {version} cluster found" if version else "")
+        + ": install pgserver (pip install pgserver) or Debian's postgresql package, "
+        "or set [database] dsn / PBX_SLA_DSN"
+    )
+
+
+def _pgserver_available() -> bool:
+    try:
+        import pgserver  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def choose_engine(pgdata: Path) -> str:
+    """``"debian"`` or ``"pgserver"``, as the module docstring says."""
+    if (pgdata / "PG_VERSION").exists():
+        owner = pgdata.owner()
+        if owner == "pgserver" or (owner != "postgres" and not _debian_bindirs()):
+            return "pgserver"
+        return "debian"
+    if os.geteuid() == 0 and _debian_bindirs():
+        return "debian"
+    return "pgserver" if _pgserver_available() else "debian"
+
+
+def _not_open(path: Path) -> list[Path]:
+    """Ancestors of ``path`` that others cannot read and traverse (what pgserver would widen as root)."""
+    closed = []
+    for parent in path.resolve().parents:
+        if parent.exists() and (parent.stat().st_mode & 0o055) != 0o055:
+            closed.append(parent)
+    return closed
 
 
 def _start_with_debian(pgdata: Path) -> str:
-    bindir = _debian_bindir()
+    version = (pgdata / "PG_VERSION").read_text().strip() if (pgdata / "PG_VERSION").exists() else None
+    bindir = _debian_bindir(version)
     as_user: list[str] = []
     if os.geteuid() == 0:
         pwd.getpwnam("postgres")
@@ -110,14 +155,23 @@ def ensure_embedded(data_dir: Path) -> str:
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = data_dir / "postgres"
     _ensure_runtime_dir(data_dir)  # before importing pgserver: platformdirs checks it at import time
-    try:
-        import pgserver  # noqa: F401
-    except ImportError:
+    engine = choose_engine(pgdata)
+    if engine == "debian":
         dsn = _start_with_debian(pgdata)
-        engine = "debian"
     else:
         logging.getLogger("pgserver").setLevel(logging.WARNING)
+        widened: list[Path] = []
+        if os.geteuid() == 0:
+            import pgserver
+
+            widened = sorted(set(_not_open(pgdata)) | set(_not_open(Path(pgserver.__file__))))
         dsn = _start_with_pgserver(pgdata)
-        engine = "pgserver"
+        if widened:
+            log.warning(
+                "pgserver (as root) made these directories readable and traversable by group and others "
+                "so that its 'pgserver' user reaches the data and binaries; install Debian's postgresql "
+                "package to avoid that",
+                directories=[str(p) for p in widened],
+            )
     log.info("embedded PostgreSQL", pgdata=str(pgdata), engine=engine, database=DATABASE)
     return dsn

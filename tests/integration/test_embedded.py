@@ -6,6 +6,7 @@ import glob
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -45,3 +46,22 @@ async def test_debian_binaries_fallback(place: PrivatePostgres) -> None:
         assert await conn.fetchval("SELECT current_database()") == "pbx_sla"
     finally:
         await conn.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not embedded._debian_bindirs(), reason="needs root and Debian's binaries")
+def test_as_root_a_new_cluster_uses_debian_binaries_and_widens_nothing(place: PrivatePostgres) -> None:
+    """pgserver as root widens group/other permissions on every ancestor; Debian's binaries need not."""
+    assert embedded.choose_engine(place.pgdata) == "debian"
+    before = {p: p.stat().st_mode for p in place.pgdata.parents if p.exists()}
+    embedded.ensure_embedded(place.data_dir)
+    assert place.pgdata.owner() == "postgres"
+    assert {p: p.stat().st_mode for p in before} == before
+
+
+def test_an_existing_cluster_keeps_its_engine(place: PrivatePostgres, monkeypatch) -> None:
+    place.pgdata.mkdir(parents=True)
+    (place.pgdata / "PG_VERSION").write_text("16\n")
+    monkeypatch.setattr(Path, "owner", lambda self: "pgserver")
+    assert embedded.choose_engine(place.pgdata) == "pgserver"
+    monkeypatch.setattr(Path, "owner", lambda self: "postgres")
+    assert embedded.choose_engine(place.pgdata) == "debian"
