@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from pbx_sla.commands._period_report import query_period
 from pbx_sla.config import Settings
 from pbx_sla.reports import usage as report
-from pbx_sla.reports.period import parse_period
 from pbx_sla.reports.render import render
-from pbx_sla.store.pool import connect, resolve_dsn
-from pbx_sla.store.settings import catalogue_timezone
 
 
 async def usage(args: argparse.Namespace, settings: Settings) -> int:
-    conn = await connect(await resolve_dsn(settings))
-    try:
-        tz = await catalogue_timezone(conn)
-        period = parse_period(args.period, args.date_from, args.date_to, tz)
-        rows = await report.usage_rows(conn, period, args.tenant)
-    finally:
-        await conn.close()
+    period, rows = await query_period(args, settings, lambda conn, period: report.usage_rows(conn, period, args.tenant))
     data = report.as_json(period, rows)
     print(render(data, report.as_table(period, data), args.format))
     return 0
