@@ -59,9 +59,10 @@ def parse_timestamp(raw: Mapping[str, str], event: str, field: str = "Timestamp"
         raise ParseError(event, field, f"is out of range: {text!r}") from None
 
 
-def _rtt(raw: Mapping[str, str], event: str, field: str = "RoundtripUsec") -> int | None:
+def non_negative_int(raw: Mapping[str, str], event: str, field: str) -> int | None:
+    """An optional count or duration field: None when absent or empty; ParseError names a bad value."""
     text = (raw.get(field) or "").strip()
-    if not text or text.upper() == "N/A":
+    if not text:
         return None
     try:
         value = int(text)
@@ -69,7 +70,13 @@ def _rtt(raw: Mapping[str, str], event: str, field: str = "RoundtripUsec") -> in
         raise ParseError(event, field, f"is not an integer: {text!r}") from None
     if value < 0:
         raise ParseError(event, field, f"is negative: {text!r}")
-    return value or None  # Asterisk reports 0 when no round trip was measured
+    return value
+
+
+def _rtt(raw: Mapping[str, str], event: str, field: str = "RoundtripUsec") -> int | None:
+    if (raw.get(field) or "").strip().upper() == "N/A":
+        return None
+    return non_negative_int(raw, event, field) or None  # Asterisk reports 0 when no round trip was measured
 
 
 def _contact_state(raw: Mapping[str, str], event: str, field: str) -> str:

@@ -12,23 +12,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from pbx_sla.domain.events import ParseError, parse_timestamp
+from pbx_sla.domain.events import ParseError, non_negative_int, parse_timestamp
 
 KIND = "queue_event"
 EVENTS = ("QueueCallerJoin", "AgentConnect", "QueueCallerAbandon", "AgentComplete", "QueueCallerLeave")
-
-
-def _int(raw: Mapping[str, str], event: str, field: str) -> int | None:
-    text = (raw.get(field) or "").strip()
-    if not text:
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise ParseError(event, field, f"is not an integer: {text!r}") from None
-    if value < 0:
-        raise ParseError(event, field, f"is negative: {text!r}")
-    return value
 
 
 def parse_queue_event(server: str, raw: Mapping[str, str], received_at: datetime) -> dict[str, Any]:
@@ -48,10 +35,10 @@ def parse_queue_event(server: str, raw: Mapping[str, str], received_at: datetime
         "event": event,
         "at": at.isoformat(),
         "queue": (raw.get("Queue") or "").strip(),
-        "hold_time": _int(raw, event, "HoldTime"),
-        "ring_time": _int(raw, event, "RingTime"),
-        "talk_time": _int(raw, event, "TalkTime"),
-        "position": _int(raw, event, "Position"),
+        "hold_time": non_negative_int(raw, event, "HoldTime"),
+        "ring_time": non_negative_int(raw, event, "RingTime"),
+        "talk_time": non_negative_int(raw, event, "TalkTime"),
+        "position": non_negative_int(raw, event, "Position"),
         "member": member,
         "reason": (raw.get("Reason") or "").strip() or None,
     }
