@@ -14,9 +14,9 @@ catalogue's, plus any endpoint that ever reported Reachable/Unreachable, see doc
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pbx_sla.domain import events as ev
 from pbx_sla.domain.trunks import NO_CONTACTS
@@ -27,6 +27,7 @@ from pbx_sla.pipeline import EventHandler, Record, Sink
 from pbx_sla.store.trunks import KIND, TrunkObservationSink, observation_record_data
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 
 class AmiActions(Protocol):
@@ -58,11 +59,18 @@ def registrations(ctx: ServiceContext) -> RegistrationMap:
     return _maps.setdefault(id(ctx), RegistrationMap())
 
 
-def handle_contact_status(server: str, event: Mapping[str, str]) -> Iterable[Record]:
+def _parsed(parse: Callable[[Mapping[str, str]], T | None], server: str, event: Mapping[str, str]) -> T | None:
+    """``parse(event)``, or None after a warning naming the event and field when it is malformed."""
     try:
-        e = ev.contact_status(event)
+        return parse(event)
     except ev.ParseError as exc:
-        log.warning("ContactStatus event skipped", server=server, error=str(exc))
+        log.warning(f"{event.get('Event', '?')} event skipped", server=server, error=str(exc))
+        return None
+
+
+def handle_contact_status(server: str, event: Mapping[str, str]) -> Iterable[Record]:
+    e = _parsed(ev.contact_status, server, event)
+    if e is None:
         return ()
     return (
         _record(
@@ -79,11 +87,7 @@ def handle_contact_status(server: str, event: Mapping[str, str]) -> Iterable[Rec
 
 
 def handle_peer_status(server: str, event: Mapping[str, str]) -> Iterable[Record]:
-    try:
-        e = ev.peer_status(event)
-    except ev.ParseError as exc:
-        log.warning("PeerStatus event skipped", server=server, error=str(exc))
-        return ()
+    e = _parsed(ev.peer_status, server, event)
     if e is None:
         return ()
     return (_record(server=server, trunk=e.endpoint, at=e.at, source="peer", status=e.status),)
@@ -93,11 +97,7 @@ def registry_handler(ctx: ServiceContext) -> EventHandler:
     regs = registrations(ctx)
 
     def handle(server: str, event: Mapping[str, str]) -> Iterable[Record]:
-        try:
-            e = ev.registry(event)
-        except ev.ParseError as exc:
-            log.warning("Registry event skipped", server=server, error=str(exc))
-            return ()
+        e = _parsed(ev.registry, server, event)
         if e is None:
             return ()
         found = regs.find(server, e.client_uri, e.server_uri)
