@@ -7,23 +7,25 @@ and ``UNLISTEN *`` when released), hence :func:`connect` beside :func:`create_po
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import asyncpg
 
 from pbx_sla.config import Settings
 from pbx_sla.store.embedded import ensure_embedded
 
-_resolved: dict[int, str] = {}
+#: embedded DSN per data directory, so a process starts or finds its server once
+_embedded: dict[Path, str] = {}
 
 
 async def resolve_dsn(settings: Settings) -> str:
     """The DSN to use: configured/env DSN, else the embedded default (started on first use)."""
     if settings.dsn is not None:
         return settings.dsn.reveal()
-    key = id(settings)
-    if key not in _resolved:
-        _resolved[key] = await asyncio.to_thread(ensure_embedded, settings.data_dir)
-    return _resolved[key]
+    key = settings.data_dir.resolve()
+    if key not in _embedded:
+        _embedded[key] = await asyncio.to_thread(ensure_embedded, settings.data_dir)
+    return _embedded[key]
 
 
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 4, **kwargs) -> asyncpg.Pool:
