@@ -3,9 +3,13 @@ non-UTF-8 bytes, truncated rows."""
 
 from __future__ import annotations
 
+import csv
 import io
 
-from pbx_sla.ingest.csv_reader import read_records
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pbx_sla.ingest.csv_reader import read_blocks, read_records
 
 
 def records(data: bytes):
@@ -56,3 +60,60 @@ def test_malformed_quoting_is_reported():
 
 def test_crlf_lines():
     assert [r.fields for r in records(b'"a","b"\r\n"c",""\r\n')] == [["a", "b"], ["c", ""]]
+
+
+def test_nul_byte_rejects_only_its_row():
+    got = records(b'"a","x\x00y"\n"b","ok"\n')
+    assert got[0].line == 1 and got[0].fields is None and "NUL" in got[0].error
+    assert got[1].fields == ["b", "ok"]
+
+
+def test_quote_inside_unquoted_field_does_not_swallow_the_next_line():
+    # an even number of quotes, yet csv would continue the quoted field onto the next line: the block
+    # falls back to one record at a time, as the reader always parsed
+    got = records(b'ab"c,"d\n"q","w"\n')
+    assert got[0].line == 1 and got[0].fields is None and "malformed" in got[0].error
+    assert (got[1].line, got[1].fields) == (2, ["q", "w"])
+
+
+def reference_records(data: bytes) -> list[tuple]:
+    """The reader's contract, one physical line at a time and one record at a time (independent of
+    read_blocks' batching): balanced quotes make a record; give up after 16 lines or 8192 bytes."""
+    lines = data.splitlines(keepends=True)
+    out, i = [], 0
+    while i < len(lines):
+        if not lines[i].strip():
+            i += 1
+            continue
+        j, chunk = i, lines[i]
+        while chunk.count(b'"') % 2 and len(chunk) <= 8192 and j - i + 1 < 16 and j + 1 < len(lines):
+            j += 1
+            chunk += lines[j]
+        if chunk.count(b'"') % 2:
+            out.append((i + 1, None))
+            i += 1
+            continue
+        try:
+            text = chunk.decode("utf-8")
+            fields = None if "\x00" in text else next(csv.reader([text], strict=True))
+        except (UnicodeDecodeError, csv.Error):
+            fields = None
+        out.append((i + 1, fields))
+        i = j + 1
+    return out
+
+
+PIECES = [b'"a","b"\n', b'"c",""\r\n', b"\n", b'"x","caller ""q\n', b'z"" <1>"\n', b'ab"c,"d\n', b'"n\x00"\n',
+          b'"\xff",""\n', b'"a"x,"b"\n', b'1,2,3\n', b"   \n", b'"unterminated\n']
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=60), st.integers(1, 7))
+def test_blocks_give_what_one_record_at_a_time_gives(pieces, size):
+    data = b"".join(pieces)
+    got = [(r.line, r.fields) for r in read_records(io.BytesIO(data))]
+    assert got == reference_records(data)
+    blocks = list(read_blocks(io.BytesIO(data), size))
+    flat = sorted([(line, f) for b in blocks for line, f in zip(b.lines, b.rows, strict=True)]
+                  + [(line, None) for b in blocks for line, _ in b.errors], key=lambda x: x[0])
+    assert flat == got
