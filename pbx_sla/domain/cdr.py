@@ -480,36 +480,93 @@ def _positions(names: tuple[str, ...]) -> tuple[int | None, ...]:
     return tuple(where.get(n) for n in ("uniqueid", "userfield", "peeraccount", "linkedid", "sequence"))
 
 
+#: ``":MM:SS"`` → seconds into the hour, for every valid minute and second (the fast path's validation)
+_MMSS = {f":{m:02d}:{sec:02d}": m * 60 + sec for m in range(60) for sec in range(60)}
+#: cdr_csv with ``loguniqueid``, ``loguserfield`` and ``newcdrcolumns``: what Asterisk 22 writes by default
+_LAYOUT_21 = (*CSV_BASE, "uniqueid", "userfield", *CSV_NEW)
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def _count(field: str, text: str) -> int:
+    """:func:`_int` (not optional) with a fast path for plain ASCII digits."""
+    if text.isdigit() and text.isascii():
+        return int(text)
+    value = _int(field, text)
+    assert value is not None
+    return value
+
+
+def _channel_endpoint(channel: str) -> str | None:
+    """:func:`endpoint`, with a fast path for the usual ``Tech/name-<hex>`` (same result, tested)."""
+    slash = channel.find("/")
+    if slash < 0:
+        return None
+    head, dash, tail = channel.rpartition("-")
+    if dash and tail and len(head) > slash and _HEX_DIGITS.issuperset(tail):
+        return head[slash + 1 :] or None
+    return endpoint(channel)
+
+
 def csv_leg_row(server: str, row: Sequence[str], clock: LocalClock) -> LegRow:
     """``leg_row(leg_from_csv(server, row, clock.tz))`` without building the leg: the import fast path.
 
-    Same validation, in the same order, with the same messages as :func:`leg_from_fields`.
+    Same validation, in the same order, with the same messages as :func:`leg_from_fields`: every value
+    in its usual shape (plain digits, an upper-case disposition, a ``YYYY-MM-DD HH:MM:SS`` time in an hour
+    :class:`LocalClock` has seen) takes a shortcut; anything else takes the general path, which validates
+    and words the error.
     """
-    names = csv_layout(row)
-    duration = _int("duration", row[12])
-    billsec = _int("billsec", row[13])
-    assert duration is not None and billsec is not None
-    disposition = row[14].strip().upper()
+    if len(row) == 21:
+        i_uniqueid, i_userfield, i_peer, i_linkedid, i_sequence = 16, 17, 18, 19, 20
+    else:
+        i_uniqueid, i_userfield, i_peer, i_linkedid, i_sequence = _positions(csv_layout(row))
+    duration = _count("duration", row[12])
+    billsec = _count("billsec", row[13])
+    disposition = row[14]
     if disposition not in DISPOSITION_RANK:
-        raise CdrError("disposition", f"expected one of {', '.join(DISPOSITIONS)}, got {row[14]!r}")
-    start_opts = clock.readings("start", row[9])
-    end_opts = clock.readings("end", row[11])
-    answer_opts = clock.readings("answer", row[10], required=False)
-    assert start_opts is not None and end_opts is not None
-    start = start_opts[0]
-    e0, e1 = end_opts
+        disposition = disposition.strip().upper()
+        if disposition not in DISPOSITION_RANK:
+            raise CdrError("disposition", f"expected one of {', '.join(DISPOSITIONS)}, got {row[14]!r}")
+    hours = clock._hours
+    text = row[9]
+    hour = hours.get(text[:13])
+    offset = _MMSS.get(text[13:])
+    if hour is None or offset is None:
+        start = clock.readings("start", text)[0]  # type: ignore[index]  # required: never None
+    else:
+        start = hour[0] + offset
+    text = row[11]
+    hour = hours.get(text[:13])
+    offset = _MMSS.get(text[13:])
+    if hour is None or offset is None:
+        e0, e1 = clock.readings("end", text)  # type: ignore[misc]  # required: never None
+    else:
+        e0, e1 = hour[0] + offset, hour[1] + offset
     end = e0 if e0 == e1 or abs(e0 - start - duration) <= abs(e1 - start - duration) else e1
-    if answer_opts is None:
+    text = row[10]
+    answer: int | None
+    if not text:
         answer = None
     else:
-        a0, a1 = answer_opts
-        answer = a0 if a0 == a1 or abs(end - a0 - billsec) <= abs(end - a1 - billsec) else a1
+        hour = hours.get(text[:13])
+        offset = _MMSS.get(text[13:])
+        if hour is None or offset is None:
+            answer_opts = clock.readings("answer", text, required=False)
+        else:
+            answer_opts = hour[0] + offset, hour[1] + offset
+        if answer_opts is None:
+            answer = None
+        else:
+            a0, a1 = answer_opts
+            answer = a0 if a0 == a1 or abs(end - a0 - billsec) <= abs(end - a1 - billsec) else a1
     if end < start:
         raise CdrError("end", f"{row[11]!r} is before start {row[9]!r}")
-    i_uniqueid, i_userfield, i_peer, i_linkedid, i_sequence = _positions(names)
     uniqueid = "" if i_uniqueid is None else row[i_uniqueid].strip()
     linkedid = "" if i_linkedid is None else row[i_linkedid].strip()
-    sequence = None if i_sequence is None else _int("sequence", row[i_sequence], optional=True)
+    if i_sequence is None:
+        sequence = None
+    else:
+        text = row[i_sequence]
+        sequence = int(text) if text.isdigit() and text.isascii() else _int("sequence", text, optional=True)
     channel, dstchannel, dst, dcontext = row[5], row[6], row[2], row[3]
     fingerprint = fingerprint_hex(
         server, uniqueid, channel, dstchannel, dst, dcontext, start, answer, end, duration, billsec, disposition
@@ -517,7 +574,7 @@ def csv_leg_row(server: str, row: Sequence[str], clock: LocalClock) -> LegRow:
     return (
         server,
         fingerprint,
-        _call_key(linkedid, uniqueid, fingerprint),
+        linkedid or uniqueid or f"leg:{uuid.UUID(hex=fingerprint)}",
         row[0],
         row[1],
         dst,
@@ -539,6 +596,6 @@ def csv_leg_row(server: str, row: Sequence[str], clock: LocalClock) -> LegRow:
         "" if i_peer is None else row[i_peer],
         linkedid,
         sequence,
-        endpoint(channel),
-        endpoint(dstchannel),
+        _channel_endpoint(channel),
+        _channel_endpoint(dstchannel),
     )

@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from pbx_sla.domain.cdr import CdrError, LocalClock, csv_leg_row, leg_from_csv, leg_row
+from pbx_sla.domain.cdr import CdrError, LocalClock, _channel_endpoint, csv_leg_row, endpoint, leg_from_csv, leg_row
 
 ZONES = ["Europe/Prague", "Australia/Lord_Howe", "America/St_Johns", "UTC", "Asia/Kathmandu"]
 
@@ -105,3 +107,20 @@ def test_call_key_without_ids_is_the_leg_fingerprint():
     row += ["10", "0", "FAILED", "DOCUMENTATION"]
     got = csv_leg_row("s", row, LocalClock(tz))
     assert got[2] == f"leg:{leg_from_csv('s', row, tz).fingerprint}"
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.text(alphabet="PJSIP/Local@;-_.abcfxAF0129 \n٣", max_size=24),
+        st.builds(
+            lambda tech, name, suffix, local: f"{tech}/{name}-{suffix}{local}",
+            st.sampled_from(["PJSIP", "SIP", "Local", "IAX2"]),
+            st.text(alphabet="abc-_@.0129", max_size=10),
+            st.text(alphabet="0123456789abcdefABCDEFg", max_size=9),
+            st.sampled_from(["", ";1", ";2", ";x"]),
+        ),
+    )
+)
+def test_channel_endpoint_fast_path_equals_endpoint(channel):
+    assert _channel_endpoint(channel) == endpoint(channel)
