@@ -109,11 +109,11 @@ async def bench_import(admin_dsn: str, rows: int, out: list[str]) -> None:
             await conn.copy_to_table("raw_copy", source=f, format="csv")
         copy_s = time.perf_counter() - t
         t = time.perf_counter()
-        conn2 = await asyncpg.connect(with_db(admin_dsn, name))  # as `cdr import`: calls refreshed on a second one
-        summary = await import_csv(conn, path, "pbx1", PRAGUE, refresh_conn=conn2)
+        conn2 = await asyncpg.connect(with_db(admin_dsn, name))  # as `cdr import`: one call bucket stored on each
+        summary = await import_csv(conn, path, "pbx1", PRAGUE, second_conn=conn2)
         imp_s = time.perf_counter() - t
         t = time.perf_counter()
-        again = await import_csv(conn, path, "pbx1", PRAGUE, refresh_conn=conn2)
+        again = await import_csv(conn, path, "pbx1", PRAGUE, second_conn=conn2)
         re_s = time.perf_counter() - t
         calls = await conn.fetchval("SELECT count(*) FROM calls")
         await conn2.close()

@@ -43,7 +43,7 @@ async def import_file(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError(f"{path}: no such file")
     dsn = await resolve_dsn(settings)
     conn = await connect(dsn)
-    refresh_conn = None
+    second_conn = None
     try:
         if args.timezone:
             tz = _zone(args.timezone, "--timezone")
@@ -52,18 +52,18 @@ async def import_file(args: argparse.Namespace, settings: Settings) -> int:
             tz = _zone(configured, f"[[asterisk]] {args.server} timezone") if configured else None
             tz = tz or await catalogue_timezone(conn)
         progress = _progress(path) if sys.stderr.isatty() else None
-        refresh_conn = await connect(dsn)  # calls are recomputed on it while the next legs are stored
+        second_conn = await connect(dsn)  # half of every batch (one call bucket) is stored on it
         summary = await import_csv(
             conn,
             path,
             args.server,
             tz,  # type: ignore[arg-type]
             progress=progress,
-            refresh_conn=refresh_conn,
+            second_conn=second_conn,
         )
     finally:
-        if refresh_conn is not None:
-            await refresh_conn.close()
+        if second_conn is not None:
+            await second_conn.close()
         await conn.close()
     if progress is not None:
         print(file=sys.stderr)

@@ -1,14 +1,23 @@
-"""``cdr import``: Master.csv rows → leg rows → the daemon's sink, in batches, one transaction per batch.
+"""``cdr import``: Master.csv records → staged leg rows → PostgreSQL, in batches, one transaction per
+batch (per connection).
 
 Bad rows are reported as ``FILE:LINE: reason`` and skipped; good rows land. Re-importing a file, or
-importing legs the daemon already stored from AMI, stores nothing twice (the sink's fingerprint key).
+importing legs the daemon already stored from AMI, stores nothing twice (the legs' fingerprint key).
 
-Speed: parsing (Python) and storing (PostgreSQL) overlap. The next batch is read and parsed while the
-event loop stores the previous one: in a child process for files larger than :data:`PROCESS_MIN_BYTES`
-(a thread would share the GIL with the event loop, which encodes the COPY data, so the two would take
-turns instead of running side by side), in a worker thread for small files (a process costs ~0.2 s to
-start). Either way at most a few batches are in memory (the child waits while one parsed batch is
-queued), so memory stays constant however large the file.
+Speed (docs/calls.md, "Import speed"). Three things run side by side:
+
+* the parser (:func:`_batches`) reads a batch, turns each record into a staged row (validation, UTC
+  epochs, fingerprint, E.164 numbers) and writes the batch as COPY text, already in the staging table's
+  column order, one payload per call bucket (:func:`pbx_sla.store.calls.call_bucket`). It runs in a
+  child process for files larger than :data:`PROCESS_MIN_BYTES` (a thread would share the GIL with the
+  event loop), in a worker thread for small files (a process costs ~0.2 s to start);
+* with two connections, each stores its bucket's payload of the batch (:func:`store_staging_text`, which
+  takes only that bucket's lock), so PostgreSQL works on two cores;
+* meanwhile the parser reads the next batch.
+
+The event loop only moves bytes: PostgreSQL parses the payload itself (COPY). At most a few batches
+are in memory (the child waits while one parsed batch is queued), so memory stays constant however
+large the file.
 """
 
 from __future__ import annotations
@@ -19,7 +28,8 @@ import os
 import pickle
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -27,14 +37,17 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from pbx_sla.domain.cdr import CdrError, LegRow, LocalClock, csv_leg_row
-from pbx_sla.ingest.csv_reader import read_records
-from pbx_sla.store.calls import CdrLegSink, StoreResult, insert_rows_deferred, refresh_batch, refresh_leftover
+from pbx_sla.domain.cdr import CdrError, LocalClock, csv_leg_row
+from pbx_sla.domain.phone import normalise
+from pbx_sla.ingest.csv_reader import BLOCK_RECORDS, read_blocks
+from pbx_sla.store.calls import CALL_BUCKETS, StoreResult, store_staging_text
 
 #: rows per transaction: large enough that per-batch costs (lock, COPY set-up, commit) vanish
 BATCH = 10_000
 #: files at least this large are parsed in a child process (about one batch of typical rows)
 PROCESS_MIN_BYTES = 4 << 20
+#: distinct numbers kept normalised by the parser before its cache starts again
+_E164_CACHE = 1 << 17
 
 
 @dataclass
@@ -48,40 +61,112 @@ class ImportSummary:
 
 @dataclass
 class _Batch:
-    rows: list[LegRow]
+    payloads: list[bytes]  # staging COPY text, one per bucket (one in all when not split)
+    counts: list[int]  # rows in each payload
     read: int  # records read for this batch, good and bad
-    rejected: list[tuple[int, str]]  # (physical line, reason)
+    rejected: list[tuple[int, str]]  # (physical line, reason), in line order
     offset: int  # bytes of the file read so far
 
 
-def _batches(stream: BinaryIO, server: str, tz: ZoneInfo, batch_size: int) -> Iterator[_Batch]:
-    clock = LocalClock(tz)
-    batch = _Batch([], 0, [], 0)
-    for record in read_records(stream):
-        batch.read += 1
-        if record.fields is None:
-            batch.rejected.append((record.line, record.error or "unreadable"))
-            continue
+class _Numbers:
+    """E.164 normalisation with the catalogue's country code, memoised (callers and DIDs repeat)."""
+
+    def __init__(self, country_code: str | None) -> None:
+        self.cc = country_code
+        self.cache: dict[str, str | None] = {}
+
+    def __call__(self, number: str) -> str | None:
         try:
-            batch.rows.append(csv_leg_row(server, record.fields, clock))
-        except CdrError as exc:
-            batch.rejected.append((record.line, str(exc)))
-            continue
-        if len(batch.rows) >= batch_size:
-            batch.offset = stream.tell()
-            yield batch
-            batch = _Batch([], 0, [], 0)
-    batch.offset = stream.tell()
-    if batch.read:
-        yield batch
+            return self.cache[number]
+        except KeyError:
+            pass
+        if len(self.cache) >= _E164_CACHE:
+            self.cache.clear()  # in place: the parser holds the dict
+        value = self.cache[number] = normalise(number, self.cc) if self.cc else None
+        return value
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _stage_text(leg: tuple, caller: str | None, dialled: str | None) -> str:
+    """A staged row as one line of COPY text data (tab-separated; the empty string stands for NULL,
+    see :func:`pbx_sla.store.calls.store_staging_text`)."""
+    (server, fingerprint, call_key, accountcode, src, dst, dcontext, clid, channel, dstchannel, lastapp, lastdata,
+     start, answer, end, duration, billsec, disposition, amaflags, uniqueid, userfield, peeraccount, linkedid,
+     sequence, src_endpoint, dst_endpoint) = leg  # fmt: skip
+    line = (
+        f"{server}\t{fingerprint}\t{call_key}\t{accountcode}\t{src}\t{dst}\t{dcontext}\t{clid}\t{channel}\t"
+        f"{dstchannel}\t{lastapp}\t{lastdata}\t{start}\t{'' if answer is None else answer}\t{end}\t{duration}\t"
+        f"{billsec}\t{disposition}\t{amaflags}\t{uniqueid}\t{userfield}\t{peeraccount}\t{linkedid}\t"
+        f"{'' if sequence is None else sequence}\t{src_endpoint or ''}\t{dst_endpoint or ''}\t{caller or ''}\t"
+        f"{dialled or ''}\n"
+    )
+    if line.count("\t") != 27 or "\\" in line or line.count("\n") != 1 or "\r" in line:
+        values = ("" if v is None else str(v).translate(_ESCAPES) for v in (*leg, caller, dialled))
+        line = "\t".join(values) + "\n"
+    return line
+
+
+def _batches(
+    stream: BinaryIO, server: str, tz: ZoneInfo, country_code: str | None, batch_size: int, buckets: int
+) -> Iterator[_Batch]:
+    """The file's batches of about ``batch_size`` records, each as staging COPY text split into ``buckets``."""
+    clock = LocalClock(tz)
+    e164 = _Numbers(country_code)
+    known = e164.cache
+    crc32 = zlib.crc32
+    rows: list[list[str]] = [[] for _ in range(buckets)]
+    read = 0
+    rejected: list[tuple[int, str]] = []
+
+    def batch() -> _Batch:
+        rejected.sort()
+        payloads = ["".join(part).encode() for part in rows]
+        return _Batch(payloads, [len(part) for part in rows], read, rejected, stream.tell())
+
+    for block in read_blocks(stream, min(BLOCK_RECORDS, batch_size)):
+        read += len(block.rows) + len(block.errors)
+        rejected += block.errors
+        for line, fields in zip(block.lines, block.rows, strict=True):
+            try:
+                leg = csv_leg_row(server, fields, clock)
+            except CdrError as exc:
+                rejected.append((line, str(exc)))
+                continue
+            # caller: src, else the caller ID (pbx_sla.domain.calls.caller_number); dialled: dst
+            caller, dialled = leg[4] or leg[7], leg[5]
+            caller = known[caller] if caller in known else e164(caller)
+            dialled = known[dialled] if dialled in known else e164(dialled)
+            staged = _stage_text(leg, caller, dialled)
+            rows[crc32(leg[2].encode()) % buckets if buckets > 1 else 0].append(staged)
+        if read >= batch_size:
+            yield batch()
+            rows = [[] for _ in range(buckets)]
+            read = 0
+            rejected = []
+    if read:
+        yield batch()
 
 
 class _ChildParser:
     """Batches of a file parsed by a child process (:mod:`pbx_sla.ingest.parse_child`)."""
 
-    def __init__(self, path: Path, server: str, tz: ZoneInfo, batch_size: int) -> None:
+    def __init__(
+        self, path: Path, server: str, tz: ZoneInfo, country_code: str | None, batch_size: int, buckets: int
+    ) -> None:
         self.path = path
-        args = [sys.executable, "-m", "pbx_sla.ingest.parse_child", str(path), server, tz.key, str(batch_size)]
+        args = [
+            sys.executable,
+            "-m",
+            "pbx_sla.ingest.parse_child",
+            str(path),
+            server,
+            tz.key,
+            country_code or "",
+            str(batch_size),
+            str(buckets),
+        ]
         # the package's own root first, so the child imports this very code even when it is not installed
         root = str(Path(__file__).resolve().parents[2])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
@@ -116,6 +201,23 @@ class _ChildParser:
                 pipe.close()
 
 
+async def _store(conns: Sequence[asyncpg.Connection], server: str, batch: _Batch) -> StoreResult:
+    """One batch: on one connection under every bucket lock, or each bucket's payload on its connection."""
+    if len(conns) == 1:
+        return await store_staging_text(conns[0], server, None, batch.payloads[0], batch.counts[0])
+    results = await asyncio.gather(
+        *(
+            store_staging_text(conn, server, bucket, payload, count)
+            for bucket, (conn, payload, count) in enumerate(zip(conns, batch.payloads, batch.counts, strict=True))
+        ),
+        return_exceptions=True,  # let every transaction finish before raising
+    )
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return StoreResult(sum(r.inserted for r in results), sum(r.present for r in results))  # type: ignore[union-attr]
+
+
 async def import_csv(
     conn: asyncpg.Connection,
     path: Path,
@@ -126,72 +228,56 @@ async def import_csv(
     progress: Callable[[ImportSummary, int], None] | None = None,
     max_problems: int = 1000,
     parse_in_process: bool | None = None,
-    refresh_conn: asyncpg.Connection | None = None,
+    second_conn: asyncpg.Connection | None = None,
 ) -> ImportSummary:
     """Import one Master.csv file; ``progress(summary, bytes_read)`` is called after every batch.
 
-    ``refresh_conn``: a second connection to the same database. With it, batch N's calls are recomputed
-    on it (:func:`pbx_sla.store.calls.refresh_batch`) while batch N+1's legs are stored on ``conn``
-    (:func:`pbx_sla.store.calls.insert_rows_deferred`), so the two halves of the PostgreSQL work run on
-    two cores; calls left pending by an earlier, interrupted import of this server are recomputed first.
-    Without it, every batch is stored and its calls recomputed in one transaction (:func:`store_rows`).
+    ``second_conn``: another connection to the same database. With it, each batch is split into the
+    two call buckets (:data:`pbx_sla.store.calls.CALL_BUCKETS`) and each connection stores one, in
+    parallel; each of its transactions is complete on its own (legs, their calls, the rollup), so an
+    interrupted import leaves whole halves of batches, and running it again completes it.
 
     ``parse_in_process``: parse in a child process (``None``: when the file has at least
     :data:`PROCESS_MIN_BYTES`).
     """
+    conns = [conn] if second_conn is None else [conn, second_conn]
+    if len(conns) > 1 and len(conns) != CALL_BUCKETS:  # pragma: no cover - a constant
+        raise ValueError(f"an import stores on 1 or {CALL_BUCKETS} connections")
+    buckets = len(conns)
     summary = ImportSummary()
-    sink = CdrLegSink(source="csv")
-
-    async def store(rows: list[LegRow]) -> StoreResult:
-        if refresh_conn is None:
-            async with conn.transaction():
-                return await sink.write_rows(conn, rows)
-        async with conn.transaction():
-            stored = await insert_rows_deferred(conn, rows, sink.source)
-        nonlocal refreshing
-        if refreshing is not None:
-            await refreshing  # one refresh at a time, in batch order
-        refreshing = asyncio.create_task(refresh_batch(refresh_conn, stored))
-        return stored.result
-
-    refreshing: asyncio.Task[None] | None = None
-    if refresh_conn is not None:
-        await refresh_leftover(refresh_conn, server)
+    # read once: the parser normalises numbers with it (a change during an import applies to the next one)
+    country_code = await conn.fetchval("SELECT country_code FROM catalogue_settings")
 
     if parse_in_process is None:
         parse_in_process = tz.key is not None and (await asyncio.to_thread(path.stat)).st_size >= PROCESS_MIN_BYTES
-    try:
-        with contextlib.ExitStack() as stack:
-            if parse_in_process:
-                child = _ChildParser(path, server, tz, batch_size)
-                stack.callback(child.close)
-                next_batch: Callable[[], _Batch | None] = child.next
-            else:
-                batches = _batches(stack.enter_context(path.open("rb")), server, tz, batch_size)
+    with contextlib.ExitStack() as stack:
+        if parse_in_process:
+            child = _ChildParser(path, server, tz, country_code, batch_size, buckets)
+            stack.callback(child.close)
+            next_batch: Callable[[], _Batch | None] = child.next
+        else:
+            batches = _batches(stack.enter_context(path.open("rb")), server, tz, country_code, batch_size, buckets)
 
-                def next_batch() -> _Batch | None:
-                    return next(batches, None)
+            def next_batch() -> _Batch | None:
+                return next(batches, None)
 
-            parsed = await asyncio.to_thread(next_batch)
-            while parsed is not None:
-                batch = parsed
-                writing = asyncio.create_task(store(batch.rows)) if batch.rows else None
-                try:
-                    parsed = await asyncio.to_thread(next_batch)  # the next batch, while this one is stored
-                finally:
-                    result = await writing if writing is not None else StoreResult(0, 0)
-                summary.rows += batch.read
-                summary.imported += result.inserted
-                summary.present += result.present
-                for line, reason in batch.rejected:
-                    summary.rejected += 1
-                    if len(summary.problems) < max_problems:
-                        summary.problems.append(f"{path}:{line}: {reason}")
-                if progress is not None:
-                    progress(summary, batch.offset)
-    finally:
-        if refreshing is not None:
-            await refreshing  # the last batch's calls (or the error of a failed refresh)
+        parsed = await asyncio.to_thread(next_batch)
+        while parsed is not None:
+            batch = parsed
+            writing = asyncio.create_task(_store(conns, server, batch)) if sum(batch.counts) else None
+            try:
+                parsed = await asyncio.to_thread(next_batch)  # the next batch, while this one is stored
+            finally:
+                result = await writing if writing is not None else StoreResult(0, 0)
+            summary.rows += batch.read
+            summary.imported += result.inserted
+            summary.present += result.present
+            for line, reason in batch.rejected:
+                summary.rejected += 1
+                if len(summary.problems) < max_problems:
+                    summary.problems.append(f"{path}:{line}: {reason}")
+            if progress is not None:
+                progress(summary, batch.offset)
     if summary.rejected > len(summary.problems):
         summary.problems.append(f"... and {summary.rejected - len(summary.problems)} more rejected rows")
     return summary

@@ -1,6 +1,7 @@
 """Child process of ``cdr import``: parse a Master.csv file and stream its batches to the parent.
 
-Run as ``python -m pbx_sla.ingest.parse_child PATH SERVER ZONE BATCH``; writes each batch to stdout as
+Run as ``python -m pbx_sla.ingest.parse_child PATH SERVER ZONE COUNTRY_CODE BATCH BUCKETS`` (an empty
+country code: none); writes each batch to stdout as
 an 8-byte big-endian length followed by the pickled :class:`pbx_sla.ingest.importer._Batch`, then a
 zero length at the end. A full pipe blocks the child, so it never runs more than a batch ahead of the
 parent (constant memory). A plain subprocess rather than :mod:`multiprocessing`: spawning with
@@ -19,10 +20,10 @@ HEADER = 8
 
 
 def main(argv: list[str]) -> int:
-    path, server, zone, batch_size = argv
+    path, server, zone, country_code, batch_size, buckets = argv
     out = sys.stdout.buffer
     with open(path, "rb") as stream:
-        for batch in _batches(stream, server, ZoneInfo(zone), int(batch_size)):
+        for batch in _batches(stream, server, ZoneInfo(zone), country_code or None, int(batch_size), int(buckets)):
             data = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
             out.write(len(data).to_bytes(HEADER, "big"))
             out.write(data)

@@ -1,22 +1,28 @@
 """Storage of CDR legs and calls: the one write path shared by the daemon (AMI ``Cdr`` events) and
 ``cdr import`` (Master.csv).
 
-:func:`store_rows` (and :func:`store_legs`, which turns legs into rows) runs inside the caller's
-transaction: it serialises writers per server with a transaction-scoped advisory lock, COPYs the rows
-into a temporary staging table, inserts them idempotently (``ON CONFLICT (server, fingerprint) DO
-NOTHING``), then recomputes every call that gained a leg from all of its legs and moves the
-per-(tenant, day) rollup by the difference, in one set-based statement (SQL function ``calls_refresh``,
-sql/0021_calls_refresh_setbased.sql).
-Caller and dialled numbers are normalised to E.164 here, with the catalogue's country code read in
-the same transaction, because the attribution lookups compare E.164 strings.
+A batch of legs is COPYed into a session-private staging table (``cdr_legs_stage``), then one SQL
+function, ``cdr_store_stage`` (sql/0025_cdr_store_stage.sql), inserts the legs idempotently (``ON
+CONFLICT (fingerprint) DO NOTHING``), recomputes every call that gained a leg from all of its legs, and
+moves the per-(tenant, day) rollup by the difference: one statement, in the caller's transaction.
+
+Serialisation: a call must be recomputed by one transaction at a time, each seeing the legs the others
+committed. Calls are spread over :data:`CALL_BUCKETS` buckets by a hash of their key
+(:func:`call_bucket`), with one transaction-scoped advisory lock per (server, bucket). The daemon and
+re-attribution take every bucket of their servers; ``cdr import`` stores each bucket's share of a batch
+on its own connection under that bucket's lock alone, so the two halves run on two cores.
+
+Caller and dialled numbers are normalised to E.164 before staging (the attribution lookups compare
+E.164 strings): here with the catalogue's country code read in the same transaction, or by the import's
+parser with the country code read when the import starts.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import uuid
-from collections.abc import Mapping, Sequence
+import zlib
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +32,11 @@ from pbx_sla.domain.cdr import LEG_ROW_FIELDS, CdrLeg, LegRow, leg_from_data, le
 from pbx_sla.domain.phone import normalise
 
 KIND = "cdr_leg"
-#: first key of the two-key advisory lock; the second is hashtext(server)
+#: first key of the two-key advisory locks; the second is hashtext('<server>:<bucket>')
 LOCK_NAMESPACE = int.from_bytes(hashlib.sha256(b"pbx-sla calls").digest()[:4], "big", signed=True)
+#: buckets of calls with a lock each (per server): the number of connections ``cdr import`` stores on.
+#: Every writer must agree on it: changing it needs every daemon and import stopped.
+CALL_BUCKETS = 2
 
 _STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS cdr_legs_stage (
@@ -39,51 +48,52 @@ CREATE TEMP TABLE IF NOT EXISTS cdr_legs_stage (
 ) ON COMMIT DELETE ROWS;
 TRUNCATE cdr_legs_stage
 """
-_STAGE_COLUMNS = (
+#: the staging table's columns: a leg row (:data:`LEG_ROW_FIELDS`, times as epochs) and the two numbers
+STAGE_COLUMNS = (
     *(f"{name}_epoch" if name in ("start", "answer", "end") else name for name in LEG_ROW_FIELDS),
     "caller_e164",
     "dialled_e164",
-)
-
-_INSERT = """
-WITH ins AS (
-    INSERT INTO cdr_legs (server, fingerprint, call_key, source, accountcode, src, dst, dcontext, clid, channel,
-                          dstchannel, lastapp, lastdata, start_at, answer_at, end_at, duration, billsec,
-                          disposition, amaflags, uniqueid, userfield, peeraccount, linkedid, sequence, caller_e164,
-                          dialled_e164, src_endpoint, dst_endpoint)
-    SELECT server, fingerprint, call_key, $1, accountcode, src, dst, dcontext, clid, channel, dstchannel, lastapp,
-           lastdata, to_timestamp(start_epoch), to_timestamp(answer_epoch), to_timestamp(end_epoch), duration,
-           billsec, disposition, amaflags, uniqueid, userfield, peeraccount, linkedid, sequence, caller_e164,
-           dialled_e164, src_endpoint, dst_endpoint
-    FROM cdr_legs_stage
-    ON CONFLICT (server, fingerprint) DO NOTHING
-    RETURNING server, call_key
-),
-touched AS (
-    SELECT server, call_key, count(*) AS legs FROM ins GROUP BY server, call_key
-)
-SELECT coalesce(sum(legs), 0)::bigint AS inserted, array_agg(server) AS servers, array_agg(call_key) AS keys
-FROM touched
-"""
-
-#: the import's variant: no calls_refresh in this transaction; the touched calls are queued in
-#: calls_pending (same transaction) for :func:`refresh_batch` on another connection
-_INSERT_DEFERRED = _INSERT.replace(
-    """touched AS (""",
-    """pending AS (
-    INSERT INTO calls_pending (batch, server, call_key) SELECT DISTINCT $2::uuid, server, call_key FROM ins
-),
-touched AS (""",
 )
 
 #: E.164 normalisation is pure and callers/DIDs repeat a lot: cache it
 _normalise = functools.lru_cache(maxsize=1 << 16)(normalise)
 
 
+def call_bucket(call_key: str) -> int:
+    """The lock bucket of a call (stable across processes and versions: CRC-32 of the key)."""
+    return zlib.crc32(call_key.encode()) % CALL_BUCKETS
+
+
+def caller_number(row: LegRow) -> str:
+    """The number a leg's caller is attributed by: src, else the caller ID (pbx_sla.domain.calls.caller_number)."""
+    return row[4] or row[7]  # type: ignore[no-any-return]
+
+
 @dataclass(frozen=True)
 class StoreResult:
     inserted: int  # legs new to the database
     present: int  # legs already stored (from either source)
+
+
+async def lock_calls(conn: asyncpg.Connection, servers: Iterable[str], buckets: Iterable[int] | None = None) -> None:
+    """Take the advisory locks of these servers' call buckets (all buckets by default), in one order."""
+    wanted = sorted(range(CALL_BUCKETS) if buckets is None else set(buckets))
+    keys = [f"{server}:{bucket}" for server in sorted(set(servers)) for bucket in wanted]
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext(k)) FROM unnest($2::text[]) WITH ORDINALITY AS u(k, i)",
+        LOCK_NAMESPACE,
+        keys,
+    )
+
+
+async def _prepare_stage(conn: asyncpg.Connection, servers: Iterable[str]) -> None:
+    await conn.execute("INSERT INTO servers (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", sorted(servers))
+    await conn.execute(_STAGE)
+
+
+async def _store_staged(conn: asyncpg.Connection, source: str, rows: int) -> StoreResult:
+    inserted = int(await conn.fetchval("SELECT cdr_store_stage($1)", source))
+    return StoreResult(inserted, rows - inserted)
 
 
 async def store_legs(conn: asyncpg.Connection, legs: Sequence[CdrLeg], source: str) -> StoreResult:
@@ -93,88 +103,42 @@ async def store_legs(conn: asyncpg.Connection, legs: Sequence[CdrLeg], source: s
 
 async def store_rows(conn: asyncpg.Connection, rows: Sequence[LegRow], source: str) -> StoreResult:
     """Store leg rows (:data:`pbx_sla.domain.cdr.LEG_ROW_FIELDS`) and bring their calls and the usage
-    rollup up to date; runs in the caller's transaction (a savepoint of it).
-
-    The rows are COPYed into a session-private staging table, inserted with one ``INSERT ... SELECT ...
-    ON CONFLICT DO NOTHING`` (the same leg twice, in the batch or already stored, is stored once), and
-    the calls that gained a leg are recomputed in one set-based ``calls_refresh``.
-    """
+    rollup up to date; runs in the caller's transaction (a savepoint of it), under every bucket lock
+    of the rows' servers. The same leg twice, in the batch or already stored, is stored once."""
     if not rows:
         return StoreResult(0, 0)
-    servers = sorted({row[0] for row in rows})
+    servers = {row[0] for row in rows}
     async with conn.transaction():
-        for server in servers:
-            await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", LOCK_NAMESPACE, server)
-        result = await _stage_and_insert(conn, rows, _INSERT, source)
-        inserted = int(result["inserted"])
-        if inserted:
-            await conn.execute("SELECT calls_refresh($1::text[], $2::text[])", result["servers"], result["keys"])
-    return StoreResult(inserted, len(rows) - inserted)
+        await lock_calls(conn, servers)
+        await _prepare_stage(conn, servers)
+        cc = await conn.fetchval("SELECT country_code FROM catalogue_settings")
+        if cc:
+            staged = [(*row, _normalise(caller_number(row), cc), _normalise(row[5], cc)) for row in rows]
+        else:
+            staged = [(*row, None, None) for row in rows]
+        await conn.copy_records_to_table("cdr_legs_stage", records=staged, columns=STAGE_COLUMNS)
+        return await _store_staged(conn, source, len(rows))
 
 
-@dataclass(frozen=True)
-class DeferredStore:
-    result: StoreResult
-    batch: uuid.UUID  # the calls_pending rows of this batch
-    servers: list[str]  # with keys: the calls this batch touched, for refresh_batch
-    keys: list[str]
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    """COPY data for asyncpg (which takes a plain ``bytes`` object for a file name)."""
+    yield data
 
 
-async def _stage_and_insert(conn: asyncpg.Connection, rows: Sequence[LegRow], query: str, *args: Any) -> asyncpg.Record:
-    servers = sorted({row[0] for row in rows})
-    await conn.execute("INSERT INTO servers (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", servers)
-    cc = await conn.fetchval("SELECT country_code FROM catalogue_settings")
-    if cc:
-        # caller: src, else the caller ID (pbx_sla.domain.calls.caller_number); dialled: dst
-        staged = [(*row, _normalise(row[4] or row[7], cc), _normalise(row[5], cc)) for row in rows]
-    else:
-        staged = [(*row, None, None) for row in rows]
-    await conn.execute(_STAGE)
-    await conn.copy_records_to_table("cdr_legs_stage", records=staged, columns=_STAGE_COLUMNS)
-    return await conn.fetchrow(query, *args)
-
-
-async def insert_rows_deferred(conn: asyncpg.Connection, rows: Sequence[LegRow], source: str) -> DeferredStore:
-    """Import path, first half: store leg rows and queue the calls they touched in ``calls_pending``,
-    without recomputing those calls (the caller runs :func:`refresh_batch` after this transaction commits).
-
-    Takes no advisory lock: the lock orders *call recomputations*, and every call this inserts a leg into
-    is recomputed later by :func:`refresh_batch` under the lock, in a statement that starts after this
-    transaction committed, so it sees this leg and every leg committed before it. Runs in the caller's
-    transaction (a savepoint of it).
-    """
-    batch = uuid.uuid4()
+async def store_staging_text(
+    conn: asyncpg.Connection, server: str, bucket: int | None, data: bytes, rows: int, source: str = "csv"
+) -> StoreResult:
+    """Import path: store ``rows`` staged rows given as COPY text data (:data:`STAGE_COLUMNS`, the empty
+    string for NULL: ``cdr_store_stage`` reads a NULL text as ''), all of ``server`` and, unless ``bucket``
+    is None, all of that call bucket; in one transaction under that bucket's lock (every bucket's when
+    None)."""
     if not rows:
-        return DeferredStore(StoreResult(0, 0), batch, [], [])
+        return StoreResult(0, 0)
     async with conn.transaction():
-        result = await _stage_and_insert(conn, rows, _INSERT_DEFERRED, source, batch)
-    inserted = int(result["inserted"])
-    return DeferredStore(
-        StoreResult(inserted, len(rows) - inserted), batch, result["servers"] or [], result["keys"] or []
-    )
-
-
-async def refresh_batch(conn: asyncpg.Connection, stored: DeferredStore) -> None:
-    """Import path, second half: recompute the calls of a committed :func:`insert_rows_deferred` batch
-    (under the per-server lock, like :func:`store_rows`) and clear its ``calls_pending`` rows."""
-    if not stored.keys:
-        return
-    async with conn.transaction():
-        for server in sorted(set(stored.servers)):
-            await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", LOCK_NAMESPACE, server)
-        await conn.execute("SELECT calls_refresh($1::text[], $2::text[])", stored.servers, stored.keys)
-        await conn.execute("DELETE FROM calls_pending WHERE batch = $1", stored.batch)
-
-
-async def refresh_leftover(conn: asyncpg.Connection, server: str) -> int:
-    """Recompute the calls an interrupted import left in ``calls_pending`` for ``server``; returns how many."""
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", LOCK_NAMESPACE, server)
-        rows = await conn.fetch("DELETE FROM calls_pending WHERE server = $1 RETURNING call_key", server)
-        keys = sorted({r["call_key"] for r in rows})
-        if keys:
-            await conn.execute("SELECT calls_refresh($1::text[], $2::text[])", [server] * len(keys), keys)
-    return len(keys)
+        await lock_calls(conn, [server], None if bucket is None else [bucket])
+        await _prepare_stage(conn, [server])
+        await conn.copy_to_table("cdr_legs_stage", source=_chunks(data), columns=STAGE_COLUMNS, format="text", null="")
+        return await _store_staged(conn, source, rows)
 
 
 class CdrLegSink:
@@ -198,7 +162,6 @@ class CdrLegSink:
 async def reattribute_unattributed(conn: asyncpg.Connection) -> int:
     """Recompute the calls without a tenant (after a catalogue change); returns how many were examined."""
     async with conn.transaction():
-        servers = await conn.fetch("SELECT DISTINCT server FROM calls WHERE tenant_id IS NULL ORDER BY server")
-        for row in servers:
-            await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", LOCK_NAMESPACE, row["server"])
+        servers = await conn.fetch("SELECT DISTINCT server FROM calls WHERE tenant_id IS NULL")
+        await lock_calls(conn, [row["server"] for row in servers])
         return int(await conn.fetchval("SELECT calls_reattribute_unattributed()"))
