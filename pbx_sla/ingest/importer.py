@@ -26,8 +26,10 @@ import asyncio
 import contextlib
 import os
 import pickle
+import queue
 import subprocess
 import sys
+import threading
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +48,8 @@ from pbx_sla.store.calls import CALL_BUCKETS, StoreResult, store_staging_text
 BATCH = 10_000
 #: files at least this large are parsed in a child process (about one batch of typical rows)
 PROCESS_MIN_BYTES = 4 << 20
+#: parsed batches read ahead from the child process (each a few MB)
+PREFETCH = 3
 #: distinct numbers kept normalised by the parser before its cache starts again
 _E164_CACHE = 1 << 17
 
@@ -201,6 +205,38 @@ class _ChildParser:
                 pipe.close()
 
 
+class _Prefetch:
+    """Batches from a blocking source (the child parser's pipe), read by a thread up to ``depth`` ahead,
+    so the parser keeps running while both connections store (memory: ``depth`` batches at most)."""
+
+    def __init__(self, source: Callable[[], _Batch | None], depth: int) -> None:
+        self.queue: queue.Queue[_Batch | BaseException | None] = queue.Queue(maxsize=depth)
+        self.thread = threading.Thread(target=self._run, args=(source,), name="cdr-import-reader", daemon=True)
+        self.thread.start()
+
+    def _run(self, source: Callable[[], _Batch | None]) -> None:
+        try:
+            while (item := source()) is not None:
+                self.queue.put(item)
+            self.queue.put(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            self.queue.put(exc)
+
+    def next(self) -> _Batch | None:
+        """Blocking: the next batch, ``None`` at the end; the source's error is raised here."""
+        item = self.queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        """After the source was stopped: let the thread finish (it may wait on a full queue)."""
+        while self.thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self.queue.get(timeout=0.05)
+        self.thread.join()
+
+
 async def _store(conns: Sequence[asyncpg.Connection], server: str, batch: _Batch) -> StoreResult:
     """One batch: on one connection under every bucket lock, or each bucket's payload on its connection."""
     if len(conns) == 1:
@@ -253,8 +289,14 @@ async def import_csv(
     with contextlib.ExitStack() as stack:
         if parse_in_process:
             child = _ChildParser(path, server, tz, country_code, batch_size, buckets)
-            stack.callback(child.close)
-            next_batch: Callable[[], _Batch | None] = child.next
+            prefetch = _Prefetch(child.next, PREFETCH)
+
+            def stop() -> None:
+                child.close()  # first: the reader thread then sees the end of the pipe
+                prefetch.close()
+
+            stack.callback(stop)
+            next_batch: Callable[[], _Batch | None] = prefetch.next
         else:
             batches = _batches(stack.enter_context(path.open("rb")), server, tz, country_code, batch_size, buckets)
 

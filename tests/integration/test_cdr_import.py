@@ -443,7 +443,9 @@ async def test_two_connection_import_with_live_ami_writes_and_a_crash_is_exact(d
                 kills.append(asyncio.get_running_loop().create_task(killer.execute("SELECT pg_terminate_backend($1)", victim)))
 
         try:
-            await import_csv(db, path, "pbx1", PRAGUE, batch_size=9, second_conn=second, progress=progress)
+            await import_csv(
+                db, path, "pbx1", PRAGUE, batch_size=9, second_conn=second, progress=progress, parse_in_process=True
+            )
         except (asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError):
             pass
         else:
