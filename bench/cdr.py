@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import resource
 import random
 import sys
 import time
@@ -36,6 +38,27 @@ from pbx_sla.reports.usage import usage_rows  # noqa: E402
 from pbx_sla.store import migrate  # noqa: E402
 
 PRAGUE = ZoneInfo("Europe/Prague")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of a local process (Linux /proc), None when not readable (a remote server)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_now(pids: list[int]) -> tuple[list[float | None], float, float]:
+    """CPU so far of the given PostgreSQL backends, of this process's finished children, of this process."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return [cpu_seconds(p) for p in pids], children.ru_utime + children.ru_stime, time.process_time()
+
+
+def cpu_text(before: tuple, after: tuple) -> str:
+    backends = [None if a is None or b is None else b - a for a, b in zip(before[0], after[0], strict=True)]
+    shown = "n/a" if None in backends else " + ".join(f"{x:.2f}" for x in backends)  # type: ignore[str-format]
+    return f"backends {shown} s, parser (child) {after[1] - before[1]:.2f} s, importer {after[2] - before[2]:.2f} s"
 
 
 def with_db(dsn: str, name: str) -> str:
@@ -108,13 +131,14 @@ async def bench_import(admin_dsn: str, rows: int, out: list[str]) -> None:
         with path.open("rb") as f:
             await conn.copy_to_table("raw_copy", source=f, format="csv")
         copy_s = time.perf_counter() - t
-        t = time.perf_counter()
         conn2 = await asyncpg.connect(with_db(admin_dsn, name))  # as `cdr import`: one call bucket stored on each
+        pids = [await c.fetchval("SELECT pg_backend_pid()") for c in (conn, conn2)]
+        t, cpu0 = time.perf_counter(), cpu_now(pids)
         summary = await import_csv(conn, path, "pbx1", PRAGUE, second_conn=conn2)
-        imp_s = time.perf_counter() - t
+        imp_s, cpu1 = time.perf_counter() - t, cpu_now(pids)
         t = time.perf_counter()
         again = await import_csv(conn, path, "pbx1", PRAGUE, second_conn=conn2)
-        re_s = time.perf_counter() - t
+        re_s, cpu2 = time.perf_counter() - t, cpu_now(pids)
         calls = await conn.fetchval("SELECT count(*) FROM calls")
         await conn2.close()
         await conn.close()
@@ -126,6 +150,8 @@ async def bench_import(admin_dsn: str, rows: int, out: list[str]) -> None:
             f"| baseline: raw COPY into 21 text columns | {copy_s:.2f} | {written / copy_s:,.0f} |",
             f"| `cdr import` (first time: {summary.imported:,} legs stored) | {imp_s:.2f} | {written / imp_s:,.0f} |",
             f"| `cdr import` again (all {again.present:,} already present) | {re_s:.2f} | {written / re_s:,.0f} |",
+            "",
+            f"CPU, first import: {cpu_text(cpu0, cpu1)}; re-import: {cpu_text(cpu1, cpu2)}",
             "",
             f"(generating the file took {gen:.1f} s; rejected rows: {summary.rejected})",
             "",
