@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import resource
 import random
+import resource
 import sys
 import time
 import uuid

@@ -530,10 +530,8 @@ def csv_leg_row(server: str, row: Sequence[str], clock: LocalClock) -> LegRow:
     text = row[9]
     hour = hours.get(text[:13])
     offset = _MMSS.get(text[13:])
-    if hour is None or offset is None:
-        start = clock.readings("start", text)[0]  # type: ignore[index]  # required: never None
-    else:
-        start = hour[0] + offset
+    # the general path for anything not in a cached hour (required: never None)
+    start = clock.readings("start", text)[0] if hour is None or offset is None else hour[0] + offset  # type: ignore[index]
     text = row[11]
     hour = hours.get(text[:13])
     offset = _MMSS.get(text[13:])

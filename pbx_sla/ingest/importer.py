@@ -219,7 +219,7 @@ class _Prefetch:
             while (item := source()) is not None:
                 self.queue.put(item)
             self.queue.put(None)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+        except BaseException as exc:
             self.queue.put(exc)
 
     def next(self) -> _Batch | None:

@@ -440,7 +440,8 @@ async def test_two_connection_import_with_live_ami_writes_and_a_crash_is_exact(d
             nonlocal batches
             batches += 1
             if batches == 3:
-                kills.append(asyncio.get_running_loop().create_task(killer.execute("SELECT pg_terminate_backend($1)", victim)))
+                kill = killer.execute("SELECT pg_terminate_backend($1)", victim)
+                kills.append(asyncio.get_running_loop().create_task(kill))
 
         try:
             await import_csv(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 
 import asyncpg
 import pytest
@@ -81,3 +82,44 @@ def test_badly_named_file_is_named(tmp_path) -> None:
     (tmp_path / "1_x.sql").write_text("")
     with pytest.raises(ConfigError, match=r"1_x\.sql"):
         migrate.discover(tmp_path)
+
+
+async def test_0025_recomputes_the_calls_an_interrupted_0024_import_left_pending(empty_dsn: str) -> None:
+    """An import of the 0024 design could die after committing legs whose calls were only queued in
+    calls_pending; 0025 recomputes those calls before dropping the queue."""
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        await migrate.upgrade(conn, [m for m in migrate.discover() if m.version < 25])
+        await conn.execute("INSERT INTO catalogue_settings (timezone, country_code) VALUES ('Europe/Prague', '420')")
+        await conn.execute("INSERT INTO servers (name) VALUES ('pbx1')")
+        fp = "00000000-0000-0000-0000-00000000000"
+        legs = [  # fingerprint, start, end, billsec, disposition
+            (f"{fp}1", "2026-03-10 08:00:00+00", "2026-03-10 08:00:20+00", 0, "BUSY"),
+            (f"{fp}2", "2026-03-10 08:00:30+00", "2026-03-10 08:02:10+00", 95, "ANSWERED"),
+        ]
+        for fingerprint, start, end, billsec, disposition in legs:
+            await conn.execute(
+                """INSERT INTO cdr_legs (server, fingerprint, call_key, source, start_at, end_at, duration, billsec,
+                                         disposition, linkedid)
+                   VALUES ('pbx1', $1::uuid, '1773129600.7', 'csv', $2::text::timestamptz, $3::text::timestamptz,
+                           $4 + 5, $4, $5, '1773129600.7')""",
+                fingerprint,
+                start,
+                end,
+                billsec,
+                disposition,
+            )
+        batch = "11111111-1111-1111-1111-111111111111"
+        await conn.execute(
+            "INSERT INTO calls_pending (batch, server, call_key) VALUES ($1::uuid, 'pbx1', '1773129600.7')", batch
+        )
+        assert await conn.fetchval("SELECT count(*) FROM calls") == 0
+
+        await migrate.upgrade(conn)
+        call = await conn.fetchrow("SELECT legs, disposition, billsec, day FROM calls WHERE call_key = '1773129600.7'")
+        assert dict(call) == {"legs": 2, "disposition": "ANSWERED", "billsec": 95, "day": date(2026, 3, 10)}
+        usage = await conn.fetchrow("SELECT calls, answered, busy, billsec FROM usage_daily")
+        assert dict(usage) == {"calls": 1, "answered": 1, "busy": 0, "billsec": 95}
+        assert await conn.fetchval("SELECT to_regclass('calls_pending')") is None
+    finally:
+        await conn.close()

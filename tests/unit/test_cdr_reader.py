@@ -103,8 +103,20 @@ def reference_records(data: bytes) -> list[tuple]:
     return out
 
 
-PIECES = [b'"a","b"\n', b'"c",""\r\n', b"\n", b'"x","caller ""q\n', b'z"" <1>"\n', b'ab"c,"d\n', b'"n\x00"\n',
-          b'"\xff",""\n', b'"a"x,"b"\n', b'1,2,3\n', b"   \n", b'"unterminated\n']
+PIECES = [
+    b'"a","b"\n',
+    b'"c",""\r\n',
+    b"\n",
+    b'"x","caller ""q\n',
+    b'z"" <1>"\n',
+    b'ab"c,"d\n',
+    b'"n\x00"\n',
+    b'"\xff",""\n',
+    b'"a"x,"b"\n',
+    b"1,2,3\n",
+    b"   \n",
+    b'"unterminated\n',
+]
 
 
 @settings(max_examples=300, deadline=None)
@@ -114,6 +126,9 @@ def test_blocks_give_what_one_record_at_a_time_gives(pieces, size):
     got = [(r.line, r.fields) for r in read_records(io.BytesIO(data))]
     assert got == reference_records(data)
     blocks = list(read_blocks(io.BytesIO(data), size))
-    flat = sorted([(line, f) for b in blocks for line, f in zip(b.lines, b.rows, strict=True)]
-                  + [(line, None) for b in blocks for line, _ in b.errors], key=lambda x: x[0])
+    flat = sorted(
+        [(line, f) for b in blocks for line, f in zip(b.lines, b.rows, strict=True)]
+        + [(line, None) for b in blocks for line, _ in b.errors],
+        key=lambda x: x[0],
+    )
     assert flat == got
