@@ -80,6 +80,7 @@ _TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$")
 _UNIQUEID = re.compile(r"^(?:[^\s,]+-)?\d+\.\d+$")
 #: channel name suffix: ``-0000001a`` plus ``;1``/``;2`` on Local channels
 _CHANNEL_SUFFIX = re.compile(r"-[0-9a-fA-F]+(?:;\d+)?$")
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
 
 class CdrError(ValueError):
@@ -197,10 +198,13 @@ def fingerprint_hex(
 
 def endpoint(channel: str) -> str | None:
     """``PJSIP/trunk-a-00000001`` → ``trunk-a``; ``Local/100@ctx-0000002a;1`` → ``100@ctx``; empty → None."""
-    if not channel or "/" not in channel:
+    slash = channel.find("/")
+    if slash < 0:
         return None
-    resource = channel.split("/", 1)[1]
-    return _CHANNEL_SUFFIX.sub("", resource) or None
+    head, dash, tail = channel.rpartition("-")
+    if dash and tail and len(head) > slash and _HEX_DIGITS.issuperset(tail):
+        return head[slash + 1 :] or None  # the usual Tech/name-<hex>: what the pattern below removes
+    return _CHANNEL_SUFFIX.sub("", channel[slash + 1 :]) or None
 
 
 def direction(leg: CdrLeg, trunks: frozenset[str] | set[str]) -> str:
@@ -249,6 +253,8 @@ def _closest(options: tuple[datetime, datetime], ref: datetime, seconds: int, *,
 
 
 def _int(field: str, text: str, *, optional: bool = False) -> int | None:
+    if text.isdigit() and text.isascii():  # the usual case, without strip() and the checks below
+        return int(text)
     text = text.strip()
     if not text and optional:
         return None
@@ -435,6 +441,10 @@ def leg_row(leg: CdrLeg) -> LegRow:
     )
 
 
+#: ``":MM:SS"`` → seconds into the hour, for every valid minute and second (the fast path's validation)
+_MMSS = {f":{m:02d}:{sec:02d}": m * 60 + sec for m in range(60) for sec in range(60)}
+
+
 class LocalClock:
     """A server's local wall-clock text → UTC epoch seconds, both DST readings (fold 0, fold 1).
 
@@ -453,11 +463,9 @@ class LocalClock:
 
     def readings(self, field: str, text: str, *, required: bool = True) -> tuple[int, int] | None:
         hour = self._hours.get(text[:13])
-        if hour is not None and len(text) == 19 and text[13] == ":" and text[16] == ":":
-            mm, ss = text[14:16], text[17:19]
-            if mm.isascii() and ss.isascii() and mm.isdigit() and ss.isdigit() and mm < "60" and ss < "60":
-                offset = int(mm) * 60 + int(ss)
-                return hour[0] + offset, hour[1] + offset
+        offset = _MMSS.get(text[13:])  # exactly ":MM:SS" with valid minutes and seconds, else None
+        if hour is not None and offset is not None:
+            return hour[0] + offset, hour[1] + offset
         return self._slow(field, text, required)
 
     def _slow(self, field: str, text: str, required: bool) -> tuple[int, int] | None:
@@ -480,91 +488,44 @@ def _positions(names: tuple[str, ...]) -> tuple[int | None, ...]:
     return tuple(where.get(n) for n in ("uniqueid", "userfield", "peeraccount", "linkedid", "sequence"))
 
 
-#: ``":MM:SS"`` → seconds into the hour, for every valid minute and second (the fast path's validation)
-_MMSS = {f":{m:02d}:{sec:02d}": m * 60 + sec for m in range(60) for sec in range(60)}
-#: cdr_csv with ``loguniqueid``, ``loguserfield`` and ``newcdrcolumns``: what Asterisk 22 writes by default
-_LAYOUT_21 = (*CSV_BASE, "uniqueid", "userfield", *CSV_NEW)
-_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
-
-
-def _count(field: str, text: str) -> int:
-    """:func:`_int` (not optional) with a fast path for plain ASCII digits."""
-    if text.isdigit() and text.isascii():
-        return int(text)
-    value = _int(field, text)
-    assert value is not None
-    return value
-
-
-def _channel_endpoint(channel: str) -> str | None:
-    """:func:`endpoint`, with a fast path for the usual ``Tech/name-<hex>`` (same result, tested)."""
-    slash = channel.find("/")
-    if slash < 0:
-        return None
-    head, dash, tail = channel.rpartition("-")
-    if dash and tail and len(head) > slash and _HEX_DIGITS.issuperset(tail):
-        return head[slash + 1 :] or None
-    return endpoint(channel)
-
-
 def csv_leg_row(server: str, row: Sequence[str], clock: LocalClock) -> LegRow:
     """``leg_row(leg_from_csv(server, row, clock.tz))`` without building the leg: the import fast path.
 
     Same validation, in the same order, with the same messages as :func:`leg_from_fields`: every value
     in its usual shape (plain digits, an upper-case disposition, a ``YYYY-MM-DD HH:MM:SS`` time in an hour
-    :class:`LocalClock` has seen) takes a shortcut; anything else takes the general path, which validates
+    :class:`LocalClock` has seen, a ``Tech/name-<hex>`` channel) takes a shortcut inside :func:`_int`,
+    :meth:`LocalClock.readings` and :func:`endpoint`; anything else takes the general path, which validates
     and words the error.
     """
     if len(row) == 21:
         i_uniqueid, i_userfield, i_peer, i_linkedid, i_sequence = 16, 17, 18, 19, 20
     else:
         i_uniqueid, i_userfield, i_peer, i_linkedid, i_sequence = _positions(csv_layout(row))
-    duration = _count("duration", row[12])
-    billsec = _count("billsec", row[13])
+    duration = _int("duration", row[12])
+    billsec = _int("billsec", row[13])
+    assert duration is not None and billsec is not None
     disposition = row[14]
-    if disposition not in DISPOSITION_RANK:
+    if disposition not in DISPOSITION_RANK:  # the usual case is already stripped and upper-case
         disposition = disposition.strip().upper()
         if disposition not in DISPOSITION_RANK:
             raise CdrError("disposition", f"expected one of {', '.join(DISPOSITIONS)}, got {row[14]!r}")
-    hours = clock._hours
-    text = row[9]
-    hour = hours.get(text[:13])
-    offset = _MMSS.get(text[13:])
-    # the general path for anything not in a cached hour (required: never None)
-    start = clock.readings("start", text)[0] if hour is None or offset is None else hour[0] + offset  # type: ignore[index]
-    text = row[11]
-    hour = hours.get(text[:13])
-    offset = _MMSS.get(text[13:])
-    if hour is None or offset is None:
-        e0, e1 = clock.readings("end", text)  # type: ignore[misc]  # required: never None
-    else:
-        e0, e1 = hour[0] + offset, hour[1] + offset
+    start_opts = clock.readings("start", row[9])
+    end_opts = clock.readings("end", row[11])
+    answer_opts = clock.readings("answer", row[10], required=False) if row[10] else None
+    assert start_opts is not None and end_opts is not None
+    start = start_opts[0]
+    e0, e1 = end_opts
     end = e0 if e0 == e1 or abs(e0 - start - duration) <= abs(e1 - start - duration) else e1
-    text = row[10]
-    answer: int | None
-    if not text:
+    if answer_opts is None:
         answer = None
     else:
-        hour = hours.get(text[:13])
-        offset = _MMSS.get(text[13:])
-        if hour is None or offset is None:
-            answer_opts = clock.readings("answer", text, required=False)
-        else:
-            answer_opts = hour[0] + offset, hour[1] + offset
-        if answer_opts is None:
-            answer = None
-        else:
-            a0, a1 = answer_opts
-            answer = a0 if a0 == a1 or abs(end - a0 - billsec) <= abs(end - a1 - billsec) else a1
+        a0, a1 = answer_opts
+        answer = a0 if a0 == a1 or abs(end - a0 - billsec) <= abs(end - a1 - billsec) else a1
     if end < start:
         raise CdrError("end", f"{row[11]!r} is before start {row[9]!r}")
     uniqueid = "" if i_uniqueid is None else row[i_uniqueid].strip()
     linkedid = "" if i_linkedid is None else row[i_linkedid].strip()
-    if i_sequence is None:
-        sequence = None
-    else:
-        text = row[i_sequence]
-        sequence = int(text) if text.isdigit() and text.isascii() else _int("sequence", text, optional=True)
+    sequence = None if i_sequence is None else _int("sequence", row[i_sequence], optional=True)
     channel, dstchannel, dst, dcontext = row[5], row[6], row[2], row[3]
     fingerprint = fingerprint_hex(
         server, uniqueid, channel, dstchannel, dst, dcontext, start, answer, end, duration, billsec, disposition
@@ -572,7 +533,7 @@ def csv_leg_row(server: str, row: Sequence[str], clock: LocalClock) -> LegRow:
     return (
         server,
         fingerprint,
-        linkedid or uniqueid or f"leg:{uuid.UUID(hex=fingerprint)}",
+        _call_key(linkedid, uniqueid, fingerprint),
         row[0],
         row[1],
         dst,
@@ -594,6 +555,6 @@ def csv_leg_row(server: str, row: Sequence[str], clock: LocalClock) -> LegRow:
         "" if i_peer is None else row[i_peer],
         linkedid,
         sequence,
-        _channel_endpoint(channel),
-        _channel_endpoint(dstchannel),
+        endpoint(channel),
+        endpoint(dstchannel),
     )

@@ -42,7 +42,7 @@ import asyncpg
 from pbx_sla.domain.cdr import CdrError, LocalClock, csv_leg_row
 from pbx_sla.domain.phone import normalise
 from pbx_sla.ingest.csv_reader import BLOCK_RECORDS, read_blocks
-from pbx_sla.store.calls import CALL_BUCKETS, StoreResult, store_staging_text
+from pbx_sla.store.calls import CALL_BUCKETS, StoreResult, caller_number, store_staging_text
 
 #: rows per transaction: large enough that per-batch costs (lock, COPY set-up, commit) vanish
 BATCH = 10_000
@@ -72,21 +72,18 @@ class _Batch:
     offset: int  # bytes of the file read so far
 
 
-class _Numbers:
-    """E.164 normalisation with the catalogue's country code, memoised (callers and DIDs repeat)."""
+class _Numbers(dict[str, str | None]):
+    """Number → E.164 with the catalogue's country code, memoised (callers and DIDs repeat): a lookup is
+    a plain dict access; :meth:`__missing__` normalises a number seen for the first time."""
 
     def __init__(self, country_code: str | None) -> None:
+        super().__init__()
         self.cc = country_code
-        self.cache: dict[str, str | None] = {}
 
-    def __call__(self, number: str) -> str | None:
-        try:
-            return self.cache[number]
-        except KeyError:
-            pass
-        if len(self.cache) >= _E164_CACHE:
-            self.cache.clear()  # in place: the parser holds the dict
-        value = self.cache[number] = normalise(number, self.cc) if self.cc else None
+    def __missing__(self, number: str) -> str | None:
+        if len(self) >= _E164_CACHE:
+            self.clear()
+        value = self[number] = normalise(number, self.cc) if self.cc else None
         return value
 
 
@@ -118,7 +115,6 @@ def _batches(
     """The file's batches of about ``batch_size`` records, each as staging COPY text split into ``buckets``."""
     clock = LocalClock(tz)
     e164 = _Numbers(country_code)
-    known = e164.cache
     crc32 = zlib.crc32
     rows: list[list[str]] = [[] for _ in range(buckets)]
     read = 0
@@ -138,11 +134,7 @@ def _batches(
             except CdrError as exc:
                 rejected.append((line, str(exc)))
                 continue
-            # caller: src, else the caller ID (pbx_sla.domain.calls.caller_number); dialled: dst
-            caller, dialled = leg[4] or leg[7], leg[5]
-            caller = known[caller] if caller in known else e164(caller)
-            dialled = known[dialled] if dialled in known else e164(dialled)
-            staged = _stage_text(leg, caller, dialled)
+            staged = _stage_text(leg, e164[caller_number(leg)], e164[leg[5]])  # leg[5]: dst, the dialled number
             rows[crc32(leg[2].encode()) % buckets if buckets > 1 else 0].append(staged)
         if read >= batch_size:
             yield batch()

@@ -5,6 +5,7 @@ and in zones whose offset changes at odd minutes."""
 from __future__ import annotations
 
 import random
+import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pbx_sla.domain.cdr import CdrError, LocalClock, _channel_endpoint, csv_leg_row, endpoint, leg_from_csv, leg_row
+from pbx_sla.domain.cdr import CdrError, LocalClock, csv_leg_row, endpoint, leg_from_csv, leg_row
 
 ZONES = ["Europe/Prague", "Australia/Lord_Howe", "America/St_Johns", "UTC", "Asia/Kathmandu"]
 
@@ -122,5 +123,9 @@ def test_call_key_without_ids_is_the_leg_fingerprint():
         ),
     )
 )
-def test_channel_endpoint_fast_path_equals_endpoint(channel):
-    assert _channel_endpoint(channel) == endpoint(channel)
+def test_endpoint_shortcut_equals_the_suffix_pattern(channel):
+    """endpoint()'s shortcut for ``Tech/name-<hex>`` gives what removing the suffix pattern gives."""
+    expected = None
+    if "/" in channel:
+        expected = re.sub(r"-[0-9a-fA-F]+(?:;\d+)?$", "", channel.split("/", 1)[1]) or None
+    assert endpoint(channel) == expected
