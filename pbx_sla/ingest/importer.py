@@ -229,21 +229,31 @@ class _Prefetch:
         self.thread.join()
 
 
-async def _store(conns: Sequence[asyncpg.Connection], server: str, batch: _Batch) -> StoreResult:
-    """One batch: on one connection under every bucket lock, or each bucket's payload on its connection."""
+async def _store(conns: Sequence[asyncpg.Connection], server: str, batch: _Batch, fresh: list[bool]) -> StoreResult:
+    """One batch: on one connection under every bucket lock, or each bucket's payload on its connection.
+
+    ``fresh[i]``: connection i's previous batch held only new legs, so this one is tried as all new too
+    (:func:`pbx_sla.store.calls.store_staging_text`); updated from this batch's result."""
     if len(conns) == 1:
-        return await store_staging_text(conns[0], server, None, batch.payloads[0], batch.counts[0])
-    results = await asyncio.gather(
-        *(
-            store_staging_text(conn, server, bucket, payload, count)
-            for bucket, (conn, payload, count) in enumerate(zip(conns, batch.payloads, batch.counts, strict=True))
-        ),
-        return_exceptions=True,  # let every transaction finish before raising
-    )
+        results: list[StoreResult | BaseException] = [
+            await store_staging_text(conns[0], server, None, batch.payloads[0], batch.counts[0], fresh=fresh[0])
+        ]
+    else:
+        results = await asyncio.gather(
+            *(
+                store_staging_text(conn, server, bucket, payload, count, fresh=fresh[bucket])
+                for bucket, (conn, payload, count) in enumerate(zip(conns, batch.payloads, batch.counts, strict=True))
+            ),
+            return_exceptions=True,  # let every transaction finish before raising
+        )
     for result in results:
         if isinstance(result, BaseException):
             raise result
-    return StoreResult(sum(r.inserted for r in results), sum(r.present for r in results))  # type: ignore[union-attr]
+    stored = [r for r in results if isinstance(r, StoreResult)]
+    for i, r in enumerate(stored):
+        if r.inserted or r.present:
+            fresh[i] = r.present == 0
+    return StoreResult(sum(r.inserted for r in stored), sum(r.present for r in stored))
 
 
 async def import_csv(
@@ -272,6 +282,7 @@ async def import_csv(
     if len(conns) > 1 and len(conns) != CALL_BUCKETS:  # pragma: no cover - a constant
         raise ValueError(f"an import stores on 1 or {CALL_BUCKETS} connections")
     buckets = len(conns)
+    fresh = [True] * buckets  # per connection: try the next batch as all new (its previous one was)
     summary = ImportSummary()
     # read once: the parser normalises numbers with it (a change during an import applies to the next one)
     country_code = await conn.fetchval("SELECT country_code FROM catalogue_settings")
@@ -298,7 +309,7 @@ async def import_csv(
         parsed = await asyncio.to_thread(next_batch)
         while parsed is not None:
             batch = parsed
-            writing = asyncio.create_task(_store(conns, server, batch)) if sum(batch.counts) else None
+            writing = asyncio.create_task(_store(conns, server, batch, fresh)) if sum(batch.counts) else None
             try:
                 parsed = await asyncio.to_thread(next_batch)  # the next batch, while this one is stored
             finally:

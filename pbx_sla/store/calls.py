@@ -2,7 +2,7 @@
 ``cdr import`` (Master.csv).
 
 A batch of legs is COPYed into a session-private staging table (``cdr_legs_stage``), then one SQL
-function, ``cdr_store_stage`` (sql/0025_cdr_store_stage.sql), inserts the legs idempotently (``ON
+function, ``cdr_store_stage`` (sql/0026_calls_leg_fingerprints.sql), inserts the legs idempotently (``ON
 CONFLICT (fingerprint) DO NOTHING``), recomputes every call that gained a leg from all of its legs, and
 moves the per-(tenant, day) rollup by the difference: one statement, in the caller's transaction.
 
@@ -91,8 +91,8 @@ async def _prepare_stage(conn: asyncpg.Connection, servers: Iterable[str]) -> No
     await conn.execute(_STAGE)
 
 
-async def _store_staged(conn: asyncpg.Connection, source: str, rows: int) -> StoreResult:
-    inserted = int(await conn.fetchval("SELECT cdr_store_stage($1)", source))
+async def _store_staged(conn: asyncpg.Connection, source: str, rows: int, fresh: bool = False) -> StoreResult:
+    inserted = int(await conn.fetchval("SELECT cdr_store_stage($1, $2)", source, fresh))
     return StoreResult(inserted, rows - inserted)
 
 
@@ -126,19 +126,30 @@ async def _chunks(data: bytes) -> AsyncIterator[bytes]:
 
 
 async def store_staging_text(
-    conn: asyncpg.Connection, server: str, bucket: int | None, data: bytes, rows: int, source: str = "csv"
+    conn: asyncpg.Connection,
+    server: str,
+    bucket: int | None,
+    data: bytes,
+    rows: int,
+    source: str = "csv",
+    *,
+    fresh: bool = False,
 ) -> StoreResult:
     """Import path: store ``rows`` staged rows given as COPY text data (:data:`STAGE_COLUMNS`, the empty
     string for NULL: ``cdr_store_stage`` reads a NULL text as ''), all of ``server`` and, unless ``bucket``
     is None, all of that call bucket; in one transaction under that bucket's lock (every bucket's when
-    None)."""
+    None).
+
+    ``fresh``: the rows are expected to be new to the database: the legs are first inserted without
+    conflict handling (cheaper), and stored by the general statement if one turns out to be present
+    (same result either way; sql/0026)."""
     if not rows:
         return StoreResult(0, 0)
     async with conn.transaction():
         await lock_calls(conn, [server], None if bucket is None else [bucket])
         await _prepare_stage(conn, [server])
         await conn.copy_to_table("cdr_legs_stage", source=_chunks(data), columns=STAGE_COLUMNS, format="text", null="")
-        return await _store_staged(conn, source, rows)
+        return await _store_staged(conn, source, rows, fresh)
 
 
 class CdrLegSink:

@@ -11,12 +11,21 @@ from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import pytest
 
 from pbx_sla import cli
 from pbx_sla.domain.calls import Directory, build_calls
-from pbx_sla.domain.cdr import leg_from_csv, leg_to_data
+from pbx_sla.domain.cdr import leg_from_csv, leg_row, leg_to_data
+from pbx_sla.domain.phone import normalise
 from pbx_sla.features import calls as feature
-from pbx_sla.store.calls import CdrLegSink, reattribute_unattributed
+from pbx_sla.ingest.importer import _stage_text
+from pbx_sla.store.calls import (
+    CdrLegSink,
+    StoreResult,
+    caller_number,
+    reattribute_unattributed,
+    store_staging_text,
+)
 
 PRAGUE = ZoneInfo("Europe/Prague")
 
@@ -176,9 +185,27 @@ def _month_rows(rnd: random.Random, n_calls: int) -> list[str]:
 
 
 async def _snapshot(db: asyncpg.Connection) -> tuple:
+    """Calls and rollup as comparable values (a call's leg fingerprints as a set: stored in no set order).
+    Also checks that every call lists exactly the legs stored under its key (sql/0026)."""
+    await assert_leg_lists_match(db)
     calls = await db.fetch("SELECT * FROM calls ORDER BY server, call_key")
     usage = await db.fetch("SELECT * FROM usage_daily ORDER BY tenant_id, day")
-    return [tuple(v for k, v in r.items() if k != "updated_at") for r in calls], [tuple(r) for r in usage]
+    return [
+        tuple(frozenset(v) if k == "leg_fingerprints" else v for k, v in r.items() if k != "updated_at") for r in calls
+    ], [tuple(r) for r in usage]
+
+
+async def assert_leg_lists_match(db: asyncpg.Connection) -> None:
+    """calls.leg_fingerprints holds the fingerprints of exactly the legs stored under the call's key,
+    and every stored leg has its call."""
+    calls = {
+        (r["server"], r["call_key"]): sorted(r["leg_fingerprints"])
+        for r in await db.fetch("SELECT server, call_key, leg_fingerprints FROM calls")
+    }
+    legs: dict[tuple[str, str], list] = {}
+    for r in await db.fetch("SELECT server, call_key, fingerprint FROM cdr_legs ORDER BY fingerprint"):
+        legs.setdefault((r["server"], r["call_key"]), []).append(r["fingerprint"])
+    assert calls == legs
 
 
 async def test_double_import_counts_nothing_twice(db, cli_env, tmp_path, capsys):
@@ -222,7 +249,17 @@ async def test_ami_and_csv_overlap_counts_each_leg_once(db, db_dsn, tmp_path, ca
     assert await db.fetchval("SELECT sum(calls) FROM usage_daily WHERE tenant_id = 'bistro'") == 4
 
 
-async def test_stored_calls_equal_the_domain_whatever_the_batches(db):
+async def _write_staged(db: asyncpg.Connection, legs: list, fresh: bool) -> StoreResult:
+    """The import's write path: legs as staging COPY text, one transaction (all call buckets)."""
+    rows = [leg_row(leg) for leg in legs]
+    data = "".join(
+        _stage_text(row, normalise(caller_number(row), "420"), normalise(row[5], "420")) for row in rows
+    ).encode()
+    return await store_staging_text(db, "pbx1", None, data, len(rows), fresh=fresh)
+
+
+@pytest.mark.parametrize("path", ["ami sink", "staged, fresh", "staged, general"])
+async def test_stored_calls_equal_the_domain_whatever_the_batches(db, path):
     await seed_catalogue(db)
     rnd = random.Random(11)
     text_rows = []
@@ -249,8 +286,17 @@ async def test_stored_calls_equal_the_domain_whatever_the_batches(db):
     rnd.shuffle(shuffled)
     sink = CdrLegSink("csv")
     for i in range(0, len(shuffled), 17):  # many small transactions, legs of one call split across them
-        async with db.transaction():
-            await sink.write(db, [leg_to_data(leg) for leg in shuffled[i : i + 17]])
+        chunk = shuffled[i : i + 17]
+        if path == "ami sink":
+            async with db.transaction():
+                await sink.write(db, [leg_to_data(leg) for leg in chunk])
+        else:
+            # every third batch repeats two legs of the previous one after its new legs: a fresh attempt
+            # fails on them and the batch is stored by the general statement
+            again = shuffled[i - 2 : i] if i and i % 51 == 0 else []
+            result = await _write_staged(db, chunk + again, fresh=path == "staged, fresh")
+            assert (result.inserted, result.present) == (len(chunk), len(again))
+    await assert_leg_lists_match(db)
     got = await db.fetch("SELECT * FROM calls")
     got_by_key = {r["call_key"]: r for r in got}
     assert len(got) == len(expected)
@@ -280,6 +326,37 @@ async def test_stored_calls_equal_the_domain_whatever_the_batches(db):
         "SELECT tenant_id, day, calls, billsec, answered FROM usage_daily WHERE calls > 0 ORDER BY 1, 2"
     )
     assert [tuple(r) for r in rollup] == [tuple(r) for r in fresh]
+
+
+async def test_a_fresh_batch_with_a_stored_leg_falls_back_to_the_general_statement(db):
+    """cdr_store_stage(fresh): the plain insert is really tried (its rows are counted as inserted, then
+    rolled back with its subtransaction), and a leg already stored sends the batch to the general
+    statement, which stores the others once and none twice."""
+    await seed_catalogue(db)
+    legs = [
+        leg_from_csv("pbx1", fields(T0 + timedelta(minutes=i), uid=f"{i}.1", linked=f"{i}.1"), PRAGUE) for i in range(6)
+    ]
+    assert await _write_staged(db, legs[:1], fresh=True) == StoreResult(1, 0)
+
+    async def inserted_in(transaction_of: list, fresh: bool) -> tuple[StoreResult, int]:
+        """The result, and the rows counted as inserted into cdr_legs by the transaction (the backend's
+        pending counts can include its recent transactions: hence the difference)."""
+        count = "SELECT coalesce(sum(n_tup_ins), 0) FROM pg_stat_xact_user_tables WHERE relname = 'cdr_legs'"
+        async with db.transaction():
+            before = await db.fetchval(count)
+            result = await _write_staged(db, transaction_of, fresh=fresh)
+            counted = await db.fetchval(count) - before
+        return result, counted
+
+    # the stored leg comes last: the fresh attempt inserts the 4 new ones (and the heap tuple of the
+    # fifth) before it fails; the general statement then inserts the 4 again
+    result, counted = await inserted_in(legs[1:5] + legs[:1], fresh=True)
+    assert result == StoreResult(4, 1) and counted >= 4 + 4
+    assert await inserted_in(legs[5:] + legs[:1], fresh=False) == (StoreResult(1, 1), 1)
+    assert await db.fetchval("SELECT count(*) FROM cdr_legs") == 6
+    assert await db.fetchval("SELECT count(*) FROM calls") == 6
+    assert await db.fetchval("SELECT sum(calls) FROM usage_daily") == 6
+    await assert_leg_lists_match(db)
 
 
 async def test_timezone_option_and_unattributed_calls_reattributed(db, cli_env, tmp_path, capsys):

@@ -123,3 +123,63 @@ async def test_0025_recomputes_the_calls_an_interrupted_0024_import_left_pending
         assert await conn.fetchval("SELECT to_regclass('calls_pending')") is None
     finally:
         await conn.close()
+
+
+async def test_0026_lists_the_legs_of_existing_calls_and_later_legs_find_them(empty_dsn: str) -> None:
+    """0026 fills calls.leg_fingerprints from the stored legs (the cdr_legs_call index then goes); a leg
+    stored after the upgrade finds its call's older legs through that list."""
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        await migrate.upgrade(conn, [m for m in migrate.discover() if m.version < 26])
+        await conn.execute("INSERT INTO catalogue_settings (timezone, country_code) VALUES ('Europe/Prague', '420')")
+        await conn.execute("INSERT INTO servers (name) VALUES ('pbx1')")
+        stage = """CREATE TEMP TABLE IF NOT EXISTS cdr_legs_stage (
+                       server text, fingerprint uuid, call_key text, accountcode text, src text, dst text,
+                       dcontext text, clid text, channel text, dstchannel text, lastapp text, lastdata text,
+                       start_epoch bigint, answer_epoch bigint, end_epoch bigint, duration integer,
+                       billsec integer, disposition text, amaflags text, uniqueid text, userfield text,
+                       peeraccount text, linkedid text, sequence integer, src_endpoint text, dst_endpoint text,
+                       caller_e164 text, dialled_e164 text) ON COMMIT DELETE ROWS"""
+        fp = "00000000-0000-0000-0000-00000000000"
+        legs = [  # fingerprint, start (epoch), billsec, disposition; 1773129600 = 2026-03-10 08:00:00Z
+            (f"{fp}1", 1773129600, 0, "BUSY"),
+            (f"{fp}2", 1773129630, 95, "ANSWERED"),
+            (f"{fp}3", 1773129700, 30, "ANSWERED"),
+        ]
+
+        async def store(leg: tuple, *fresh: bool) -> None:
+            fingerprint, start, billsec, disposition = leg
+            async with conn.transaction():
+                await conn.execute(stage)
+                await conn.execute(
+                    """INSERT INTO cdr_legs_stage (server, fingerprint, call_key, start_epoch, end_epoch, duration,
+                                                   billsec, disposition, linkedid)
+                       VALUES ('pbx1', $1::uuid, 'k1', $2::bigint, $2::bigint + $3::int + 5, $3::int + 5, $3::int,
+                               $4, 'k1')""",
+                    fingerprint,
+                    start,
+                    billsec,
+                    disposition,
+                )
+                placeholders = ", ".join(f"${i + 2}" for i in range(len(fresh)))
+                await conn.fetchval(f"SELECT cdr_store_stage($1{', ' if fresh else ''}{placeholders})", "csv", *fresh)
+
+        await store(legs[0])
+        await store(legs[1])
+        assert await conn.fetchval("SELECT legs FROM calls WHERE call_key = 'k1'") == 2
+
+        await migrate.upgrade(conn)
+        stored = await conn.fetchval("SELECT leg_fingerprints FROM calls WHERE call_key = 'k1'")
+        assert sorted(str(f) for f in stored) == [legs[0][0], legs[1][0]]
+        assert await conn.fetchval("SELECT to_regclass('cdr_legs_call')") is None
+
+        await store(legs[2], True)
+        call = await conn.fetchrow(
+            "SELECT legs, disposition, billsec, leg_fingerprints FROM calls WHERE call_key = 'k1'"
+        )
+        assert (call["legs"], call["disposition"], call["billsec"]) == (3, "ANSWERED", 125)
+        assert sorted(str(f) for f in call["leg_fingerprints"]) == [leg[0] for leg in legs]
+        usage = await conn.fetchrow("SELECT calls, answered, busy, billsec FROM usage_daily")
+        assert dict(usage) == {"calls": 1, "answered": 1, "busy": 0, "billsec": 125}
+    finally:
+        await conn.close()
