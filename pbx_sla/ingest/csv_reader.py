@@ -50,6 +50,9 @@ class Block:
     lines: list[int] = field(default_factory=list)
     rows: list[list[str]] = field(default_factory=list)
     errors: list[tuple[int, str]] = field(default_factory=list)
+    #: no field of any row holds a backslash, tab, carriage return or line feed (the block's bytes hold no
+    #: backslash, tab or CR, and every record is one line): the rows need no escaping as COPY text
+    plain: bool = False
 
 
 class _Misaligned(Exception):
@@ -106,6 +109,7 @@ def read_blocks(stream: BinaryIO, size: int = BLOCK_RECORDS) -> Iterator[Block]:
         starts: list[int] = []
         raws: list[bytes] = []  # one element per record (several physical lines joined for a few)
         errors: list[tuple[int, str]] = []
+        one_line = True  # every record of the block is one physical line
         ended = True
         while True:
             # the common case (a whole record on one line) stays in this loop
@@ -140,19 +144,22 @@ def read_blocks(stream: BinaryIO, size: int = BLOCK_RECORDS) -> Iterator[Block]:
             else:
                 starts.append(start)
                 raws.append(b"".join(p[1] for p in parts))
+                one_line = False
             if len(starts) + len(errors) >= size:
                 ended = False
                 break
         if starts or errors:
-            yield _block(starts, raws, errors)
+            yield _block(starts, raws, errors, one_line)
         if ended:
             return
 
 
-def _block(starts: list[int], raws: list[bytes], errors: list[tuple[int, str]]) -> Block:
+def _block(starts: list[int], raws: list[bytes], errors: list[tuple[int, str]], one_line: bool) -> Block:
     texts: list[str] = []
+    joined = b"".join(raws)
+    plain = one_line and b"\\" not in joined and b"\t" not in joined and b"\r" not in joined
     try:
-        if b"\x00" not in b"".join(raws):
+        if b"\x00" not in joined:
             texts = [raw.decode("utf-8") for raw in raws]
     except UnicodeDecodeError:
         texts = []
@@ -177,6 +184,7 @@ def _block(starts: list[int], raws: list[bytes], errors: list[tuple[int, str]]) 
                 block.lines.append(start)
                 block.rows.append(fields)
     errors.sort()
+    block.plain = plain
     return block
 
 

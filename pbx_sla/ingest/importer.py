@@ -90,9 +90,12 @@ class _Numbers(dict[str, str | None]):
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _stage_text(leg: tuple, caller: str | None, dialled: str | None) -> str:
+def _stage_text(leg: tuple, caller: str | None, dialled: str | None, plain: bool = False) -> str:
     """A staged row as one line of COPY text data (tab-separated; the empty string stands for NULL,
-    see :func:`pbx_sla.store.calls.store_staging_text`)."""
+    see :func:`pbx_sla.store.calls.store_staging_text`).
+
+    ``plain``: the caller knows no value holds a backslash, tab, CR or line feed (the row's block is
+    :attr:`~pbx_sla.ingest.csv_reader.Block.plain`, the server name too), so the line is not checked."""
     (server, fingerprint, call_key, accountcode, src, dst, dcontext, clid, channel, dstchannel, lastapp, lastdata,
      start, answer, end, duration, billsec, disposition, amaflags, uniqueid, userfield, peeraccount, linkedid,
      sequence, src_endpoint, dst_endpoint) = leg  # fmt: skip
@@ -103,6 +106,8 @@ def _stage_text(leg: tuple, caller: str | None, dialled: str | None) -> str:
         f"{'' if sequence is None else sequence}\t{src_endpoint or ''}\t{dst_endpoint or ''}\t{caller or ''}\t"
         f"{dialled or ''}\n"
     )
+    if plain:
+        return line
     if line.count("\t") != 27 or "\\" in line or line.count("\n") != 1 or "\r" in line:
         values = ("" if v is None else str(v).translate(_ESCAPES) for v in (*leg, caller, dialled))
         line = "\t".join(values) + "\n"
@@ -125,16 +130,18 @@ def _batches(
         payloads = ["".join(part).encode() for part in rows]
         return _Batch(payloads, [len(part) for part in rows], read, rejected, stream.tell())
 
+    plain_server = not any(c in server for c in "\\\t\r\n")
     for block in read_blocks(stream, min(BLOCK_RECORDS, batch_size)):
         read += len(block.rows) + len(block.errors)
         rejected += block.errors
+        plain = block.plain and plain_server
         for line, fields in zip(block.lines, block.rows, strict=True):
             try:
                 leg = csv_leg_row(server, fields, clock)
             except CdrError as exc:
                 rejected.append((line, str(exc)))
                 continue
-            staged = _stage_text(leg, e164[caller_number(leg)], e164[leg[5]])  # leg[5]: dst, the dialled number
+            staged = _stage_text(leg, e164[caller_number(leg)], e164[leg[5]], plain)  # leg[5]: dst, the dialled number
             rows[crc32(leg[2].encode()) % buckets if buckets > 1 else 0].append(staged)
         if read >= batch_size:
             yield batch()

@@ -116,6 +116,9 @@ PIECES = [
     b"1,2,3\n",
     b"   \n",
     b'"unterminated\n',
+    b'"tab\there","b"\n',
+    b'"back\\slash",""\n',
+    b'"a","b"\r\n',
 ]
 
 
@@ -132,3 +135,15 @@ def test_blocks_give_what_one_record_at_a_time_gives(pieces, size):
         key=lambda x: x[0],
     )
     assert flat == got
+    for block in blocks:  # a plain block promises rows that need no escaping as COPY text
+        if block.plain:
+            assert not any(c in f for row in block.rows for f in row for c in "\\\t\r\n")
+
+
+def test_plain_blocks():
+    """Blocks are plain unless a record holds a backslash, tab or CR, or spans lines."""
+    data = b'"a","b"\n"c","d"\n'
+    assert [b.plain for b in read_blocks(io.BytesIO(data))] == [True]
+    for odd in (b'"t\tb","x"\n', b'"b\\s","x"\n', b'"crlf","x"\r\n', b'"two\nlines","x"\n'):
+        assert [b.plain for b in read_blocks(io.BytesIO(data + odd))] == [False]
+        assert [b.plain for b in read_blocks(io.BytesIO(data + odd), 2)] == [True, False]
