@@ -61,6 +61,19 @@ def cpu_text(before: tuple, after: tuple) -> str:
     return f"backends {shown} s, parser (child) {after[1] - before[1]:.2f} s, importer {after[2] - before[2]:.2f} s"
 
 
+def machine_speed() -> float:
+    """CPU seconds of a fixed pure-Python loop (best of 3): this VM's speed drifts by up to 2x from one
+    minute to the next, so each import is reported with this reference taken just before it."""
+    best = float("inf")
+    for _ in range(3):
+        t = time.process_time()
+        total = 0
+        for i in range(5_000_000):
+            total += i % 7
+        best = min(best, time.process_time() - t)
+    return best
+
+
 def with_db(dsn: str, name: str) -> str:
     return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
 
@@ -133,6 +146,7 @@ async def bench_import(admin_dsn: str, rows: int, out: list[str]) -> None:
         copy_s = time.perf_counter() - t
         conn2 = await asyncpg.connect(with_db(admin_dsn, name))  # as `cdr import`: one call bucket stored on each
         pids = [await c.fetchval("SELECT pg_backend_pid()") for c in (conn, conn2)]
+        speed = machine_speed()
         t, cpu0 = time.perf_counter(), cpu_now(pids)
         summary = await import_csv(conn, path, "pbx1", PRAGUE, second_conn=conn2)
         imp_s, cpu1 = time.perf_counter() - t, cpu_now(pids)
@@ -152,6 +166,8 @@ async def bench_import(admin_dsn: str, rows: int, out: list[str]) -> None:
             f"| `cdr import` again (all {again.present:,} already present) | {re_s:.2f} | {written / re_s:,.0f} |",
             "",
             f"CPU, first import: {cpu_text(cpu0, cpu1)}; re-import: {cpu_text(cpu1, cpu2)}",
+            "",
+            f"Machine speed just before the import (`machine_speed()`, a fixed Python loop): {speed:.3f} CPU-s",
             "",
             f"(generating the file took {gen:.1f} s; rejected rows: {summary.rejected})",
             "",
