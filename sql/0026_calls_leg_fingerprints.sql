@@ -14,6 +14,15 @@
 --   back and the batch is stored by the general statement, which gives the same result.
 --
 -- Callers hold the per-(server, call bucket) advisory locks of pbx_sla/store/calls.py, as before.
+--
+-- A writer of the previous version (a daemon still running, a `cdr import` started before the upgrade)
+-- must not run its cdr_store_stage while this migration changes the tables: it could deadlock with it,
+-- or run the 0025 statement against the new columns and store calls without their legs' fingerprints.
+-- Every writer's transaction inserts into `servers` before it stores anything (store/calls.py), so this
+-- lock first waits for the writers under way to commit, then makes new ones wait until this commits;
+-- they then call the new function.
+
+LOCK TABLE servers IN SHARE ROW EXCLUSIVE MODE;
 
 ALTER TABLE calls ADD COLUMN leg_fingerprints uuid[] NOT NULL DEFAULT '{}';
 

@@ -183,3 +183,71 @@ async def test_0026_lists_the_legs_of_existing_calls_and_later_legs_find_them(em
         assert dict(usage) == {"calls": 1, "answered": 1, "busy": 0, "billsec": 125}
     finally:
         await conn.close()
+
+
+_STAGE = """CREATE TEMP TABLE IF NOT EXISTS cdr_legs_stage (
+    server text, fingerprint uuid, call_key text, accountcode text, src text, dst text, dcontext text, clid text,
+    channel text, dstchannel text, lastapp text, lastdata text, start_epoch bigint, answer_epoch bigint,
+    end_epoch bigint, duration integer, billsec integer, disposition text, amaflags text, uniqueid text,
+    userfield text, peeraccount text, linkedid text, sequence integer, src_endpoint text, dst_endpoint text,
+    caller_e164 text, dialled_e164 text) ON COMMIT DELETE ROWS"""
+
+
+async def _stage_leg(conn: asyncpg.Connection, server: str, fingerprint: str, start: int) -> None:
+    """What a writer of any version does in its transaction: register the server, stage a leg of call
+    'k1' (30 s answered), store it with cdr_store_stage('csv')."""
+    await conn.execute("INSERT INTO servers (name) VALUES ($1) ON CONFLICT DO NOTHING", server)
+    await conn.execute(_STAGE)
+    await conn.execute(
+        """INSERT INTO cdr_legs_stage (server, fingerprint, call_key, start_epoch, end_epoch, duration, billsec,
+                                       disposition, linkedid)
+           VALUES ($1, $2::uuid, 'k1', $3::bigint, $3::bigint + 35, 35, 30, 'ANSWERED', 'k1')""",
+        server,
+        fingerprint,
+        start,
+    )
+    await conn.fetchval("SELECT cdr_store_stage('csv')")
+
+
+async def test_0026_waits_for_writers_under_way_and_holds_new_ones_back(empty_dsn: str) -> None:
+    """A writer of the previous version inside its transaction when the upgrade starts: 0026 waits for it
+    to commit; a writer starting meanwhile waits for 0026 and then uses the new function. Without that
+    the two deadlock, or the late writer stores a call without its leg list (review of 0026)."""
+    conns = [await asyncpg.connect(empty_dsn) for _ in range(3)]
+    migrator, early, late = conns
+    try:
+        await migrate.upgrade(migrator, [m for m in migrate.discover() if m.version < 26])
+        await migrator.execute(
+            "INSERT INTO catalogue_settings (timezone, country_code) VALUES ('Europe/Prague', '420')"
+        )
+        fp = "00000000-0000-0000-0000-00000000000"
+        under_way = early.transaction()
+        await under_way.start()
+        await _stage_leg(early, "pbx1", f"{fp}1", 1773129600)
+
+        upgrade = asyncio.create_task(migrate.upgrade(migrator))
+        await asyncio.sleep(0.5)
+        assert not upgrade.done()  # waits for the writer under way
+
+        async def late_writer() -> None:
+            async with late.transaction():
+                await _stage_leg(late, "pbx2", f"{fp}2", 1773129700)
+
+        second = asyncio.create_task(late_writer())
+        await asyncio.sleep(0.5)
+        assert not second.done()  # waits for the upgrade
+        await under_way.commit()
+        await asyncio.wait_for(upgrade, 30)
+        await asyncio.wait_for(second, 30)
+
+        async with early.transaction():
+            await _stage_leg(early, "pbx1", f"{fp}3", 1773129800)  # a second leg of pbx1's call
+        calls = {
+            r["server"]: (r["legs"], r["billsec"], sorted(str(f) for f in r["leg_fingerprints"]))
+            for r in await migrator.fetch("SELECT server, legs, billsec, leg_fingerprints FROM calls")
+        }
+        assert calls == {"pbx1": (2, 60, [f"{fp}1", f"{fp}3"]), "pbx2": (1, 30, [f"{fp}2"])}
+        assert await migrator.fetchval("SELECT sum(calls) FROM usage_daily") == 2
+    finally:
+        for conn in conns:
+            await conn.close()
