@@ -408,6 +408,12 @@ def _call_key(linkedid: str, uniqueid: str, fingerprint: str) -> str:
     return linkedid or uniqueid or f"leg:{uuid.UUID(hex=fingerprint)}"
 
 
+def row_caller(row: LegRow) -> str:
+    """The number a leg row's caller is attributed by: src, else the caller ID (as
+    :func:`pbx_sla.domain.calls.caller_number` does for a :class:`CdrLeg`)."""
+    return row[4] or row[7]  # type: ignore[no-any-return]
+
+
 def leg_row(leg: CdrLeg) -> LegRow:
     """A leg as a row (:data:`LEG_ROW_FIELDS`); the fingerprint as 32 hex digits."""
     fingerprint = leg.fingerprint.hex

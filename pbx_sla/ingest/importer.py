@@ -6,11 +6,12 @@ importing legs the daemon already stored from AMI, stores nothing twice (the leg
 
 Speed (docs/calls.md, "Import speed"). Three things run side by side:
 
-* the parser (:func:`_batches`) reads a batch, turns each record into a staged row (validation, UTC
-  epochs, fingerprint, E.164 numbers) and writes the batch as COPY text, already in the staging table's
-  column order, one payload per call bucket (:func:`pbx_sla.store.calls.call_bucket`). It runs in a
-  child process for files larger than :data:`PROCESS_MIN_BYTES` (a thread would share the GIL with the
-  event loop), in a worker thread for small files (a process costs ~0.2 s to start);
+* the parser (:func:`pbx_sla.ingest.staging.staged_batches`) reads a batch, turns each record into a
+  staged row (validation, UTC epochs, fingerprint, E.164 numbers) and writes the batch as COPY text,
+  already in the staging table's column order, one payload per call bucket
+  (:func:`pbx_sla.store.calls.call_bucket`). It runs in a child process for files larger than
+  :data:`PROCESS_MIN_BYTES` (a thread would share the GIL with the event loop), in a worker thread for
+  small files (a process costs ~0.1 s to start);
 * with two connections, each stores its bucket's payload of the batch (:func:`store_staging_text`, which
   takes only that bucket's lock), so PostgreSQL works on two cores;
 * meanwhile the parser reads the next batch.
@@ -30,19 +31,15 @@ import queue
 import subprocess
 import sys
 import threading
-import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from pbx_sla.domain.cdr import CdrError, LocalClock, csv_leg_row
-from pbx_sla.domain.phone import normalise
-from pbx_sla.ingest.csv_reader import BLOCK_RECORDS, read_blocks
-from pbx_sla.store.calls import CALL_BUCKETS, StoreResult, caller_number, store_staging_text
+from pbx_sla.ingest.staging import StagedBatch, staged_batches
+from pbx_sla.store.calls import CALL_BUCKETS, StoreResult, store_staging_text
 
 #: rows per transaction: large enough that per-batch costs (lock, COPY set-up, commit) vanish
 BATCH = 10_000
@@ -50,8 +47,6 @@ BATCH = 10_000
 PROCESS_MIN_BYTES = 4 << 20
 #: parsed batches read ahead from the child process (each a few MB)
 PREFETCH = 3
-#: distinct numbers kept normalised by the parser before its cache starts again
-_E164_CACHE = 1 << 17
 
 
 @dataclass
@@ -63,95 +58,6 @@ class ImportSummary:
     problems: list[str] = field(default_factory=list)
 
 
-@dataclass
-class _Batch:
-    payloads: list[bytes]  # staging COPY text, one per bucket (one in all when not split)
-    counts: list[int]  # rows in each payload
-    read: int  # records read for this batch, good and bad
-    rejected: list[tuple[int, str]]  # (physical line, reason), in line order
-    offset: int  # bytes of the file read so far
-
-
-class _Numbers(dict[str, str | None]):
-    """Number → E.164 with the catalogue's country code, memoised (callers and DIDs repeat): a lookup is
-    a plain dict access; :meth:`__missing__` normalises a number seen for the first time."""
-
-    def __init__(self, country_code: str | None) -> None:
-        super().__init__()
-        self.cc = country_code
-
-    def __missing__(self, number: str) -> str | None:
-        if len(self) >= _E164_CACHE:
-            self.clear()
-        value = self[number] = normalise(number, self.cc) if self.cc else None
-        return value
-
-
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _stage_text(leg: tuple, caller: str | None, dialled: str | None, plain: bool = False) -> str:
-    """A staged row as one line of COPY text data (tab-separated; the empty string stands for NULL,
-    see :func:`pbx_sla.store.calls.store_staging_text`).
-
-    ``plain``: the caller knows no value holds a backslash, tab, CR or line feed (the row's block is
-    :attr:`~pbx_sla.ingest.csv_reader.Block.plain`, the server name too), so the line is not checked."""
-    (server, fingerprint, call_key, accountcode, src, dst, dcontext, clid, channel, dstchannel, lastapp, lastdata,
-     start, answer, end, duration, billsec, disposition, amaflags, uniqueid, userfield, peeraccount, linkedid,
-     sequence, src_endpoint, dst_endpoint) = leg  # fmt: skip
-    line = (
-        f"{server}\t{fingerprint}\t{call_key}\t{accountcode}\t{src}\t{dst}\t{dcontext}\t{clid}\t{channel}\t"
-        f"{dstchannel}\t{lastapp}\t{lastdata}\t{start}\t{'' if answer is None else answer}\t{end}\t{duration}\t"
-        f"{billsec}\t{disposition}\t{amaflags}\t{uniqueid}\t{userfield}\t{peeraccount}\t{linkedid}\t"
-        f"{'' if sequence is None else sequence}\t{src_endpoint or ''}\t{dst_endpoint or ''}\t{caller or ''}\t"
-        f"{dialled or ''}\n"
-    )
-    if plain:
-        return line
-    if line.count("\t") != 27 or "\\" in line or line.count("\n") != 1 or "\r" in line:
-        values = ("" if v is None else str(v).translate(_ESCAPES) for v in (*leg, caller, dialled))
-        line = "\t".join(values) + "\n"
-    return line
-
-
-def _batches(
-    stream: BinaryIO, server: str, tz: ZoneInfo, country_code: str | None, batch_size: int, buckets: int
-) -> Iterator[_Batch]:
-    """The file's batches of about ``batch_size`` records, each as staging COPY text split into ``buckets``."""
-    clock = LocalClock(tz)
-    e164 = _Numbers(country_code)
-    crc32 = zlib.crc32
-    rows: list[list[str]] = [[] for _ in range(buckets)]
-    read = 0
-    rejected: list[tuple[int, str]] = []
-
-    def batch() -> _Batch:
-        rejected.sort()
-        payloads = ["".join(part).encode() for part in rows]
-        return _Batch(payloads, [len(part) for part in rows], read, rejected, stream.tell())
-
-    plain_server = not any(c in server for c in "\\\t\r\n")
-    for block in read_blocks(stream, min(BLOCK_RECORDS, batch_size)):
-        read += len(block.rows) + len(block.errors)
-        rejected += block.errors
-        plain = block.plain and plain_server
-        for line, fields in zip(block.lines, block.rows, strict=True):
-            try:
-                leg = csv_leg_row(server, fields, clock)
-            except CdrError as exc:
-                rejected.append((line, str(exc)))
-                continue
-            staged = _stage_text(leg, e164[caller_number(leg)], e164[leg[5]], plain)  # leg[5]: dst, the dialled number
-            rows[crc32(leg[2].encode()) % buckets if buckets > 1 else 0].append(staged)
-        if read >= batch_size:
-            yield batch()
-            rows = [[] for _ in range(buckets)]
-            read = 0
-            rejected = []
-    if read:
-        yield batch()
-
-
 class _ChildParser:
     """Batches of a file parsed by a child process (:mod:`pbx_sla.ingest.parse_child`)."""
 
@@ -161,6 +67,7 @@ class _ChildParser:
         self.path = path
         args = [
             sys.executable,
+            "-P",  # not the working directory first: a pbx_sla folder there must not be what the child runs
             "-m",
             "pbx_sla.ingest.parse_child",
             str(path),
@@ -177,7 +84,7 @@ class _ChildParser:
             args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
         )
 
-    def next(self) -> _Batch | None:
+    def next(self) -> StagedBatch | None:
         """Blocking: the next batch, or ``None`` at the end of the file (run in a thread)."""
         assert self.process.stdout is not None
         header = self.process.stdout.read(8)
@@ -192,7 +99,7 @@ class _ChildParser:
         data = self.process.stdout.read(size)
         if len(data) != size:
             return self.next()  # truncated: the child died; report it as above
-        batch: _Batch = pickle.loads(data)  # noqa: S301 - written by our own child process
+        batch: StagedBatch = pickle.loads(data)  # noqa: S301 - written by our own child process
         return batch
 
     def close(self) -> None:
@@ -208,12 +115,12 @@ class _Prefetch:
     """Batches from a blocking source (the child parser's pipe), read by a thread up to ``depth`` ahead,
     so the parser keeps running while both connections store (memory: ``depth`` batches at most)."""
 
-    def __init__(self, source: Callable[[], _Batch | None], depth: int) -> None:
-        self.queue: queue.Queue[_Batch | BaseException | None] = queue.Queue(maxsize=depth)
+    def __init__(self, source: Callable[[], StagedBatch | None], depth: int) -> None:
+        self.queue: queue.Queue[StagedBatch | BaseException | None] = queue.Queue(maxsize=depth)
         self.thread = threading.Thread(target=self._run, args=(source,), name="cdr-import-reader", daemon=True)
         self.thread.start()
 
-    def _run(self, source: Callable[[], _Batch | None]) -> None:
+    def _run(self, source: Callable[[], StagedBatch | None]) -> None:
         try:
             while (item := source()) is not None:
                 self.queue.put(item)
@@ -221,7 +128,7 @@ class _Prefetch:
         except BaseException as exc:
             self.queue.put(exc)
 
-    def next(self) -> _Batch | None:
+    def next(self) -> StagedBatch | None:
         """Blocking: the next batch, ``None`` at the end; the source's error is raised here."""
         item = self.queue.get()
         if isinstance(item, BaseException):
@@ -236,7 +143,9 @@ class _Prefetch:
         self.thread.join()
 
 
-async def _store(conns: Sequence[asyncpg.Connection], server: str, batch: _Batch, fresh: list[bool]) -> StoreResult:
+async def _store(
+    conns: Sequence[asyncpg.Connection], server: str, batch: StagedBatch, fresh: list[bool]
+) -> StoreResult:
     """One batch: on one connection under every bucket lock, or each bucket's payload on its connection.
 
     ``fresh[i]``: connection i's previous batch held only new legs, so this one is tried as all new too
@@ -306,11 +215,13 @@ async def import_csv(
                 prefetch.close()
 
             stack.callback(stop)
-            next_batch: Callable[[], _Batch | None] = prefetch.next
+            next_batch: Callable[[], StagedBatch | None] = prefetch.next
         else:
-            batches = _batches(stack.enter_context(path.open("rb")), server, tz, country_code, batch_size, buckets)
+            batches = staged_batches(
+                stack.enter_context(path.open("rb")), server, tz, country_code, batch_size, buckets
+            )
 
-            def next_batch() -> _Batch | None:
+            def next_batch() -> StagedBatch | None:
                 return next(batches, None)
 
         parsed = await asyncio.to_thread(next_batch)

@@ -28,7 +28,7 @@ from typing import Any
 
 import asyncpg
 
-from pbx_sla.domain.cdr import LEG_ROW_FIELDS, CdrLeg, LegRow, leg_from_data, leg_row
+from pbx_sla.domain.cdr import LEG_ROW_FIELDS, CdrLeg, LegRow, leg_from_data, leg_row, row_caller
 from pbx_sla.domain.phone import normalise
 
 KIND = "cdr_leg"
@@ -62,11 +62,6 @@ _normalise = functools.lru_cache(maxsize=1 << 16)(normalise)
 def call_bucket(call_key: str) -> int:
     """The lock bucket of a call (stable across processes and versions: CRC-32 of the key)."""
     return zlib.crc32(call_key.encode()) % CALL_BUCKETS
-
-
-def caller_number(row: LegRow) -> str:
-    """The number a leg's caller is attributed by: src, else the caller ID (pbx_sla.domain.calls.caller_number)."""
-    return row[4] or row[7]  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -113,7 +108,7 @@ async def store_rows(conn: asyncpg.Connection, rows: Sequence[LegRow], source: s
         await _prepare_stage(conn, servers)
         cc = await conn.fetchval("SELECT country_code FROM catalogue_settings")
         if cc:
-            staged = [(*row, _normalise(caller_number(row), cc), _normalise(row[5], cc)) for row in rows]
+            staged = [(*row, _normalise(row_caller(row), cc), _normalise(row[5], cc)) for row in rows]
         else:
             staged = [(*row, None, None) for row in rows]
         await conn.copy_records_to_table("cdr_legs_stage", records=staged, columns=STAGE_COLUMNS)

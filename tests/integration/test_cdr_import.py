@@ -15,14 +15,13 @@ import pytest
 
 from pbx_sla import cli
 from pbx_sla.domain.calls import Directory, build_calls
-from pbx_sla.domain.cdr import leg_from_csv, leg_row, leg_to_data
+from pbx_sla.domain.cdr import leg_from_csv, leg_row, leg_to_data, row_caller
 from pbx_sla.domain.phone import normalise
 from pbx_sla.features import calls as feature
-from pbx_sla.ingest.importer import _stage_text
+from pbx_sla.ingest.staging import stage_line
 from pbx_sla.store.calls import (
     CdrLegSink,
     StoreResult,
-    caller_number,
     reattribute_unattributed,
     store_staging_text,
 )
@@ -253,7 +252,7 @@ async def _write_staged(db: asyncpg.Connection, legs: list, fresh: bool) -> Stor
     """The import's write path: legs as staging COPY text, one transaction (all call buckets)."""
     rows = [leg_row(leg) for leg in legs]
     data = "".join(
-        _stage_text(row, normalise(caller_number(row), "420"), normalise(row[5], "420")) for row in rows
+        stage_line(row, normalise(row_caller(row), "420"), normalise(row[5], "420")) for row in rows
     ).encode()
     return await store_staging_text(db, "pbx1", None, data, len(rows), fresh=fresh)
 
@@ -397,6 +396,22 @@ async def test_only_catalogue_trunks_decide_direction(db):
 
 async def test_missing_file_is_a_usage_error(cli_env, tmp_path):
     assert await asyncio.to_thread(run_cli, "cdr", "import", str(tmp_path / "nope.csv"), "--server", "x") == 2
+
+
+async def test_child_process_runs_this_package_whatever_the_working_directory(db, tmp_path, monkeypatch):
+    """The child parser is this package's code even when the working directory holds another
+    ``pbx_sla`` (a checkout of another version, say): ``python -m`` would otherwise put it first."""
+    from pbx_sla.ingest.importer import import_csv
+
+    await seed_catalogue(db)
+    other = tmp_path / "checkout" / "pbx_sla"
+    other.mkdir(parents=True)
+    (other / "__init__.py").write_text("raise ImportError('the pbx_sla of the working directory')\n")
+    monkeypatch.chdir(other.parent)
+    path = tmp_path / "Master.csv"
+    path.write_text("".join(_month_rows(random.Random(2), 5)), encoding="utf-8")
+    summary = await import_csv(db, path, "pbx1", PRAGUE, parse_in_process=True)
+    assert summary.rejected == 0 and summary.imported == summary.rows > 0
 
 
 async def test_child_process_parser_matches_the_thread_parser(db, tmp_path):

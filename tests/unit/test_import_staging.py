@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from pbx_sla.domain.cdr import CdrError, leg_from_csv, leg_row
 from pbx_sla.domain.phone import normalise
-from pbx_sla.ingest.importer import _batches
+from pbx_sla.ingest.staging import staged_batches
 from pbx_sla.store.calls import STAGE_COLUMNS
 
 PRAGUE = ZoneInfo("Europe/Prague")
@@ -78,7 +78,7 @@ def test_staged_lines_unescape_to_the_leg_rows(seed, n, crlf, batch):
         expected.append([as_text(v) for v in (*leg, caller, dialled)])
 
     got = []
-    for b in _batches(io.BytesIO(data), "pbx1", PRAGUE, "420", batch, 1):
+    for b in staged_batches(io.BytesIO(data), "pbx1", PRAGUE, "420", batch, 1):
         text = b.payloads[0].decode()
         lines = text.split("\n")
         assert lines[-1] == "" and len(lines) - 1 == b.counts[0]  # one line per row, no raw line feed
