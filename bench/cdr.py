@@ -19,6 +19,7 @@ import asyncio
 import os
 import random
 import resource
+import subprocess
 import sys
 import time
 import uuid
@@ -61,17 +62,23 @@ def cpu_text(before: tuple, after: tuple) -> str:
     return f"backends {shown} s, parser (child) {after[1] - before[1]:.2f} s, importer {after[2] - before[2]:.2f} s"
 
 
-def machine_speed() -> float:
-    """CPU seconds of a fixed pure-Python loop (best of 3): this VM's speed drifts by up to 2x from one
-    minute to the next, so each import is reported with this reference taken just before it."""
-    best = float("inf")
-    for _ in range(3):
-        t = time.process_time()
-        total = 0
-        for i in range(5_000_000):
-            total += i % 7
-        best = min(best, time.process_time() - t)
-    return best
+_LOOP = (
+    "import time\nt = time.process_time()\ntotal = 0\n"
+    "for i in range(5_000_000):\n    total += i % 7\nprint(time.process_time() - t)"
+)
+
+
+def machine_speed() -> tuple[float, float]:
+    """CPU seconds of a fixed pure-Python loop in a child process: alone, and the slower of two run at
+    once (best of 2 each). This VM's speed drifts from minute to minute, and at some moments its two
+    cores are much slower when both are busy than when one is: the second figure shows such moments,
+    which are when the import (three busy processes) slows down."""
+
+    def run(n: int) -> float:
+        procs = [subprocess.Popen([sys.executable, "-c", _LOOP], stdout=subprocess.PIPE) for _ in range(n)]
+        return max(float(p.communicate()[0]) for p in procs)
+
+    return min(run(1) for _ in range(2)), min(run(2) for _ in range(2))
 
 
 def with_db(dsn: str, name: str) -> str:
@@ -167,7 +174,8 @@ async def bench_import(admin_dsn: str, rows: int, out: list[str]) -> None:
             "",
             f"CPU, first import: {cpu_text(cpu0, cpu1)}; re-import: {cpu_text(cpu1, cpu2)}",
             "",
-            f"Machine speed just before the import (`machine_speed()`, a fixed Python loop): {speed:.3f} CPU-s",
+            f"Machine speed just before the import (`machine_speed()`, a fixed Python loop): {speed[0]:.3f} CPU-s"
+            f" alone, {speed[1]:.3f} CPU-s with two at once",
             "",
             f"(generating the file took {gen:.1f} s; rejected rows: {summary.rejected})",
             "",
