@@ -125,6 +125,14 @@ async def test_0025_recomputes_the_calls_an_interrupted_0024_import_left_pending
         await conn.close()
 
 
+_STAGE = """CREATE TEMP TABLE IF NOT EXISTS cdr_legs_stage (
+    server text, fingerprint uuid, call_key text, accountcode text, src text, dst text, dcontext text, clid text,
+    channel text, dstchannel text, lastapp text, lastdata text, start_epoch bigint, answer_epoch bigint,
+    end_epoch bigint, duration integer, billsec integer, disposition text, amaflags text, uniqueid text,
+    userfield text, peeraccount text, linkedid text, sequence integer, src_endpoint text, dst_endpoint text,
+    caller_e164 text, dialled_e164 text) ON COMMIT DELETE ROWS"""
+
+
 async def test_0026_lists_the_legs_of_existing_calls_and_later_legs_find_them(empty_dsn: str) -> None:
     """0026 fills calls.leg_fingerprints from the stored legs (the cdr_legs_call index then goes); a leg
     stored after the upgrade finds its call's older legs through that list."""
@@ -133,13 +141,6 @@ async def test_0026_lists_the_legs_of_existing_calls_and_later_legs_find_them(em
         await migrate.upgrade(conn, [m for m in migrate.discover() if m.version < 26])
         await conn.execute("INSERT INTO catalogue_settings (timezone, country_code) VALUES ('Europe/Prague', '420')")
         await conn.execute("INSERT INTO servers (name) VALUES ('pbx1')")
-        stage = """CREATE TEMP TABLE IF NOT EXISTS cdr_legs_stage (
-                       server text, fingerprint uuid, call_key text, accountcode text, src text, dst text,
-                       dcontext text, clid text, channel text, dstchannel text, lastapp text, lastdata text,
-                       start_epoch bigint, answer_epoch bigint, end_epoch bigint, duration integer,
-                       billsec integer, disposition text, amaflags text, uniqueid text, userfield text,
-                       peeraccount text, linkedid text, sequence integer, src_endpoint text, dst_endpoint text,
-                       caller_e164 text, dialled_e164 text) ON COMMIT DELETE ROWS"""
         fp = "00000000-0000-0000-0000-00000000000"
         legs = [  # fingerprint, start (epoch), billsec, disposition; 1773129600 = 2026-03-10 08:00:00Z
             (f"{fp}1", 1773129600, 0, "BUSY"),
@@ -150,7 +151,7 @@ async def test_0026_lists_the_legs_of_existing_calls_and_later_legs_find_them(em
         async def store(leg: tuple, *fresh: bool) -> None:
             fingerprint, start, billsec, disposition = leg
             async with conn.transaction():
-                await conn.execute(stage)
+                await conn.execute(_STAGE)
                 await conn.execute(
                     """INSERT INTO cdr_legs_stage (server, fingerprint, call_key, start_epoch, end_epoch, duration,
                                                    billsec, disposition, linkedid)
@@ -183,14 +184,6 @@ async def test_0026_lists_the_legs_of_existing_calls_and_later_legs_find_them(em
         assert dict(usage) == {"calls": 1, "answered": 1, "busy": 0, "billsec": 125}
     finally:
         await conn.close()
-
-
-_STAGE = """CREATE TEMP TABLE IF NOT EXISTS cdr_legs_stage (
-    server text, fingerprint uuid, call_key text, accountcode text, src text, dst text, dcontext text, clid text,
-    channel text, dstchannel text, lastapp text, lastdata text, start_epoch bigint, answer_epoch bigint,
-    end_epoch bigint, duration integer, billsec integer, disposition text, amaflags text, uniqueid text,
-    userfield text, peeraccount text, linkedid text, sequence integer, src_endpoint text, dst_endpoint text,
-    caller_e164 text, dialled_e164 text) ON COMMIT DELETE ROWS"""
 
 
 async def _stage_leg(conn: asyncpg.Connection, server: str, fingerprint: str, start: int) -> None:
