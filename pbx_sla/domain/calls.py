@@ -11,6 +11,7 @@ requesters; within each rule the legs are tried in order (start, sequence). The 
 
 from __future__ import annotations
 
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,16 @@ from zoneinfo import ZoneInfo
 
 from pbx_sla.domain.cdr import CdrLeg, best_disposition, direction, trunk_of
 from pbx_sla.domain.phone import normalise
+
+#: buckets of calls per server, each stored under its own lock (pbx_sla.store.calls.lock_calls): the number
+#: of connections ``cdr import`` stores on. Every writer must agree on it: changing it needs every daemon
+#: and import stopped.
+CALL_BUCKETS = 2
+
+
+def call_bucket(call_key: str, buckets: int = CALL_BUCKETS) -> int:
+    """The bucket of a call among ``buckets`` (stable across processes and versions: CRC-32 of its key)."""
+    return zlib.crc32(call_key.encode()) % buckets
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ Speed (docs/calls.md, "Import speed"). Three things run side by side:
 * the parser (:func:`pbx_sla.ingest.staging.staged_batches`) reads a batch, turns each record into a
   staged row (validation, UTC epochs, fingerprint, E.164 numbers) and writes the batch as COPY text,
   already in the staging table's column order, one payload per call bucket
-  (:func:`pbx_sla.store.calls.call_bucket`). It runs in a child process for files larger than
+  (:func:`pbx_sla.domain.calls.call_bucket`). It runs in a child process for files larger than
   :data:`PROCESS_MIN_BYTES` (a thread would share the GIL with the event loop), in a worker thread for
   small files (a process costs ~0.1 s to start);
 * with two connections, each stores its bucket's payload of the batch (:func:`store_staging_text`, which
@@ -38,8 +38,9 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from pbx_sla.domain.calls import CALL_BUCKETS
 from pbx_sla.ingest.staging import StagedBatch, staged_batches
-from pbx_sla.store.calls import CALL_BUCKETS, StoreResult, store_staging_text
+from pbx_sla.store.calls import StoreResult, store_staging_text
 
 #: rows per transaction: large enough that per-batch costs (lock, COPY set-up, commit) vanish
 BATCH = 10_000
@@ -187,7 +188,7 @@ async def import_csv(
     """Import one Master.csv file; ``progress(summary, bytes_read)`` is called after every batch.
 
     ``second_conn``: another connection to the same database. With it, each batch is split into the
-    two call buckets (:data:`pbx_sla.store.calls.CALL_BUCKETS`) and each connection stores one, in
+    two call buckets (:data:`pbx_sla.domain.calls.CALL_BUCKETS`) and each connection stores one, in
     parallel; each of its transactions is complete on its own (legs, their calls, the rollup), so an
     interrupted import leaves whole halves of batches, and running it again completes it.
 

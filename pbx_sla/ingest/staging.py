@@ -9,12 +9,12 @@ the caller and dialled numbers in E.164. Bad records are returned as ``(physical
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
+from pbx_sla.domain.calls import call_bucket
 from pbx_sla.domain.cdr import CdrError, LocalClock, csv_leg_row, row_caller
 from pbx_sla.domain.phone import normalise
 from pbx_sla.ingest.csv_reader import BLOCK_RECORDS, read_blocks
@@ -85,7 +85,6 @@ def staged_batches(
     """The file's batches of about ``batch_size`` records, each as staging COPY text split into ``buckets``."""
     clock = LocalClock(tz)
     e164 = E164Cache(country_code)
-    crc32 = zlib.crc32
     rows: list[list[str]] = [[] for _ in range(buckets)]
     read = 0
     rejected: list[tuple[int, str]] = []
@@ -107,7 +106,7 @@ def staged_batches(
                 rejected.append((line, str(exc)))
                 continue
             staged = stage_line(leg, e164[row_caller(leg)], e164[leg[5]], plain)  # leg[5]: dst, the dialled number
-            rows[crc32(leg[2].encode()) % buckets if buckets > 1 else 0].append(staged)
+            rows[call_bucket(leg[2], buckets)].append(staged)  # leg[2]: the call key
         if read >= batch_size:
             yield batch()
             rows = [[] for _ in range(buckets)]

@@ -7,10 +7,11 @@ CONFLICT (fingerprint) DO NOTHING``), recomputes every call that gained a leg fr
 moves the per-(tenant, day) rollup by the difference: one statement, in the caller's transaction.
 
 Serialisation: a call must be recomputed by one transaction at a time, each seeing the legs the others
-committed. Calls are spread over :data:`CALL_BUCKETS` buckets by a hash of their key
-(:func:`call_bucket`), with one transaction-scoped advisory lock per (server, bucket). The daemon and
-re-attribution take every bucket of their servers; ``cdr import`` stores each bucket's share of a batch
-on its own connection under that bucket's lock alone, so the two halves run on two cores.
+committed. Calls are spread over :data:`~pbx_sla.domain.calls.CALL_BUCKETS` buckets by a hash of their
+key (:func:`pbx_sla.domain.calls.call_bucket`), with one transaction-scoped advisory lock per (server,
+bucket). The daemon and re-attribution take every bucket of their servers; ``cdr import`` stores each
+bucket's share of a batch on its own connection under that bucket's lock alone, so the two halves run on
+two cores.
 
 Caller and dialled numbers are normalised to E.164 before staging (the attribution lookups compare
 E.164 strings): here with the catalogue's country code read in the same transaction, or by the import's
@@ -21,22 +22,19 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import zlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
+from pbx_sla.domain.calls import CALL_BUCKETS
 from pbx_sla.domain.cdr import LEG_ROW_FIELDS, CdrLeg, LegRow, leg_from_data, leg_row, row_caller
 from pbx_sla.domain.phone import normalise
 
 KIND = "cdr_leg"
 #: first key of the two-key advisory locks; the second is hashtext('<server>:<bucket>')
 LOCK_NAMESPACE = int.from_bytes(hashlib.sha256(b"pbx-sla calls").digest()[:4], "big", signed=True)
-#: buckets of calls with a lock each (per server): the number of connections ``cdr import`` stores on.
-#: Every writer must agree on it: changing it needs every daemon and import stopped.
-CALL_BUCKETS = 2
 
 _STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS cdr_legs_stage (
@@ -57,11 +55,6 @@ STAGE_COLUMNS = (
 
 #: E.164 normalisation is pure and callers/DIDs repeat a lot: cache it
 _normalise = functools.lru_cache(maxsize=1 << 16)(normalise)
-
-
-def call_bucket(call_key: str) -> int:
-    """The lock bucket of a call (stable across processes and versions: CRC-32 of the key)."""
-    return zlib.crc32(call_key.encode()) % CALL_BUCKETS
 
 
 @dataclass(frozen=True)

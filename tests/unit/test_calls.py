@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pbx_sla.domain.calls import Directory, build_calls
+from pbx_sla.domain.calls import Directory, build_calls, call_bucket
 from pbx_sla.domain.cdr import leg_from_csv
 
 PRAGUE = ZoneInfo("Europe/Prague")
@@ -125,3 +125,9 @@ def test_shuffled_legs_give_the_same_calls(seed, shuffle_seed):
     shuffled = list(rows)
     random.Random(shuffle_seed).shuffle(shuffled)
     assert build_calls(legs(*rows), DIRECTORY, PRAGUE) == build_calls(legs(*shuffled), DIRECTORY, PRAGUE)
+
+
+def test_call_buckets_are_stable_across_versions():
+    """Writers of different versions must agree on a call's bucket (its lock): pinned values."""
+    assert [call_bucket(k) for k in ("1773129600.7", "1773129600.8", "c.0", "leg:x")] == [0, 1, 1, 0]
+    assert {call_bucket(k, 1) for k in ("1773129600.7", "1773129600.8")} == {0}
