@@ -151,22 +151,19 @@ async def _store(
 
     ``fresh[i]``: connection i's previous batch held only new legs, so this one is tried as all new too
     (:func:`pbx_sla.store.calls.store_staging_text`); updated from this batch's result."""
-    if len(conns) == 1:
-        results: list[StoreResult | BaseException] = [
-            await store_staging_text(conns[0], server, None, batch.payloads[0], batch.counts[0], fresh=fresh[0])
-        ]
-    else:
-        results = await asyncio.gather(
-            *(
-                store_staging_text(conn, server, bucket, payload, count, fresh=fresh[bucket])
-                for bucket, (conn, payload, count) in enumerate(zip(conns, batch.payloads, batch.counts, strict=True))
-            ),
-            return_exceptions=True,  # let every transaction finish before raising
-        )
+    split = len(conns) > 1
+    results = await asyncio.gather(
+        *(
+            store_staging_text(conn, server, i if split else None, payload, count, fresh=fresh[i])
+            for i, (conn, payload, count) in enumerate(zip(conns, batch.payloads, batch.counts, strict=True))
+        ),
+        return_exceptions=True,  # let every transaction finish before raising
+    )
+    stored: list[StoreResult] = []
     for result in results:
         if isinstance(result, BaseException):
             raise result
-    stored = [r for r in results if isinstance(r, StoreResult)]
+        stored.append(result)
     for i, r in enumerate(stored):
         if r.inserted or r.present:
             fresh[i] = r.present == 0
