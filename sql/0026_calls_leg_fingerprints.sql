@@ -33,16 +33,28 @@ WHERE l.server = c.server AND l.call_key = c.call_key;
 DROP INDEX cdr_legs_call;
 
 -- The statement tail that recomputes calls. The head before it defines:
---   old(server, call_key, tenant_id, day, disposition, billsec): the affected calls' stored rows
---     (only the calls that have one);
---   all_legs(server, call_key, linkedid, start_at, end_at, billsec, disposition, accountcode,
---     caller_e164, dialled_e164, src_endpoint, dst_endpoint, sequence, uniqueid, fingerprint):
---     every leg of every affected call.
--- The tail UPDATEs the calls that have a row, INSERTs the others, and moves usage_daily by the
--- difference between old and new rows. It ends with the CTE "roll"; the caller adds the final SELECT.
+--   affected(server, call_key): the calls to recompute;
+--   unlisted_legs(server, call_key, linkedid, start_at, end_at, billsec, disposition, accountcode,
+--     caller_e164, dialled_e164, src_endpoint, dst_endpoint, sequence, uniqueid, fingerprint): the legs of
+--     those calls that no call row lists (the legs just inserted, or all legs of a key without a row).
+-- The tail reads the affected calls' stored rows (old) and, through their leg_fingerprints, their listed
+-- legs; UPDATEs the calls that have a row, INSERTs the others, and moves usage_daily by the difference
+-- between old and new rows. It ends with the CTE "roll"; the caller adds the final SELECT.
 CREATE FUNCTION calls_compute_sql() RETURNS text
     LANGUAGE sql IMMUTABLE
     AS $body$ SELECT $sql$
+old AS (
+    SELECT c.server, c.call_key, c.tenant_id, c.day, c.disposition, c.billsec, c.leg_fingerprints
+    FROM affected a JOIN calls c ON c.server = a.server AND c.call_key = a.call_key
+),
+all_legs AS (
+    SELECT * FROM unlisted_legs
+    UNION ALL
+    SELECT l.server, l.call_key, l.linkedid, l.start_at, l.end_at, l.billsec, l.disposition, l.accountcode,
+           l.caller_e164, l.dialled_e164, l.src_endpoint, l.dst_endpoint, l.sequence, l.uniqueid, l.fingerprint
+    FROM old o CROSS JOIN LATERAL unnest(o.leg_fingerprints) f(fingerprint)
+    JOIN cdr_legs l ON l.fingerprint = f.fingerprint
+),
 zone AS (
     SELECT coalesce((SELECT timezone FROM catalogue_settings), 'UTC') AS tz
 ),
@@ -153,7 +165,7 @@ CREATE FUNCTION cdr_store_stage(p_source text, p_fresh boolean DEFAULT false) RE
     AS $fn$
 DECLARE
     head constant text := $q$
-WITH ins AS (
+WITH unlisted_legs AS (  -- the legs inserted now: no call row lists them yet
     INSERT INTO cdr_legs (server, fingerprint, call_key, source, accountcode, src, dst, dcontext, clid, channel,
                           dstchannel, lastapp, lastdata, start_at, answer_at, end_at, duration, billsec,
                           disposition, amaflags, uniqueid, userfield, peeraccount, linkedid, sequence, caller_e164,
@@ -170,21 +182,9 @@ WITH ins AS (
               dialled_e164, src_endpoint, dst_endpoint, sequence, uniqueid, fingerprint
 ),
 affected AS (
-    SELECT DISTINCT server, call_key FROM ins
-),
-old AS (
-    SELECT c.server, c.call_key, c.tenant_id, c.day, c.disposition, c.billsec, c.leg_fingerprints
-    FROM affected a JOIN calls c ON c.server = a.server AND c.call_key = a.call_key
-),
-all_legs AS (
-    SELECT * FROM ins
-    UNION ALL
-    SELECT l.server, l.call_key, l.linkedid, l.start_at, l.end_at, l.billsec, l.disposition, l.accountcode,
-           l.caller_e164, l.dialled_e164, l.src_endpoint, l.dst_endpoint, l.sequence, l.uniqueid, l.fingerprint
-    FROM old o CROSS JOIN LATERAL unnest(o.leg_fingerprints) f(fingerprint)
-    JOIN cdr_legs l ON l.fingerprint = f.fingerprint
+    SELECT DISTINCT server, call_key FROM unlisted_legs
 ),$q$;
-    tail constant text := calls_compute_sql() || ' SELECT count(*) FROM ins';
+    tail constant text := calls_compute_sql() || ' SELECT count(*) FROM unlisted_legs';
     n bigint;
 BEGIN
     IF p_fresh THEN
@@ -212,20 +212,11 @@ BEGIN
 WITH affected AS (
     SELECT DISTINCT s AS server, k AS call_key FROM unnest($1::text[], $2::text[]) AS a(s, k)
 ),
-old AS (
-    SELECT c.server, c.call_key, c.tenant_id, c.day, c.disposition, c.billsec, c.leg_fingerprints
-    FROM affected a JOIN calls c ON c.server = a.server AND c.call_key = a.call_key
-),
 rowless AS (
     SELECT a.server, a.call_key FROM affected a
-    WHERE NOT EXISTS (SELECT 1 FROM old o WHERE o.server = a.server AND o.call_key = a.call_key)
+    WHERE NOT EXISTS (SELECT 1 FROM calls c WHERE c.server = a.server AND c.call_key = a.call_key)
 ),
-all_legs AS (
-    SELECT l.server, l.call_key, l.linkedid, l.start_at, l.end_at, l.billsec, l.disposition, l.accountcode,
-           l.caller_e164, l.dialled_e164, l.src_endpoint, l.dst_endpoint, l.sequence, l.uniqueid, l.fingerprint
-    FROM old o CROSS JOIN LATERAL unnest(o.leg_fingerprints) f(fingerprint)
-    JOIN cdr_legs l ON l.fingerprint = f.fingerprint
-    UNION ALL
+unlisted_legs AS (
     SELECT l.server, l.call_key, l.linkedid, l.start_at, l.end_at, l.billsec, l.disposition, l.accountcode,
            l.caller_e164, l.dialled_e164, l.src_endpoint, l.dst_endpoint, l.sequence, l.uniqueid, l.fingerprint
     FROM cdr_legs l JOIN rowless r ON r.server = l.server AND r.call_key = l.call_key
