@@ -84,14 +84,19 @@ def test_badly_named_file_is_named(tmp_path) -> None:
         migrate.discover(tmp_path)
 
 
+async def _database_before(conn: asyncpg.Connection, version: int) -> None:
+    """The schema as it was before migration ``version``, with the catalogue's settings and server pbx1."""
+    await migrate.upgrade(conn, [m for m in migrate.discover() if m.version < version])
+    await conn.execute("INSERT INTO catalogue_settings (timezone, country_code) VALUES ('Europe/Prague', '420')")
+    await conn.execute("INSERT INTO servers (name) VALUES ('pbx1')")
+
+
 async def test_0025_recomputes_the_calls_an_interrupted_0024_import_left_pending(empty_dsn: str) -> None:
     """An import of the 0024 design could die after committing legs whose calls were only queued in
     calls_pending; 0025 recomputes those calls before dropping the queue."""
     conn = await asyncpg.connect(empty_dsn)
     try:
-        await migrate.upgrade(conn, [m for m in migrate.discover() if m.version < 25])
-        await conn.execute("INSERT INTO catalogue_settings (timezone, country_code) VALUES ('Europe/Prague', '420')")
-        await conn.execute("INSERT INTO servers (name) VALUES ('pbx1')")
+        await _database_before(conn, 25)
         fp = "00000000-0000-0000-0000-00000000000"
         legs = [  # fingerprint, start, end, billsec, disposition
             (f"{fp}1", "2026-03-10 08:00:00+00", "2026-03-10 08:00:20+00", 0, "BUSY"),
@@ -138,9 +143,7 @@ async def test_0026_lists_the_legs_of_existing_calls_and_later_legs_find_them(em
     stored after the upgrade finds its call's older legs through that list."""
     conn = await asyncpg.connect(empty_dsn)
     try:
-        await migrate.upgrade(conn, [m for m in migrate.discover() if m.version < 26])
-        await conn.execute("INSERT INTO catalogue_settings (timezone, country_code) VALUES ('Europe/Prague', '420')")
-        await conn.execute("INSERT INTO servers (name) VALUES ('pbx1')")
+        await _database_before(conn, 26)
         fp = "00000000-0000-0000-0000-00000000000"
         legs = [  # fingerprint, start (epoch), billsec, disposition; 1773129600 = 2026-03-10 08:00:00Z
             (f"{fp}1", 1773129600, 0, "BUSY"),
@@ -209,10 +212,7 @@ async def test_0026_waits_for_writers_under_way_and_holds_new_ones_back(empty_ds
     conns = [await asyncpg.connect(empty_dsn) for _ in range(3)]
     migrator, early, late = conns
     try:
-        await migrate.upgrade(migrator, [m for m in migrate.discover() if m.version < 26])
-        await migrator.execute(
-            "INSERT INTO catalogue_settings (timezone, country_code) VALUES ('Europe/Prague', '420')"
-        )
+        await _database_before(migrator, 26)
         fp = "00000000-0000-0000-0000-00000000000"
         under_way = early.transaction()
         await under_way.start()
