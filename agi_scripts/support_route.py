@@ -82,7 +82,7 @@ def settings_paths() -> tuple[Path, str | None]:
 
 
 def load_catalogue(data_dir: Path) -> Catalogue | None:
-    from pbx_sla.domain.catalogue_file import from_document
+    from pbx_sla.domain.catalogue_document import from_document
 
     path = data_dir / CACHE_NAME
     try:

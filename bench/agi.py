@@ -48,7 +48,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 from pbx_sla.log import setup_logging
 from pbx_sla.agi.server import SupportAGIServer
-from pbx_sla.domain.catalogue_file import parse_catalogue, seal_pins
+from pbx_sla.domain.catalogue_file import parse_catalogue
+from pbx_sla.domain.pins import seal_pins
 
 class Source:
     current = seal_pins(parse_catalogue(tomllib.load(open(sys.argv[1], "rb")), "x"), {})
@@ -185,7 +186,9 @@ def run_mode(mode: str, concurrency: int, seconds: float) -> dict[str, object]:
 
 def classic(n: int) -> list[float]:
     """Wall time per call of agi_scripts/support_route.py with a simulated AGI stdin."""
-    from pbx_sla.domain.catalogue_file import parse_catalogue, seal_pins, to_document
+    from pbx_sla.domain.catalogue_document import to_document
+    from pbx_sla.domain.catalogue_file import parse_catalogue
+    from pbx_sla.domain.pins import seal_pins
 
     tmp = Path(tempfile.mkdtemp(prefix="pbx-sla-bench-"))
     cat = seal_pins(parse_catalogue(tomllib.loads(EXAMPLE.read_text()), "x"), {})

@@ -13,7 +13,8 @@ import asyncpg
 from pbx_sla.config import Settings
 from pbx_sla.domain.calendar import hours_to_text
 from pbx_sla.domain.catalogue import Catalogue
-from pbx_sla.domain.catalogue_file import from_document, out_of_hours_text, parse_catalogue
+from pbx_sla.domain.catalogue_document import from_document
+from pbx_sla.domain.catalogue_file import parse_catalogue
 from pbx_sla.errors import ConfigError, InputError
 from pbx_sla.reports.render import Table, to_json, to_table
 from pbx_sla.store import migrate
@@ -117,7 +118,7 @@ def show_report(cat: Catalogue | None, revision: Any, pbx_trunks: list[dict[str,
                 "calendar": t.calendar,
                 "queue": t.queue,
                 "priority": t.priority,
-                "out_of_hours": out_of_hours_text(t.out_of_hours),
+                "out_of_hours": t.out_of_hours.as_text(),
                 "answer_target_seconds": t.answer_target_seconds,
                 "service_level_target": _ratio(t.service_level_target),
                 "availability_target": _ratio(t.availability_target),

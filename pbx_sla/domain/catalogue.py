@@ -1,6 +1,12 @@
 """The contracts catalogue as plain, immutable data: tiers, calendars, tenants, requesters, trunks,
 maintenance windows. No I/O here; parsing and validation of the TOML file live in
-:mod:`pbx_sla.domain.catalogue_file`, storage in :mod:`pbx_sla.store.catalogue`.
+:mod:`pbx_sla.domain.catalogue_file`, the JSON document form in :mod:`pbx_sla.domain.catalogue_document`,
+storage in :mod:`pbx_sla.store.catalogue`.
+
+These dataclasses are the single list of catalogue keys: the file's allowed and required keys and the
+document's fields are derived from them (a field without a default is a required key). Adding a key
+means adding a field here (with a default, so stored documents written before still load) and its
+validation in :mod:`pbx_sla.domain.catalogue_file`.
 
 Conventions every consumer relies on:
 
@@ -20,6 +26,9 @@ from typing import Literal
 
 OutOfHoursAction = Literal["closed", "voicemail", "queue"]
 CreditMetric = Literal["availability", "service_level"]
+
+#: ``field(metadata=TRANSIENT)``: a value that exists only in memory, never in the stored document
+TRANSIENT = {"transient": True}
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,10 @@ class OutOfHours:
     action: OutOfHoursAction
     queue: str | None = None
 
+    def as_text(self) -> str:
+        """The file's and the document's form: ``closed``, ``voicemail`` or ``queue:<name>``."""
+        return f"queue:{self.queue}" if self.action == "queue" else self.action
+
 
 @dataclass(frozen=True)
 class CreditRule:
@@ -57,20 +70,22 @@ class CreditRule:
     metric: CreditMetric = "availability"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Tier:
+    """A support contract level: price, support hours and queue, targets, and credits when missed."""
+
     name: str
     price_per_year: Decimal
     currency: str
-    max_calls_per_day: int | None
-    max_employees: int | None
+    max_calls_per_day: int | None = None
+    max_employees: int | None = None
     calendar: str
     queue: str
-    priority: int
-    out_of_hours: OutOfHours
+    priority: int = 0
+    out_of_hours: OutOfHours = OutOfHours("closed")
     answer_target_seconds: int
-    service_level_target: Decimal | None
-    availability_target: Decimal | None
+    service_level_target: Decimal | None = None
+    availability_target: Decimal | None = None
     credits: tuple[CreditRule, ...] = ()
 
 
@@ -82,12 +97,14 @@ class Requester:
     phones: tuple[str, ...] = ()
     pin_hash: str | None = None
     #: the plain PIN, only between parsing a file and applying it (which hashes it); never stored,
-    #: never shown, never compared. See :func:`pbx_sla.domain.catalogue_file.seal_pins`.
-    pin: str | None = field(default=None, repr=False, compare=False)
+    #: never shown, never compared. See :func:`pbx_sla.domain.pins.seal_pins`.
+    pin: str | None = field(default=None, repr=False, compare=False, metadata=TRANSIENT)
 
 
 @dataclass(frozen=True)
 class Tenant:
+    """A customer under contract: its tier, who may call, and which numbers and trunks are theirs."""
+
     id: str
     name: str
     tier: str
@@ -122,6 +139,8 @@ class MaintenanceWindow:
 
 @dataclass(frozen=True)
 class Catalogue:
+    """The whole contracts file, validated; ``calendars``/``tiers``/``tenants`` keyed by name/id."""
+
     timezone: str
     country_code: str
     calendars: Mapping[str, Calendar] = field(default_factory=dict)

@@ -1,26 +1,29 @@
-"""The catalogue file (TOML, as read by :mod:`tomllib`) → a validated :class:`Catalogue`, and the JSON
-document form kept in ``catalogue_revisions.document`` and the daemon's cache file.
+"""The catalogue file (TOML, as read by :mod:`tomllib`) → a validated :class:`Catalogue`.
 
 Validation collects every problem instead of stopping at the first; each problem starts with the key
 path at fault (``tenants[1].tier: unknown tier 'gold'``). PINs stay in memory as the transient
-``Requester.pin`` until :func:`seal_pins` turns them into salted hashes (reusing a stored hash that still
-verifies, so re-applying an unchanged file changes nothing); documents hold hashes only.
+``Requester.pin`` until :func:`pbx_sla.domain.pins.seal_pins` turns them into salted hashes.
+
+The allowed and required keys of each table come from the dataclasses of :mod:`pbx_sla.domain.catalogue`
+(a field without a default is required). Each section reads its table into a ``values`` dict, one entry
+per field, checked by :func:`_build` against the dataclass, so a field added there without a check here
+fails every parse loudly instead of being silently ignored. To add a key: a field (with a default) on the
+dataclass, then one ``values`` entry in its section below (``_tier``, ``_tenants``, ``_trunks``,
+``_requesters``, ``_maintenance`` or :func:`parse_catalogue`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import re
-from collections.abc import Callable, Iterable, Mapping
-from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from collections.abc import Callable, Mapping
+from datetime import date
+from decimal import Decimal
 from itertools import pairwise
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pbx_sla.domain.calendar import ALWAYS, DAYS, hours_to_text, parse_day
+from pbx_sla.domain.calendar import ALWAYS, DAYS, parse_day
 from pbx_sla.domain.catalogue import (
     Calendar,
     Catalogue,
@@ -34,224 +37,57 @@ from pbx_sla.domain.catalogue import (
     Trunk,
 )
 from pbx_sla.domain.phone import COUNTRY_CODE, normalise
-from pbx_sla.domain.pins import hash_pin, valid_pin, verify_pin
+from pbx_sla.domain.pins import valid_pin
+from pbx_sla.domain.toml_checks import (
+    Problems,
+    day,
+    day_value,
+    decimal,
+    file_keys,
+    instant,
+    integer,
+    is_required,
+    kind,
+    places,
+    ratio,
+    string,
+    string_list,
+    table,
+)
 from pbx_sla.errors import InputError
 
-#: version of the JSON document layout (``to_document``)
-DOCUMENT_FORMAT = 1
-
-_TOP = {"timezone", "country_code", "calendars", "tiers", "trunks", "tenants", "maintenance"}
-_CALENDAR = {"hours", "holidays"}
-_TIER = {
-    "price_per_year",
-    "currency",
-    "max_calls_per_day",
-    "max_employees",
-    "calendar",
-    "queue",
-    "priority",
-    "out_of_hours",
-    "answer_target_seconds",
-    "service_level_target",
-    "availability_target",
-    "credits",
-}
-_TIER_REQUIRED = {"price_per_year", "currency", "calendar", "queue", "answer_target_seconds"}
-_CREDIT = {"below", "percent", "metric"}
-_TRUNK = {"name", "server", "availability_target"}
-_TENANT = {
-    "id",
-    "name",
-    "tier",
-    "employees",
-    "accountcodes",
-    "dids",
-    "trunks",
-    "contract_start",
-    "contract_end",
-    "requesters",
-}
-_TENANT_REQUIRED = {"id", "name", "tier", "employees", "contract_start"}
-_REQUESTER = {"name", "phones", "pin"}
-_MAINTENANCE = {"trunk", "server", "start", "end", "reason"}
+_TOP, _TOP_REQUIRED = file_keys(Catalogue)
+_CALENDAR, _CALENDAR_REQUIRED = file_keys(Calendar, not_in_file=frozenset({"name", "always"}))
+_TIER, _TIER_REQUIRED = file_keys(Tier, not_in_file=frozenset({"name"}))  # the name is the table's key
+_CREDIT, _CREDIT_REQUIRED = file_keys(CreditRule)
+_TRUNK, _TRUNK_REQUIRED = file_keys(Trunk)
+_TENANT, _TENANT_REQUIRED = file_keys(Tenant)
+_REQUESTER, _REQUESTER_REQUIRED = file_keys(Requester, not_in_file=frozenset({"pin_hash"}))  # files hold PINs
+_MAINTENANCE, _MAINTENANCE_REQUIRED = file_keys(MaintenanceWindow)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+@:-]*$")  # ids, tier/calendar names, endpoints, servers
 _QUEUE = re.compile(r"^[A-Za-z0-9_.+-]+$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
-_MAX_INT = 2**31 - 1
+
+_T = TypeVar("_T")
 
 
-class _Problems:
-    """Problems found so far, each ``<key path>: <what is wrong>``."""
-
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    def add(self, path: str, message: str) -> None:
-        self.items.append(f"{path}: {message}")
-
-
-def _kind(value: Any) -> str:
-    names = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array", dict: "table"}
-    for t, name in names.items():
-        if isinstance(value, t):
-            return name
-    if isinstance(value, datetime):
-        return "date-time"
-    if isinstance(value, date):
-        return "date"
-    return type(value).__name__
-
-
-def _sub(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _table(value: Any, path: str, allowed: set[str], required: set[str], p: _Problems) -> dict[str, Any] | None:
-    if not isinstance(value, dict):
-        p.add(path, f"must be a table, got {_kind(value)}")
+def _build(cls: type[_T], keys: frozenset[str], values: Mapping[str, Any], **fixed: Any) -> _T | None:
+    """``cls(**values, **fixed)`` where a None value (an absent optional key) takes the field's default;
+    None if a required field is None (its missing key or bad value is already a reported problem).
+    ``values`` must have one entry per file key: a key without a check is a bug, not a silent default."""
+    if set(values) != keys:
+        missing, extra = sorted(keys - set(values)), sorted(set(values) - keys)
+        raise TypeError(f"{cls.__name__}: keys without a check {missing}, checks of no key {extra}")
+    given = {k: v for k, v in values.items() if v is not None} | fixed
+    if any(f.name not in given and is_required(f) for f in dataclasses.fields(cls)):  # type: ignore[arg-type]
         return None
-    for key in sorted(set(value) - allowed):
-        p.add(_sub(path, key), "unknown key")
-    for key in sorted(required - set(value)):
-        p.add(_sub(path, key), "missing required key")
-    return value
+    return cls(**given)
 
 
-def _str(t: dict[str, Any], key: str, path: str, p: _Problems, *, pattern: re.Pattern[str] | None = None,
-         default: str | None = None) -> str | None:  # fmt: skip
-    if key not in t:
-        return default
-    value, where = t[key], _sub(path, key)
-    if not isinstance(value, str):
-        p.add(where, f"must be a string, got {_kind(value)}")
-        return None
-    if not value.strip():
-        p.add(where, "must not be empty")
-        return None
-    if pattern is not None and not pattern.match(value):
-        p.add(where, f"{value!r} has characters that are not allowed (letters, digits, _ . + - @ :)")
-        return None
-    return value
-
-
-def _int(t: dict[str, Any], key: str, path: str, p: _Problems, *, minimum: int | None = None,
-         default: int | None = None) -> int | None:  # fmt: skip
-    if key not in t:
-        return default
-    value, where = t[key], _sub(path, key)
-    if isinstance(value, bool) or not isinstance(value, int):
-        p.add(where, f"must be an integer, got {_kind(value)}")
-        return None
-    if minimum is not None and value < minimum:
-        p.add(where, f"must be at least {minimum}, got {value}")
-        return None
-    if abs(value) > _MAX_INT:
-        p.add(where, f"{value} is too large")
-        return None
-    return value
-
-
-def _decimal(value: Any, where: str, p: _Problems, *, floats: bool) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str) or (isinstance(value, float) and not floats):
-        expected = "a number" if floats else "a string or an integer (money is exact: quote decimals)"
-        p.add(where, f"must be {expected}, got {_kind(value)}")
-        return None
-    try:
-        number = Decimal(repr(value) if isinstance(value, float) else str(value).strip())
-    except InvalidOperation:
-        p.add(where, f"{value!r} is not a number")
-        return None
-    if not number.is_finite():
-        p.add(where, f"{value!r} is not a finite number")
-        return None
-    return number
-
-
-def _places(number: Decimal) -> int:
-    exponent = number.as_tuple().exponent
-    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
-
-
-def _ratio(t: dict[str, Any], key: str, path: str, p: _Problems, *, places: int) -> Decimal | None:
-    if key not in t:
-        return None
-    where = _sub(path, key)
-    number = _decimal(t[key], where, p, floats=True)
-    if number is None:
-        return None
-    if not Decimal(0) <= number <= Decimal(1):
-        p.add(where, f"must be a ratio between 0 and 1, got {number} (write 99.5 % as 0.995)")
-        return None
-    if _places(number) > places:
-        p.add(where, f"{number} has more than {places} decimal places")
-        return None
-    return number
-
-
-def _str_list(t: dict[str, Any], key: str, path: str, p: _Problems) -> list[tuple[str, str]]:
-    """(path, value) of each string in an optional array."""
-    if key not in t:
-        return []
-    value, where = t[key], _sub(path, key)
-    if not isinstance(value, list):
-        p.add(where, f"must be an array of strings, got {_kind(value)}")
-        return []
-    out = []
-    for i, item in enumerate(value):
-        if not isinstance(item, str) or not item.strip():
-            p.add(f"{where}[{i}]", f"must be a non-empty string, got {_kind(item)} {item!r}")
-        else:
-            out.append((f"{where}[{i}]", item))
-    return out
-
-
-def _date(t: dict[str, Any], key: str, path: str, p: _Problems) -> date | None:
-    if key not in t:
-        return None
-    return _date_value(t[key], _sub(path, key), p)
-
-
-def _date_value(value: Any, where: str, p: _Problems) -> date | None:
-    if isinstance(value, datetime) or not isinstance(value, date | str):
-        p.add(where, f"must be a date YYYY-MM-DD, got {_kind(value)}")
-        return None
-    if isinstance(value, date):
-        return value
-    try:
-        if re.match(r"^\d{4}-\d{2}-\d{2}$", value.strip()):
-            return date.fromisoformat(value.strip())
-    except ValueError:
-        pass
-    p.add(where, f"{value!r} is not a date YYYY-MM-DD")
-    return None
-
-
-def _instant(t: dict[str, Any], key: str, path: str, p: _Problems) -> datetime | None:
-    if key not in t:
-        return None
-    value, where = t[key], _sub(path, key)
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.strip())
-        except ValueError:
-            p.add(where, f"{t[key]!r} is not a date-time like 2026-11-01T02:00:00+01:00")
-            return None
-    if not isinstance(value, datetime):
-        p.add(where, f"must be a date-time with a UTC offset, got {_kind(value)}")
-        return None
-    if value.tzinfo is None or value.utcoffset() is None:
-        p.add(where, f"{value.isoformat()} has no UTC offset (write e.g. {value.isoformat()}+01:00)")
-        return None
-    return value
-
-
-# --- sections -------------------------------------------------------------------------------------
-
-
-def _calendar(name: str, raw: Any, p: _Problems) -> Calendar | None:
+def _calendar(name: str, raw: Any, p: Problems) -> Calendar | None:
     path = f"calendars.{name}"
-    t = _table(raw, path, _CALENDAR, {"hours"}, p)
+    t = table(raw, path, _CALENDAR, _CALENDAR_REQUIRED, p)
     if t is None or "hours" not in t:
         return None
     ok = True
@@ -283,16 +119,16 @@ def _calendar(name: str, raw: Any, p: _Problems) -> Calendar | None:
             p.add(f"{path}.hours", 'no opening hours on any day (use "24/7" for always open)')
             ok = False
     else:
-        p.add(f"{path}.hours", f'must be "24/7" or a table of days, got {_kind(value)}')
+        p.add(f"{path}.hours", f'must be "24/7" or a table of days, got {kind(value)}')
         ok = False
     holidays: set[date] = set()
     raw_holidays = t.get("holidays", [])
     if not isinstance(raw_holidays, list):
-        p.add(f"{path}.holidays", f"must be an array of dates, got {_kind(raw_holidays)}")
+        p.add(f"{path}.holidays", f"must be an array of dates, got {kind(raw_holidays)}")
         ok = False
     else:
         for i, item in enumerate(raw_holidays):
-            day = _date_value(item, f"{path}.holidays[{i}]", p)
+            day = day_value(item, f"{path}.holidays[{i}]", p)
             if day is None:
                 ok = False
             elif day in holidays:
@@ -306,8 +142,10 @@ def _calendar(name: str, raw: Any, p: _Problems) -> Calendar | None:
     return Calendar(name, always, hours, frozenset(holidays)) if ok else None
 
 
-def _out_of_hours(t: dict[str, Any], path: str, p: _Problems) -> OutOfHours | None:
-    value = t.get("out_of_hours", "closed")
+def _out_of_hours(t: dict[str, Any], path: str, p: Problems) -> OutOfHours | None:
+    if "out_of_hours" not in t:
+        return None
+    value = t["out_of_hours"]
     where = f"{path}.out_of_hours"
     if isinstance(value, str):
         if value in ("closed", "voicemail"):
@@ -319,22 +157,24 @@ def _out_of_hours(t: dict[str, Any], path: str, p: _Problems) -> OutOfHours | No
     return None
 
 
-def _credits(t: dict[str, Any], path: str, p: _Problems) -> tuple[CreditRule, ...] | None:
-    value = t.get("credits", [])
+def _credits(t: dict[str, Any], path: str, p: Problems) -> tuple[CreditRule, ...] | None:
+    if "credits" not in t:
+        return None
+    value = t["credits"]
     where = f"{path}.credits"
     if not isinstance(value, list):
-        p.add(where, f"must be an array of tables, got {_kind(value)}")
+        p.add(where, f"must be an array of tables, got {kind(value)}")
         return None
     rules: list[CreditRule] = []
     ok = True
     for i, raw in enumerate(value):
         rp = f"{where}[{i}]"
-        c = _table(raw, rp, _CREDIT, {"below", "percent"}, p)
+        c = table(raw, rp, _CREDIT, _CREDIT_REQUIRED, p)
         if c is None:
             ok = False
             continue
-        below = _ratio(c, "below", rp, p, places=6)
-        percent = _decimal(c["percent"], f"{rp}.percent", p, floats=True) if "percent" in c else None
+        below = ratio(c, "below", rp, p, max_places=6)
+        percent = decimal(c["percent"], f"{rp}.percent", p, floats=True) if "percent" in c else None
         if percent is not None and not Decimal(0) <= percent <= Decimal(100):
             p.add(f"{rp}.percent", f"must be between 0 and 100, got {percent}")
             percent = None
@@ -349,69 +189,89 @@ def _credits(t: dict[str, Any], path: str, p: _Problems) -> tuple[CreditRule, ..
             p.add(rp, f"a second credit rule for {metric} below {below}")
             ok = False
             continue
-        rules.append(CreditRule(below, percent, metric))
+        rule = _build(CreditRule, _CREDIT, {"below": below, "percent": percent, "metric": metric})
+        if rule is not None:
+            rules.append(rule)
     return tuple(rules) if ok else None
 
 
-def _tier(name: str, raw: Any, calendars: set[str], p: _Problems) -> Tier | None:
+def _tier(name: str, raw: Any, calendars: set[str], p: Problems) -> Tier | None:
     path = f"tiers.{name}"
-    t = _table(raw, path, _TIER, _TIER_REQUIRED, p)
+    t = table(raw, path, _TIER, _TIER_REQUIRED, p)
     if t is None:
         return None
     before = len(p.items)
-    price = None
-    if "price_per_year" in t:
-        price = _decimal(t["price_per_year"], f"{path}.price_per_year", p, floats=False)
-        if price is not None and (price < 0 or _places(price) > 2 or price >= Decimal(10) ** 12):
-            p.add(f"{path}.price_per_year", f"must be at least 0 with at most 2 decimal places, got {price}")
-    currency = _str(t, "currency", path, p)
+    # one entry per Tier field, in the order problems are reported; None: absent (the field's default)
+    values = {
+        "price_per_year": _price(t, path, p),
+        "currency": _currency(t, path, p),
+        "calendar": _calendar_name(t, path, calendars, p),
+        "queue": string(t, "queue", path, p, pattern=_QUEUE),
+        "out_of_hours": _out_of_hours(t, path, p),
+        "max_calls_per_day": integer(t, "max_calls_per_day", path, p, minimum=0),
+        "max_employees": integer(t, "max_employees", path, p, minimum=0),
+        "priority": integer(t, "priority", path, p),
+        "answer_target_seconds": integer(t, "answer_target_seconds", path, p, minimum=1),
+        "service_level_target": ratio(t, "service_level_target", path, p, max_places=5),
+        "availability_target": ratio(t, "availability_target", path, p, max_places=6),
+        "credits": _credits(t, path, p),
+    }
+    return _build(Tier, _TIER, values, name=name) if len(p.items) == before else None
+
+
+def _price(t: dict[str, Any], path: str, p: Problems) -> Decimal | None:
+    if "price_per_year" not in t:
+        return None
+    price = decimal(t["price_per_year"], f"{path}.price_per_year", p, floats=False)
+    if price is not None and (price < 0 or places(price) > 2 or price >= Decimal(10) ** 12):
+        p.add(f"{path}.price_per_year", f"must be at least 0 with at most 2 decimal places, got {price}")
+        return None
+    return price
+
+
+def _currency(t: dict[str, Any], path: str, p: Problems) -> str | None:
+    currency = string(t, "currency", path, p)
     if currency is not None and not _CURRENCY.match(currency):
         p.add(f"{path}.currency", f"must be an ISO 4217 code like CZK or EUR, got {currency!r}")
-    calendar = _str(t, "calendar", path, p)
+        return None
+    return currency
+
+
+def _calendar_name(t: dict[str, Any], path: str, calendars: set[str], p: Problems) -> str | None:
+    calendar = string(t, "calendar", path, p)
     if calendar is not None and calendar not in calendars:
         p.add(f"{path}.calendar", f"unknown calendar {calendar!r}")
-    queue = _str(t, "queue", path, p, pattern=_QUEUE)
-    out_of_hours = _out_of_hours(t, path, p)
-    tier = dict(
-        name=name,
-        price_per_year=price,
-        currency=currency,
-        max_calls_per_day=_int(t, "max_calls_per_day", path, p, minimum=0),
-        max_employees=_int(t, "max_employees", path, p, minimum=0),
-        calendar=calendar,
-        queue=queue,
-        priority=_int(t, "priority", path, p, default=0),
-        out_of_hours=out_of_hours,
-        answer_target_seconds=_int(t, "answer_target_seconds", path, p, minimum=1),
-        service_level_target=_ratio(t, "service_level_target", path, p, places=5),
-        availability_target=_ratio(t, "availability_target", path, p, places=6),
-        credits=_credits(t, path, p),
-    )
-    return Tier(**tier) if len(p.items) == before else None
+        return None
+    return calendar
 
 
-def _trunks(raw: Any, p: _Problems) -> list[Trunk]:
+def _trunks(raw: Any, p: Problems) -> list[Trunk]:
     if not isinstance(raw, list):
-        p.add("trunks", f"must be an array of tables ([[trunks]]), got {_kind(raw)}")
+        p.add("trunks", f"must be an array of tables ([[trunks]]), got {kind(raw)}")
         return []
     trunks: list[Trunk] = []
     seen: dict[tuple[str, str], str] = {}
     for i, item in enumerate(raw):
         path = f"trunks[{i}]"
-        t = _table(item, path, _TRUNK, {"name", "server"}, p)
+        t = table(item, path, _TRUNK, _TRUNK_REQUIRED, p)
         if t is None:
             continue
         before = len(p.items)
-        name = _str(t, "name", path, p, pattern=_NAME)
-        server = _str(t, "server", path, p, pattern=_NAME)
-        target = _ratio(t, "availability_target", path, p, places=6)
-        if name is None or server is None or len(p.items) != before:
+        values = {
+            "name": string(t, "name", path, p, pattern=_NAME),
+            "server": string(t, "server", path, p, pattern=_NAME),
+            "availability_target": ratio(t, "availability_target", path, p, max_places=6),
+        }
+        if len(p.items) != before:
             continue
-        if (server, name) in seen:
-            p.add(path, f"trunk {server}/{name} is also {seen[server, name]}")
+        trunk = _build(Trunk, _TRUNK, values)
+        if trunk is None:
             continue
-        seen[server, name] = path
-        trunks.append(Trunk(name, server, target))
+        if (trunk.server, trunk.name) in seen:
+            p.add(path, f"trunk {trunk.server}/{trunk.name} is also {seen[trunk.server, trunk.name]}")
+            continue
+        seen[trunk.server, trunk.name] = path
+        trunks.append(trunk)
     return trunks
 
 
@@ -429,8 +289,9 @@ def _trunk_ref(ref: str, trunks: list[Trunk]) -> tuple[Trunk | None, str]:
 class _Unique:
     """Values that must be unique across the whole catalogue (phones, DIDs, account codes)."""
 
-    def __init__(self, what: str, p: _Problems) -> None:
-        self.what, self.p, self.seen = what, p, {}  # type: ignore[var-annotated]
+    def __init__(self, what: str, p: Problems) -> None:
+        self.what, self.p = what, p
+        self.seen: dict[str, str] = {}
 
     def claim(self, value: str, where: str) -> bool:
         if value in self.seen:
@@ -440,9 +301,9 @@ class _Unique:
         return True
 
 
-def _tenants(raw: Any, cc: str | None, tiers: set[str], trunks: list[Trunk], p: _Problems) -> list[Tenant]:
+def _tenants(raw: Any, cc: str | None, tiers: set[str], trunks: list[Trunk], p: Problems) -> list[Tenant]:
     if not isinstance(raw, list):
-        p.add("tenants", f"must be an array of tables ([[tenants]]), got {_kind(raw)}")
+        p.add("tenants", f"must be an array of tables ([[tenants]]), got {kind(raw)}")
         return []
     phones, dids, codes = _Unique("phone number", p), _Unique("DID", p), _Unique("account code", p)
     ids: dict[str, str] = {}
@@ -461,37 +322,37 @@ def _tenants(raw: Any, cc: str | None, tiers: set[str], trunks: list[Trunk], p: 
 
     for i, item in enumerate(raw):
         path = f"tenants[{i}]"
-        t = _table(item, path, _TENANT, _TENANT_REQUIRED, p)
+        t = table(item, path, _TENANT, _TENANT_REQUIRED, p)
         if t is None:
             continue
         before = len(p.items)
-        tenant_id = _str(t, "id", path, p, pattern=_NAME)
+        tenant_id = string(t, "id", path, p, pattern=_NAME)
         if tenant_id is not None:
             if tenant_id in ids:
                 p.add(f"{path}.id", f"tenant {tenant_id!r} is also {ids[tenant_id]}")
             else:
                 ids[tenant_id] = path
-        name = _str(t, "name", path, p)
-        tier = _str(t, "tier", path, p)
+        name = string(t, "name", path, p)
+        tier = string(t, "tier", path, p)
         if tier is not None and tier not in tiers:
             p.add(f"{path}.tier", f"unknown tier {tier!r}")
-        employees = _int(t, "employees", path, p, minimum=0)
-        start, end = _date(t, "contract_start", path, p), _date(t, "contract_end", path, p)
+        employees = integer(t, "employees", path, p, minimum=0)
+        start, end = day(t, "contract_start", path, p), day(t, "contract_end", path, p)
         if start is not None and end is not None and end < start:
             p.add(f"{path}.contract_end", f"{end} is before contract_start {start}")
         accountcodes = []
-        for where, code in _str_list(t, "accountcodes", path, p):
+        for where, code in string_list(t, "accountcodes", path, p):
             if len(code) > 80:
                 p.add(where, "account codes are at most 80 characters (Asterisk's limit)")
             elif codes.claim(code, where):
                 accountcodes.append(code)
         tenant_dids = []
-        for where, text in _str_list(t, "dids", path, p):
+        for where, text in string_list(t, "dids", path, p):
             e164 = number(text, where)
             if e164 is not None and dids.claim(e164, where):
                 tenant_dids.append(e164)
         tenant_trunks = []
-        for where, ref in _str_list(t, "trunks", path, p):
+        for where, ref in string_list(t, "trunks", path, p):
             trunk, error = _trunk_ref(ref, trunks)
             if trunk is None:
                 p.add(where, error)
@@ -500,44 +361,44 @@ def _tenants(raw: Any, cc: str | None, tiers: set[str], trunks: list[Trunk], p: 
             else:
                 tenant_trunks.append(ref)
         requesters = _requesters(t.get("requesters", []), f"{path}.requesters", number, phones, p)
-        if len(p.items) == before:
-            tenants.append(
-                Tenant(
-                    id=tenant_id,  # type: ignore[arg-type]
-                    name=name,  # type: ignore[arg-type]
-                    tier=tier,  # type: ignore[arg-type]
-                    employees=employees,  # type: ignore[arg-type]
-                    contract_start=start,  # type: ignore[arg-type]
-                    contract_end=end,
-                    accountcodes=tuple(accountcodes),
-                    dids=tuple(tenant_dids),
-                    trunks=tuple(tenant_trunks),
-                    requesters=tuple(requesters),
-                )
-            )
+        values = {
+            "id": tenant_id,
+            "name": name,
+            "tier": tier,
+            "employees": employees,
+            "contract_start": start,
+            "contract_end": end,
+            "accountcodes": tuple(accountcodes),
+            "dids": tuple(tenant_dids),
+            "trunks": tuple(tenant_trunks),
+            "requesters": tuple(requesters),
+        }
+        tenant = _build(Tenant, _TENANT, values) if len(p.items) == before else None
+        if tenant is not None:
+            tenants.append(tenant)
     return tenants
 
 
 def _requesters(
-    raw: Any, path: str, number: Callable[[str, str], str | None], phones: _Unique, p: _Problems
+    raw: Any, path: str, number: Callable[[str, str], str | None], phones: _Unique, p: Problems
 ) -> list[Requester]:
     if not isinstance(raw, list):
-        p.add(path, f"must be an array of tables ([[tenants.requesters]]), got {_kind(raw)}")
+        p.add(path, f"must be an array of tables ([[tenants.requesters]]), got {kind(raw)}")
         return []
     out: list[Requester] = []
     names: dict[str, str] = {}
     for j, item in enumerate(raw):
         rp = f"{path}[{j}]"
-        r = _table(item, rp, _REQUESTER, {"name"}, p)
+        r = table(item, rp, _REQUESTER, _REQUESTER_REQUIRED, p)
         if r is None:
             continue
-        name = _str(r, "name", rp, p)
+        name = string(r, "name", rp, p)
         if name is not None:
             if name in names:
                 p.add(f"{rp}.name", f"requester {name!r} is also {names[name]}")
             names[name] = rp
         numbers = []
-        for where, text in _str_list(r, "phones", rp, p):
+        for where, text in string_list(r, "phones", rp, p):
             e164 = number(text, where)
             if e164 is not None and phones.claim(e164, where):
                 numbers.append(e164)
@@ -549,24 +410,25 @@ def _requesters(
             pin = None
         if "phones" not in r and "pin" not in r:
             p.add(rp, "a requester needs phones or a pin to be recognised")
-        if name is not None:
-            out.append(Requester(name=name, phones=tuple(numbers), pin=pin))
+        requester = _build(Requester, _REQUESTER, {"name": name, "phones": tuple(numbers), "pin": pin})
+        if requester is not None:
+            out.append(requester)
     return out
 
 
-def _maintenance(raw: Any, trunks: list[Trunk], p: _Problems) -> list[MaintenanceWindow]:
+def _maintenance(raw: Any, trunks: list[Trunk], p: Problems) -> list[MaintenanceWindow]:
     if not isinstance(raw, list):
-        p.add("maintenance", f"must be an array of tables ([[maintenance]]), got {_kind(raw)}")
+        p.add("maintenance", f"must be an array of tables ([[maintenance]]), got {kind(raw)}")
         return []
     windows: list[tuple[str, MaintenanceWindow]] = []
     servers = {t.server for t in trunks}
     for i, item in enumerate(raw):
         path = f"maintenance[{i}]"
-        t = _table(item, path, _MAINTENANCE, {"start", "end"}, p)
+        t = table(item, path, _MAINTENANCE, _MAINTENANCE_REQUIRED, p)
         if t is None:
             continue
         before = len(p.items)
-        trunk_ref, server = _str(t, "trunk", path, p), _str(t, "server", path, p)
+        trunk_ref, server = string(t, "trunk", path, p), string(t, "server", path, p)
         trunk = None
         if trunk_ref is not None:
             ref = f"{server}/{trunk_ref}" if server is not None and "/" not in trunk_ref else trunk_ref
@@ -577,21 +439,23 @@ def _maintenance(raw: Any, trunks: list[Trunk], p: _Problems) -> list[Maintenanc
                 p.add(f"{path}.server", f"trunk {trunk_ref!r} is on server {trunk.server!r}, not {server!r}")
         elif server is not None and server not in servers:
             p.add(f"{path}.server", f"no trunk of the catalogue is on server {server!r}")
-        start, end = _instant(t, "start", path, p), _instant(t, "end", path, p)
+        start, end = instant(t, "start", path, p), instant(t, "end", path, p)
         if start is not None and end is not None and end <= start:
             p.add(f"{path}.end", f"{end.isoformat()} is not after start {start.isoformat()}")
         reason = t.get("reason", "")
         if not isinstance(reason, str):
-            p.add(f"{path}.reason", f"must be a string, got {_kind(reason)}")
+            p.add(f"{path}.reason", f"must be a string, got {kind(reason)}")
         if len(p.items) == before:
-            window = MaintenanceWindow(
-                start=start,  # type: ignore[arg-type]
-                end=end,  # type: ignore[arg-type]
-                trunk=trunk.name if trunk else None,
-                server=trunk.server if trunk else server,
-                reason=reason,
-            )
-            windows.append((path, window))
+            values = {
+                "start": start,
+                "end": end,
+                "trunk": trunk.name if trunk else None,
+                "server": trunk.server if trunk else server,
+                "reason": reason,
+            }
+            window = _build(MaintenanceWindow, _MAINTENANCE, values)
+            if window is not None:
+                windows.append((path, window))
     by_scope: dict[tuple[str | None, str | None], list[tuple[str, MaintenanceWindow]]] = {}
     for path, w in windows:
         by_scope.setdefault((w.server, w.trunk), []).append((path, w))
@@ -606,9 +470,9 @@ def _maintenance(raw: Any, trunks: list[Trunk], p: _Problems) -> list[Maintenanc
 
 def parse_catalogue(data: Mapping[str, Any], source: str) -> Catalogue:
     """Validate a catalogue read by :func:`tomllib.load`; raise :class:`InputError` listing every problem."""
-    p = _Problems()
-    t = _table(dict(data), "", _TOP, {"timezone", "country_code"}, p) or {}
-    timezone = _str(t, "timezone", "", p)
+    p = Problems()
+    t = table(dict(data), "", _TOP, _TOP_REQUIRED, p) or {}
+    timezone = string(t, "timezone", "", p)
     if timezone is not None:
         try:
             ZoneInfo(timezone)
@@ -626,7 +490,7 @@ def parse_catalogue(data: Mapping[str, Any], source: str) -> Catalogue:
     def section(key: str) -> dict[str, Any]:
         value = t.get(key, {})
         if not isinstance(value, dict):
-            p.add(key, f"must be a table, got {_kind(value)}")
+            p.add(key, f"must be a table, got {kind(value)}")
             return {}
         return value
 
@@ -647,210 +511,16 @@ def parse_catalogue(data: Mapping[str, Any], source: str) -> Catalogue:
     maintenance = _maintenance(t.get("maintenance", []), trunks, p)
     if p.items:
         raise InputError(f"{source}: catalogue invalid ({len(p.items)} problem{'s' * (len(p.items) != 1)})", p.items)
-    return Catalogue(
-        timezone=timezone,  # type: ignore[arg-type]
-        country_code=cc,  # type: ignore[arg-type]
-        calendars=calendars,
-        tiers=tiers,
-        tenants={x.id: x for x in tenants},
-        trunks=tuple(trunks),
-        maintenance=tuple(maintenance),
-    )
-
-
-# --- PINs ---------------------------------------------------------------------------------------
-
-
-def _seal_one(item: tuple[str, str | None]) -> str:
-    pin, old = item
-    return old if old is not None and verify_pin(pin, old) else hash_pin(pin)
-
-
-def seal_pins(
-    cat: Catalogue,
-    stored: Mapping[tuple[str, str], str | None],
-    *,
-    map_fn: Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]] = map,
-) -> Catalogue:
-    """Replace each transient PIN by a hash: the ``stored`` hash of (tenant id, requester name) when it
-    still verifies the PIN (so an unchanged file changes nothing), else a fresh salted hash.
-    Requesters without a PIN keep ``pin_hash`` None. scrypt costs ~50 ms per PIN by design: pass
-    ``map_fn=executor.map`` to spread the work over threads (scrypt releases the GIL)."""
-    work = [
-        (tid, r.name, r.pin, stored.get((tid, r.name)))
-        for tid, tenant in cat.tenants.items()
-        for r in tenant.requesters
-        if r.pin is not None
-    ]
-    hashes = dict(
-        zip(
-            [(tid, name) for tid, name, _, _ in work],
-            map_fn(_seal_one, [(pin, old) for _, _, pin, old in work]),
-            strict=True,
-        )
-    )
-    tenants = {}
-    for tid, tenant in cat.tenants.items():
-        requesters = tuple(
-            dataclasses.replace(r, pin_hash=hashes[(tid, r.name)], pin=None) if r.pin is not None else r
-            for r in tenant.requesters
-        )
-        tenants[tid] = dataclasses.replace(tenant, requesters=requesters)
-    return dataclasses.replace(cat, tenants=tenants)
-
-
-# --- the JSON document ----------------------------------------------------------------------------
-
-
-def _dec(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
-
-
-def _undec(value: str | None) -> Decimal | None:
-    return None if value is None else Decimal(value)
-
-
-def out_of_hours_text(o: OutOfHours) -> str:
-    return f"queue:{o.queue}" if o.action == "queue" else o.action
-
-
-def to_document(cat: Catalogue) -> dict[str, Any]:
-    """The catalogue as JSON-serialisable data (Decimals and dates as strings, orders kept: arrays, since
-    jsonb reorders object keys). Refuses a catalogue whose PINs were not sealed into hashes."""
-    tenants = []
-    for t in cat.tenants.values():
-        for r in t.requesters:
-            if r.pin is not None:
-                raise ValueError(f"tenant {t.id!r}: requester {r.name!r} has an unsealed PIN (call seal_pins)")
-        tenants.append(
-            {
-                "id": t.id,
-                "name": t.name,
-                "tier": t.tier,
-                "employees": t.employees,
-                "contract_start": t.contract_start.isoformat(),
-                "contract_end": t.contract_end.isoformat() if t.contract_end else None,
-                "accountcodes": list(t.accountcodes),
-                "dids": list(t.dids),
-                "trunks": list(t.trunks),
-                "requesters": [
-                    {"name": r.name, "phones": list(r.phones), "pin_hash": r.pin_hash} for r in t.requesters
-                ],
-            }
-        )
-    return {
-        "format": DOCUMENT_FORMAT,
-        "timezone": cat.timezone,
-        "country_code": cat.country_code,
-        "calendars": [
-            {
-                "name": c.name,
-                "always": c.always,
-                "hours": hours_to_text(c.hours),
-                "holidays": [d.isoformat() for d in sorted(c.holidays)],
-            }
-            for c in cat.calendars.values()
-        ],
-        "tiers": [
-            {
-                "name": t.name,
-                "price_per_year": _dec(t.price_per_year),
-                "currency": t.currency,
-                "max_calls_per_day": t.max_calls_per_day,
-                "max_employees": t.max_employees,
-                "calendar": t.calendar,
-                "queue": t.queue,
-                "priority": t.priority,
-                "out_of_hours": out_of_hours_text(t.out_of_hours),
-                "answer_target_seconds": t.answer_target_seconds,
-                "service_level_target": _dec(t.service_level_target),
-                "availability_target": _dec(t.availability_target),
-                "credits": [{"below": str(c.below), "percent": str(c.percent), "metric": c.metric} for c in t.credits],
-            }
-            for t in cat.tiers.values()
-        ],
-        "tenants": tenants,
-        "trunks": [
-            {"name": t.name, "server": t.server, "availability_target": _dec(t.availability_target)} for t in cat.trunks
-        ],
-        "maintenance": [
-            {
-                "start": w.start.isoformat(),
-                "end": w.end.isoformat(),
-                "trunk": w.trunk,
-                "server": w.server,
-                "reason": w.reason,
-            }
-            for w in cat.maintenance
-        ],
+    values = {
+        "timezone": timezone,
+        "country_code": cc,
+        "calendars": calendars,
+        "tiers": tiers,
+        "tenants": {x.id: x for x in tenants},
+        "trunks": tuple(trunks),
+        "maintenance": tuple(maintenance),
     }
-
-
-def from_document(doc: Mapping[str, Any]) -> Catalogue:
-    """Inverse of :func:`to_document` (trusted input: a document this module wrote)."""
-    if doc.get("format") != DOCUMENT_FORMAT:
-        raise ValueError(f"unknown catalogue document format {doc.get('format')!r}")
-    calendars = {}
-    for c in doc["calendars"]:
-        hours = {DAYS.index(day): parse_day(ranges) for day, ranges in c["hours"].items()}
-        holidays = frozenset(date.fromisoformat(d) for d in c["holidays"])
-        calendars[c["name"]] = Calendar(c["name"], c["always"], hours, holidays)
-    tiers = {}
-    for t in doc["tiers"]:
-        kind, _, queue = t["out_of_hours"].partition(":")
-        tiers[t["name"]] = Tier(
-            name=t["name"],
-            price_per_year=Decimal(t["price_per_year"]),
-            currency=t["currency"],
-            max_calls_per_day=t["max_calls_per_day"],
-            max_employees=t["max_employees"],
-            calendar=t["calendar"],
-            queue=t["queue"],
-            priority=t["priority"],
-            out_of_hours=OutOfHours(kind, queue or None),  # type: ignore[arg-type]
-            answer_target_seconds=t["answer_target_seconds"],
-            service_level_target=_undec(t["service_level_target"]),
-            availability_target=_undec(t["availability_target"]),
-            credits=tuple(CreditRule(Decimal(c["below"]), Decimal(c["percent"]), c["metric"]) for c in t["credits"]),
-        )
-    tenants = {}
-    for t in doc["tenants"]:
-        tenants[t["id"]] = Tenant(
-            id=t["id"],
-            name=t["name"],
-            tier=t["tier"],
-            employees=t["employees"],
-            contract_start=date.fromisoformat(t["contract_start"]),
-            contract_end=date.fromisoformat(t["contract_end"]) if t["contract_end"] else None,
-            accountcodes=tuple(t["accountcodes"]),
-            dids=tuple(t["dids"]),
-            trunks=tuple(t["trunks"]),
-            requesters=tuple(Requester(r["name"], tuple(r["phones"]), r["pin_hash"]) for r in t["requesters"]),
-        )
-    return Catalogue(
-        timezone=doc["timezone"],
-        country_code=doc["country_code"],
-        calendars=calendars,
-        tiers=tiers,
-        tenants=tenants,
-        trunks=tuple(Trunk(t["name"], t["server"], _undec(t["availability_target"])) for t in doc["trunks"]),
-        maintenance=tuple(
-            MaintenanceWindow(
-                start=datetime.fromisoformat(w["start"]),
-                end=datetime.fromisoformat(w["end"]),
-                trunk=w["trunk"],
-                server=w["server"],
-                reason=w["reason"],
-            )
-            for w in doc["maintenance"]
-        ),
-    )
-
-
-def canonical_json(doc: Mapping[str, Any]) -> str:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def document_sha256(doc: Mapping[str, Any]) -> str:
-    """Digest of the canonical JSON form: equal documents, equal digests."""
-    return hashlib.sha256(canonical_json(doc).encode("utf-8")).hexdigest()
+    catalogue = _build(Catalogue, _TOP, values)
+    if catalogue is None:  # a missing timezone or country code is a problem, raised above
+        raise AssertionError("catalogue without its required keys passed validation")
+    return catalogue

@@ -25,13 +25,8 @@ import asyncpg
 
 from pbx_sla.domain.calendar import DAYS, format_minutes
 from pbx_sla.domain.catalogue import Catalogue
-from pbx_sla.domain.catalogue_file import (
-    document_sha256,
-    from_document,
-    out_of_hours_text,
-    seal_pins,
-    to_document,
-)
+from pbx_sla.domain.catalogue_document import document_sha256, from_document, to_document
+from pbx_sla.domain.pins import seal_pins
 from pbx_sla.log import get_logger
 
 log = get_logger(__name__)
@@ -282,7 +277,7 @@ async def _apply(conn: asyncpg.Connection, cat: Catalogue, source: str, changes:
                 t.calendar,
                 t.queue,
                 t.priority,
-                out_of_hours_text(t.out_of_hours),
+                t.out_of_hours.as_text(),
                 t.answer_target_seconds,
                 t.service_level_target,
                 t.availability_target,

@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 
 from pbx_sla.domain.catalogue import Catalogue
-from pbx_sla.domain.catalogue_file import from_document
+from pbx_sla.domain.catalogue_document import from_document
 from pbx_sla.log import get_logger
 from pbx_sla.store.catalogue import CHANNEL, latest_revision
 

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pbx_sla.domain.catalogue_file import parse_catalogue, seal_pins, to_document
+from pbx_sla.domain.catalogue_document import to_document
+from pbx_sla.domain.catalogue_file import parse_catalogue
+from pbx_sla.domain.pins import seal_pins
 from pbx_sla.store.catalogue import apply_catalogue
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,6 +4,7 @@ the JSON document round trip and PIN sealing."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import tomllib
 from datetime import UTC, date, datetime
@@ -12,15 +13,22 @@ from pathlib import Path
 
 import pytest
 
-from pbx_sla.domain.catalogue import CreditRule, OutOfHours, TimeRange
-from pbx_sla.domain.catalogue_file import (
-    document_sha256,
-    from_document,
-    parse_catalogue,
-    seal_pins,
-    to_document,
+from pbx_sla.domain import catalogue_file
+from pbx_sla.domain.catalogue import (
+    Calendar,
+    Catalogue,
+    CreditRule,
+    MaintenanceWindow,
+    OutOfHours,
+    Requester,
+    Tenant,
+    Tier,
+    TimeRange,
+    Trunk,
 )
-from pbx_sla.domain.pins import hash_pin, verify_pin
+from pbx_sla.domain.catalogue_document import document_sha256, from_document, to_document
+from pbx_sla.domain.catalogue_file import parse_catalogue
+from pbx_sla.domain.pins import hash_pin, seal_pins, verify_pin
 from pbx_sla.errors import InputError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "contracts.toml"
@@ -284,3 +292,59 @@ def test_seal_reuses_a_hash_that_verifies() -> None:
     fresh = seal_pins(cat, {("acme", "Petr Svoboda"): hash_pin("0000")}).tenants["acme"].requesters[1]
     assert fresh.pin_hash != old and verify_pin("4711", fresh.pin_hash)
     assert sealed.tenants["acme"].requesters[0].pin_hash is None
+
+
+# The file's keys are the dataclasses' fields: every field must be read (and checked) by the parser.
+SECTIONS = [  # (dataclass, fields that are not file keys, where its table sits in the example)
+    (Catalogue, set(), ()),
+    (Calendar, {"name", "always"}, ("calendars", "business")),
+    (Tier, {"name"}, ("tiers", "tier1")),
+    (CreditRule, set(), ("tiers", "tier1", "credits", 0)),
+    (Trunk, set(), ("trunks", 0)),
+    (Tenant, set(), ("tenants", 0)),
+    (Requester, {"pin_hash"}, ("tenants", 0, "requesters", 0)),
+    (MaintenanceWindow, set(), ("maintenance", 0)),
+]
+
+
+def _key_path(where: tuple) -> str:
+    path = ""
+    for step in where:
+        path += f"[{step}]" if isinstance(step, int) else f".{step}" if path else step
+    return path
+
+
+@pytest.mark.parametrize(("cls", "not_in_file", "where"), SECTIONS, ids=lambda v: getattr(v, "__name__", ""))
+def test_every_field_is_a_checked_file_key(cls: type, not_in_file: set[str], where: tuple) -> None:
+    for f in dataclasses.fields(cls):
+        if f.name in not_in_file:
+            continue
+        data = example()
+        node = data
+        for step in where:
+            node = node[step]
+        node[f.name] = {"bogus": {"nested": 1}}  # no key of the file takes a table of tables
+        key = (_key_path(where) + "." if where else "") + f.name
+        assert any(x.startswith(key) for x in problems(data)), f"{key} is not checked"
+    data = example()
+    node = data
+    for step in where:
+        node = node[step]
+    node["surely_not_a_key"] = 1
+    assert (_key_path(where) + "." if where else "") + "surely_not_a_key: unknown key" in problems(data)
+
+
+def test_a_field_without_its_check_fails_loudly() -> None:
+    values = {f.name: None for f in dataclasses.fields(Trunk) if f.name != "availability_target"}
+    with pytest.raises(TypeError, match=r"Trunk: keys without a check \['availability_target'\]"):
+        catalogue_file._build(Trunk, frozenset(f.name for f in dataclasses.fields(Trunk)), values)
+
+
+def test_a_document_written_before_a_field_existed_loads_its_default() -> None:
+    doc = to_document(seal_pins(parse_catalogue(example(), "c.toml"), {}))
+    for tier in doc["tiers"]:
+        del tier["priority"], tier["credits"]
+    del doc["tenants"][0]["contract_end"]
+    cat = from_document(doc)
+    assert all(t.priority == 0 and t.credits == () for t in cat.tiers.values())
+    assert cat.tenants["acme"].contract_end is None

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pbx_sla.domain.catalogue import OutOfHours
-from pbx_sla.domain.catalogue_file import parse_catalogue, seal_pins
+from pbx_sla.domain.catalogue_file import parse_catalogue
+from pbx_sla.domain.pins import seal_pins
 from pbx_sla.domain.routing import REASONS, VARIABLES, PinOutcome, decide
 
 ROOT = Path(__file__).resolve().parents[2]
