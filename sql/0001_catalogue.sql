@@ -1,9 +1,11 @@
--- 0001: the contracts catalogue (tiers, calendars, tenants, requesters, trunks, maintenance) and the
--- Asterisk servers. Rows removed from a catalogue file are deactivated (active = false), never deleted,
--- so history stays reportable. Later migrations add observations (trunk states, calls, support calls).
+-- 0001 (baseline): the contracts catalogue (tiers, calendars, tenants, requesters, trunks, maintenance) and
+-- the Asterisk servers. Rows removed from a catalogue file are deactivated (active = false), never deleted,
+-- so history stays reportable.
 --
--- Numbering: 0001-0009 catalogue/core, 0010-0019 trunks and AMI sessions, 0020-0029 calls,
--- 0030-0039 support line, 0040-0049 billing views and roles.
+-- Layout (docs/schema.md): the baseline files 0001-0099 hold the tables, indexes, constraints and roles, one
+-- file per table family (0001 catalogue, 0010 AMI sessions and trunks, 0020 calls, 0030 support line,
+-- 0040 billing); functions and views live in sql/repeatable/, one file per rule. Later changes are new
+-- versioned files in the changing issue's number block (12NN, 13NN, ...).
 
 CREATE TABLE servers (
     name        text PRIMARY KEY,          -- [[asterisk]] name, or a `cdr import --server` label

@@ -1,7 +1,7 @@
 """Per-server AMI collector: connect, log in, resync, route events, record sessions, reconnect with backoff.
 
 Each login opens an *AMI session*, stored as an ``ami_session`` record (table ``ami_sessions``,
-sql/0010_ami_sessions.sql). Events sent while we were not connected are lost for good, so trunk state is
+sql/0010_ami_trunks.sql). Events sent while we were not connected are lost for good, so trunk state is
 only *known* inside ``[resynced_at, lost_at)`` of a session: features poll current state in their
 ``on_login`` hook and ``resynced_at`` is stamped when every hook has returned.
 """

@@ -1,4 +1,4 @@
-"""Storage of AMI sessions (table ``ami_sessions``, sql/0010_ami_sessions.sql).
+"""Storage of AMI sessions (table ``ami_sessions``, sql/0010_ami_trunks.sql).
 
 Each ``ami_session`` record carries the whole known state of one session (server, session_id,
 login_at and whichever of resynced_at/last_seen_at/lost_at are known yet); the sink upserts by

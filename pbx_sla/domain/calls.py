@@ -5,8 +5,9 @@ disposition is the best of its legs (ANSWERED > BUSY > NO ANSWER > FAILED > CONG
 calendar day, in the catalogue's zone, its first leg started; billable seconds are summed over all legs.
 Its tenant is found from the account code, else the dialled DID, else the caller's number among the
 requesters; within each rule the legs are tried in order (start, sequence). The SQL text
-``calls_compute_sql()`` (sql/0026), which ``cdr_store_stage`` (every write) and ``calls_refresh``
-(re-attribution) both run, implements the same rules for storage; the tests compare it with this module.
+``calls_compute_sql()`` (sql/repeatable/calls_compute_sql.sql), which ``cdr_store_stage`` (every write) and
+``calls_refresh`` (re-attribution) both run, implements the same rules for storage; the tests compare it with
+this module.
 """
 
 from __future__ import annotations

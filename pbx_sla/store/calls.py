@@ -2,7 +2,7 @@
 ``cdr import`` (Master.csv).
 
 A batch of legs is COPYed into a session-private staging table (``cdr_legs_stage``), then one SQL
-function, ``cdr_store_stage`` (sql/0026_calls_leg_fingerprints.sql), inserts the legs idempotently (``ON
+function, ``cdr_store_stage`` (sql/repeatable/cdr_store_stage.sql), inserts the legs idempotently (``ON
 CONFLICT (fingerprint) DO NOTHING``), recomputes every call that gained a leg from all of its legs, and
 moves the per-(tenant, day) rollup by the difference: one statement, in the caller's transaction.
 
@@ -130,7 +130,7 @@ async def store_staging_text(
 
     ``fresh``: the rows are expected to be new to the database: the legs are first inserted without
     conflict handling (cheaper), and stored by the general statement if one turns out to be present
-    (same result either way; sql/0026)."""
+    (same result either way; sql/repeatable/cdr_store_stage.sql)."""
     if not rows:
         return StoreResult(0, 0)
     async with conn.transaction():

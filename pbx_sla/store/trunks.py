@@ -1,4 +1,4 @@
-"""Storage of trunk observations (sql/0011_trunk_states.sql) and the reads that feed the pure core.
+"""Storage of trunk observations (sql/0010_ami_trunks.sql) and the reads that feed the pure core.
 
 The sink stores ``trunk_observation`` records idempotently and registers endpoints that reported a qualify
 result as trunks (``in_catalogue = false`` unless the catalogue already has them). :func:`load_timeline`
@@ -163,7 +163,7 @@ async def _trunk_rows(
 
 
 async def _sessions(conn: asyncpg.Connection, servers: list[str], period: PeriodLike) -> dict[str, list[Session]]:
-    """Sessions overlapping the period. A live session ends at its last sign of life (sql/0010)."""
+    """Sessions overlapping the period. A live session ends at its last sign of life (view ``ami_coverage``)."""
     rows = await conn.fetch(
         """
         SELECT server, login_at, resynced_at,

@@ -185,7 +185,7 @@ def _month_rows(rnd: random.Random, n_calls: int) -> list[str]:
 
 async def _snapshot(db: asyncpg.Connection) -> tuple:
     """Calls and rollup as comparable values (a call's leg fingerprints as a set: stored in no set order).
-    Also checks that every call lists exactly the legs stored under its key (sql/0026)."""
+    Also checks that every call lists exactly the legs stored under its key (calls.leg_fingerprints)."""
     await assert_leg_lists_match(db)
     calls = await db.fetch("SELECT * FROM calls ORDER BY server, call_key")
     usage = await db.fetch("SELECT * FROM usage_daily ORDER BY tenant_id, day")

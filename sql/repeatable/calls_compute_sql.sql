@@ -1,76 +1,45 @@
--- 0025: one statement stores a batch of legs and brings their calls and the rollup up to date
--- (docs/calls.md, "Import speed").
+-- The rule that turns legs into calls (docs/calls.md), written once: the statement tail that both
+-- cdr_store_stage (every write, live AMI and `cdr import`) and calls_refresh (re-attribution) run.
+-- The tests compare its results with the pure pbx_sla.domain.calls.build_calls.
 --
--- * cdr_legs is keyed by its fingerprint alone. The fingerprint already hashes the server name
---   (pbx_sla.domain.cdr.fingerprint_hex), so (server, fingerprint) was no more unique, and its B-tree
---   cost every leg insert about twice the uuid-only one (bench/results/cdr.md).
--- * cdr_store_stage(source) replaces "insert legs, then calls_refresh(keys)": the legs it inserts come
---   back from INSERT ... RETURNING and feed the call computation directly; only calls that already
---   exist (a leg of them stored earlier) read their older legs back. Same rules and results as
---   calls_refresh (tests compare storage with pbx_sla.domain.calls.build_calls).
--- * Calls new to the database are INSERTed and the others UPDATEd, instead of one INSERT ... ON CONFLICT
---   DO UPDATE: the bucket lock guarantees no one else inserts them meanwhile, and the speculative
---   insertion's extra index probe per call was measurable.
--- * calls_pending (0024) goes: an import no longer splits storing legs from recomputing calls across
---   two transactions, so there is nothing left pending. Calls an interrupted import of the 0024 code
---   left there are recomputed here first.
+-- The head before it defines:
+--   affected(server, call_key): the calls to recompute;
+--   unlisted_legs(server, call_key, linkedid, start_at, end_at, billsec, disposition, accountcode,
+--     caller_e164, dialled_e164, src_endpoint, dst_endpoint, sequence, uniqueid, fingerprint): the legs of
+--     those calls that no call row lists (the legs just inserted, or all legs of a key without a row).
+-- The tail reads the affected calls' stored rows (old) and, through their leg_fingerprints, their listed
+-- legs (by cdr_legs' primary key); UPDATEs the calls that have a row, INSERTs the others (callers hold
+-- the call bucket locks, so no one else inserts them meanwhile), and moves usage_daily by the difference
+-- between old and new rows. It ends with the CTE "roll"; the caller adds the final SELECT.
 --
--- Callers hold the per-(server, call bucket) advisory locks of pbx_sla/store/calls.py before calling,
--- and fill the session's temporary table cdr_legs_stage (same transaction). `cdr import` stages COPY
--- text in which the empty string stands for NULL, so a NULL text column reads as '' here.
-
-ALTER TABLE cdr_legs DROP CONSTRAINT cdr_legs_pkey;
-ALTER TABLE cdr_legs ADD PRIMARY KEY (fingerprint);
-
-SELECT calls_refresh(array_agg(server), array_agg(call_key))
-FROM (SELECT DISTINCT server, call_key FROM calls_pending) p
-HAVING count(*) > 0;
-DROP TABLE calls_pending;
-
-CREATE FUNCTION cdr_store_stage(p_source text) RETURNS bigint
-    LANGUAGE plpgsql
-    SET work_mem = '64MB'
-    AS $fn$
-DECLARE
-    n bigint;
-BEGIN
-    EXECUTE $q$
-WITH ins AS (
-    INSERT INTO cdr_legs (server, fingerprint, call_key, source, accountcode, src, dst, dcontext, clid, channel,
-                          dstchannel, lastapp, lastdata, start_at, answer_at, end_at, duration, billsec,
-                          disposition, amaflags, uniqueid, userfield, peeraccount, linkedid, sequence, caller_e164,
-                          dialled_e164, src_endpoint, dst_endpoint)
-    SELECT server, fingerprint, call_key, $1, coalesce(accountcode, ''), coalesce(src, ''), coalesce(dst, ''),
-           coalesce(dcontext, ''), coalesce(clid, ''), coalesce(channel, ''), coalesce(dstchannel, ''),
-           coalesce(lastapp, ''), coalesce(lastdata, ''), to_timestamp(start_epoch), to_timestamp(answer_epoch),
-           to_timestamp(end_epoch), duration, billsec, disposition, coalesce(amaflags, ''), coalesce(uniqueid, ''),
-           coalesce(userfield, ''), coalesce(peeraccount, ''), coalesce(linkedid, ''), sequence, caller_e164,
-           dialled_e164, src_endpoint, dst_endpoint
-    FROM cdr_legs_stage
-    ON CONFLICT (fingerprint) DO NOTHING
-    RETURNING server, call_key, linkedid, start_at, end_at, billsec, disposition, accountcode, caller_e164,
-              dialled_e164, src_endpoint, dst_endpoint, sequence, uniqueid, fingerprint
-),
-affected AS (
-    SELECT DISTINCT server, call_key FROM ins
-),
+-- One grouping pass: the legs are numbered once per call (window), the catalogue is looked up per leg
+-- with LEFT JOINs on primary keys, and every per-call figure comes from a single GROUP BY:
+--   * first-leg fields: FILTER (WHERE n = 1);
+--   * "the first leg (in order) for which a rule finds a tenant": min() over '<n as 10 digits><tenant>'
+--     (C collation), then the tenant part; min() ignores the legs where the rule found nothing.
+-- Only the catalogue's trunks (in_catalogue) count for direction and trunk: the trunks table also holds
+-- every endpoint the AMI collector saw qualified, agents' phones too.
+CREATE OR REPLACE FUNCTION calls_compute_sql() RETURNS text
+    LANGUAGE sql IMMUTABLE
+    AS $body$ SELECT $sql$
 old AS (
-    SELECT c.server, c.call_key, c.tenant_id, c.day, c.disposition, c.billsec
+    SELECT c.server, c.call_key, c.tenant_id, c.day, c.disposition, c.billsec, c.leg_fingerprints
     FROM affected a JOIN calls c ON c.server = a.server AND c.call_key = a.call_key
 ),
 all_legs AS (
-    SELECT * FROM ins
+    SELECT * FROM unlisted_legs
     UNION ALL
     SELECT l.server, l.call_key, l.linkedid, l.start_at, l.end_at, l.billsec, l.disposition, l.accountcode,
            l.caller_e164, l.dialled_e164, l.src_endpoint, l.dst_endpoint, l.sequence, l.uniqueid, l.fingerprint
-    FROM old o JOIN cdr_legs l ON l.server = o.server AND l.call_key = o.call_key
+    FROM old o CROSS JOIN LATERAL unnest(o.leg_fingerprints) f(fingerprint)
+    JOIN cdr_legs l ON l.fingerprint = f.fingerprint
 ),
 zone AS (
     SELECT coalesce((SELECT timezone FROM catalogue_settings), 'UTC') AS tz
 ),
 legs AS (
     SELECT l.server, l.call_key, l.linkedid, l.start_at, l.end_at, l.billsec, l.disposition,
-           l.caller_e164, l.dialled_e164,
+           l.caller_e164, l.dialled_e164, l.fingerprint,
            ta.tenant_id AS by_account, td.tenant_id AS by_did, rq.tenant_id AS by_phone,
            ts.name AS src_trunk, tt.name AS dst_trunk,
            row_number() OVER (PARTITION BY l.server, l.call_key
@@ -87,6 +56,7 @@ legs AS (
 agg AS (
     SELECT server, call_key, count(*) AS legs, min(start_at) AS started_at, max(end_at) AS ended_at,
            sum(billsec) AS billsec, min(cdr_disposition_rank(disposition)) AS best,
+           array_agg(fingerprint) AS fingerprints,
            min(linkedid) FILTER (WHERE n = 1) AS linkedid,
            min(caller_e164) FILTER (WHERE n = 1) AS caller_e164,
            min(dialled_e164) FILTER (WHERE n = 1) AS dialled_e164,
@@ -110,7 +80,7 @@ upd AS (
         attributed_by = CASE WHEN g.by_account IS NOT NULL THEN 'accountcode'
                 WHEN g.by_did IS NOT NULL THEN 'did'
                 WHEN g.by_phone IS NOT NULL THEN 'requester' END,
-        updated_at = now()
+        leg_fingerprints = g.fingerprints, updated_at = now()
     FROM agg g CROSS JOIN zone z
     WHERE c.server = g.server AND c.call_key = g.call_key
       AND EXISTS (SELECT 1 FROM old o WHERE o.server = g.server AND o.call_key = g.call_key)
@@ -118,7 +88,8 @@ upd AS (
 ),
 ins_calls AS (
     INSERT INTO calls AS c (server, call_key, linkedid, legs, started_at, ended_at, day, disposition, billsec,
-                            caller_e164, dialled_e164, direction, trunk, tenant_id, attributed_by)
+                            caller_e164, dialled_e164, direction, trunk, tenant_id, attributed_by,
+                            leg_fingerprints)
     SELECT g.server, g.call_key, g.linkedid, g.legs, g.started_at, g.ended_at,
            (g.started_at AT TIME ZONE z.tz)::date,
            (ARRAY['ANSWERED', 'BUSY', 'NO ANSWER', 'FAILED', 'CONGESTION'])[g.best],
@@ -128,7 +99,8 @@ ins_calls AS (
            coalesce(g.by_account, g.by_did, g.by_phone),
            CASE WHEN g.by_account IS NOT NULL THEN 'accountcode'
                 WHEN g.by_did IS NOT NULL THEN 'did'
-                WHEN g.by_phone IS NOT NULL THEN 'requester' END
+                WHEN g.by_phone IS NOT NULL THEN 'requester' END,
+           g.fingerprints
     FROM agg g CROSS JOIN zone z
     WHERE NOT EXISTS (SELECT 1 FROM old o WHERE o.server = g.server AND o.call_key = g.call_key)
     ORDER BY g.server, g.call_key
@@ -150,18 +122,14 @@ delta AS (
     GROUP BY tenant_id, day
 ),
 roll AS (
-INSERT INTO usage_daily AS u (tenant_id, day, calls, answered, busy, no_answer, failed, congestion, billsec)
-SELECT tenant_id, day, calls, answered, busy, no_answer, failed, congestion, billsec
-FROM delta
-WHERE (calls, answered, busy, no_answer, failed, congestion, billsec) <> (0, 0, 0, 0, 0, 0, 0)
-ORDER BY tenant_id, day
-ON CONFLICT ON CONSTRAINT usage_daily_key DO UPDATE SET
-    calls = u.calls + excluded.calls, answered = u.answered + excluded.answered, busy = u.busy + excluded.busy,
-    no_answer = u.no_answer + excluded.no_answer, failed = u.failed + excluded.failed,
-    congestion = u.congestion + excluded.congestion, billsec = u.billsec + excluded.billsec
+    INSERT INTO usage_daily AS u (tenant_id, day, calls, answered, busy, no_answer, failed, congestion, billsec)
+    SELECT tenant_id, day, calls, answered, busy, no_answer, failed, congestion, billsec
+    FROM delta
+    WHERE (calls, answered, busy, no_answer, failed, congestion, billsec) <> (0, 0, 0, 0, 0, 0, 0)
+    ORDER BY tenant_id, day
+    ON CONFLICT ON CONSTRAINT usage_daily_key DO UPDATE SET
+        calls = u.calls + excluded.calls, answered = u.answered + excluded.answered, busy = u.busy + excluded.busy,
+        no_answer = u.no_answer + excluded.no_answer, failed = u.failed + excluded.failed,
+        congestion = u.congestion + excluded.congestion, billsec = u.billsec + excluded.billsec
 )
-SELECT count(*) FROM ins
-$q$ INTO n USING p_source;
-    RETURN n;
-END
-$fn$;
+$sql$ $body$;

@@ -1,25 +1,8 @@
--- 0040: read-only views for billing staff, and the group role that may read them (docs/billing-views.md).
--- The views belong to the migrating user, so pbx_sla_billing needs no rights on the base tables.
-
-CREATE VIEW billing_daily_calls AS
-SELECT u.tenant_id AS tenant,
-       u.day,
-       u.calls,
-       u.answered,
-       u.busy,
-       u.no_answer,
-       u.failed,
-       u.congestion,
-       u.billsec AS billable_seconds
-FROM usage_daily u
-WHERE u.calls > 0;
-
-COMMENT ON VIEW billing_daily_calls IS
-    'Calls per tenant and calendar day (catalogue time zone); tenant NULL = calls no rule attributed.';
-
+-- Read-only view for billing staff (docs/billing-views.md). It belongs to the migrating user, so the group
+-- role pbx_sla_billing (sql/0040_billing.sql) needs no rights on the base tables.
 -- One row per tenant and month that has any call in usage_daily (every day of the month counts, zeros
 -- included; p95 is the nearest-rank percentile, i.e. percentile_disc(0.95)).
-CREATE VIEW billing_tier_usage_monthly AS
+CREATE OR REPLACE VIEW billing_tier_usage_monthly AS
 WITH months AS (
     SELECT DISTINCT date_trunc('month', day)::date AS month FROM usage_daily WHERE calls > 0
 ),
@@ -55,15 +38,4 @@ GROUP BY p.tenant, p.month, t.tier, tr.max_calls_per_day;
 COMMENT ON VIEW billing_tier_usage_monthly IS
     'Per tenant and calendar month: calls, mean/p95/max calls per day, the contracted tier and its over-tier days.';
 
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pbx_sla_billing') THEN
-        CREATE ROLE pbx_sla_billing NOLOGIN;
-    END IF;
-EXCEPTION
-    WHEN duplicate_object OR unique_violation THEN
-        NULL;  -- another database of the cluster created it at the same moment
-END
-$$;
-
-GRANT SELECT ON billing_daily_calls, billing_tier_usage_monthly TO pbx_sla_billing;
+GRANT SELECT ON billing_tier_usage_monthly TO pbx_sla_billing;
