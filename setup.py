@@ -6,6 +6,6 @@ with importlib.resources), and pyproject's ``packages.find`` cannot add a packag
 from setuptools import find_packages, setup
 
 setup(
-    packages=[*find_packages(include=["pbx_sla", "pbx_sla.*"]), "pbx_sla.sql"],
+    packages=[*find_packages(include=["pbx_sla", "pbx_sla.*"]), "pbx_sla.sql", "pbx_sla.sql.repeatable"],
     package_dir={"pbx_sla.sql": "sql"},
 )
