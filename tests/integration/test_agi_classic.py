@@ -20,6 +20,8 @@ from pbx_sla.store.catalogue import apply_catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "agi_scripts" / "support_route.py"
+#: the console script pip installed beside this Python (pyproject [project.scripts])
+ENTRY_POINT = Path(sys.executable).with_name("pbx-sla-support-route")
 EXAMPLE = ROOT / "examples" / "contracts.toml"
 ACME_DID = "+420221000111"
 
@@ -39,9 +41,9 @@ def head(caller: str, dialled: str, uniqueid: str, name: str = "Jana") -> bytes:
     return ("\n".join(lines) + "\n\n").encode()
 
 
-async def run_script(env: dict[str, str], headers: bytes, answer=None) -> tuple[list[str], int]:
+async def run_script(env: dict[str, str], headers: bytes, answer=None, command=None) -> tuple[list[str], int]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(SCRIPT), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        *(command or [sys.executable, str(SCRIPT)]), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, env=env,
     )  # fmt: skip
     assert proc.stdin and proc.stdout
@@ -102,6 +104,18 @@ async def test_authorised_caller(env, db):
     row = await db.fetchrow("SELECT * FROM support_calls WHERE uniqueid = 'c1'")
     assert (row["server"], row["linkedid"], row["tenant_id"], row["via"], row["action"]) == (
         "pbx1", "1732.0", "acme", "classic", "queue")  # fmt: skip
+
+
+async def test_the_installed_entry_point_routes_the_same(env, db):
+    """``pbx-sla-support-route`` (what a wheel installs) is the same script: same variables, same record."""
+    assert ENTRY_POINT.is_file(), "pip install -e . installs the console script"
+    by_file, _ = await run_script(env, head("777000001", ACME_DID, "e1"))
+    cmds, code = await run_script(env, head("777000001", ACME_DID, "e2"), command=[str(ENTRY_POINT)])
+    assert code == 0
+    assert variables(cmds) == variables(by_file)
+    assert variables(cmds)["SUPPORT_REASON"] == "authorised-number"
+    rows = await db.fetch("SELECT uniqueid, tenant_id, via, action FROM support_calls ORDER BY uniqueid")
+    assert [tuple(r) for r in rows] == [("e1", "acme", "classic", "queue"), ("e2", "acme", "classic", "queue")]
 
 
 async def test_pin_path_and_lock_file(env, db):

@@ -5,7 +5,6 @@ them, a bad file is set aside, and ``features.support.start`` runs the replay.""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import socket
 from datetime import UTC, datetime, timedelta
@@ -14,23 +13,19 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from pbx_sla.agi import classic
 from pbx_sla.agi.classic_spool import db_writer, read_batch, replay_forever, replay_once, spool_directory
 from pbx_sla.config import Secret, Settings
 from pbx_sla.features import ServiceContext
 
-ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 DOWN = "postgresql://nobody@127.0.0.1:1/none"
 
 
 @pytest.fixture(scope="module")
 def script():
-    """agi_scripts/support_route.py as a module: its own ``spool()`` writes the files."""
-    spec = importlib.util.spec_from_file_location("support_route_for_spool", ROOT / "agi_scripts" / "support_route.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The classic AGI script's module: its own ``spool()`` writes the files."""
+    return classic
 
 
 def record(n: int, **over) -> dict:
