@@ -27,6 +27,7 @@ Idempotent: a result fed back in comes out unchanged.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -136,3 +137,29 @@ def normalise(number: str, country_code: str) -> str | None:
     else:
         candidate = "+" + country_code + digits
     return candidate if is_valid_e164(candidate) else None
+
+
+#: distinct numbers an :class:`E164Cache` keeps before it starts again
+E164_CACHE_SIZE = 1 << 17
+
+
+class E164Cache(dict[str, str | None]):
+    """Number → E.164 with one country code, memoised (callers and DIDs repeat): a lookup is a plain dict
+    access; :meth:`__missing__` normalises a number seen for the first time. No country code: None."""
+
+    def __init__(self, country_code: str | None) -> None:
+        super().__init__()
+        self.country_code = country_code
+
+    def __missing__(self, number: str) -> str | None:
+        if len(self) >= E164_CACHE_SIZE:
+            self.clear()
+        value = self[number] = normalise(number, self.country_code) if self.country_code else None
+        return value
+
+
+@functools.lru_cache(maxsize=8)
+def e164_cache(country_code: str | None) -> E164Cache:
+    """The process's one cache of numbers for this country code (the daemon's store and the import's
+    parser both use it)."""
+    return E164Cache(country_code)

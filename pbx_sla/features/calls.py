@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
-from pbx_sla.domain.cdr import CdrError, leg_from_ami, leg_to_data
+from pbx_sla.domain.cdr import CdrError, LocalClock, ami_leg, leg_to_data
 from pbx_sla.features import ServiceContext
 from pbx_sla.log import get_logger
 from pbx_sla.pipeline import EventHandler, Record, Sink
@@ -29,9 +29,17 @@ def server_zone(ctx: ServiceContext, server: str) -> ZoneInfo:
 
 
 def cdr_handler(ctx: ServiceContext) -> EventHandler:
+    """AMI ``Cdr`` event → one ``cdr_leg`` record, read by :func:`pbx_sla.domain.cdr.ami_leg` (the same
+    :func:`~pbx_sla.domain.cdr.read_leg` as ``cdr import``)."""
+    clocks: dict[str, LocalClock] = {}  # zone name → its clock (and the clock's cache of hours)
+
     def handle(server: str, event: Mapping[str, str]) -> Iterable[Record]:
+        tz = server_zone(ctx, server)
+        clock = clocks.get(tz.key)
+        if clock is None:
+            clock = clocks[tz.key] = LocalClock(tz)
         try:
-            leg = leg_from_ami(server, event, server_zone(ctx, server))
+            leg = ami_leg(server, event, clock)
         except CdrError as exc:
             log.warning("Cdr event skipped", server=server, uniqueid=event.get("UniqueID"), error=str(exc))
             return ()

@@ -3,8 +3,9 @@ call bucket. Pure (no database, no event loop), so the child process that runs i
 (:mod:`pbx_sla.ingest.parse_child`) starts without importing asyncpg or asyncio.
 
 Each good record becomes one line of COPY text in the staging table's column order
-(:data:`pbx_sla.store.calls.STAGE_COLUMNS`): the leg row of :func:`pbx_sla.domain.cdr.csv_leg_row`, then
-the caller and dialled numbers in E.164. Bad records are returned as ``(physical line, reason)``.
+(:data:`pbx_sla.store.calls.STAGE_COLUMNS`): the leg row of :func:`pbx_sla.domain.cdr.read_leg` (the
+daemon's path for AMI events too), then the caller and dialled numbers in E.164. Bad records are
+returned as ``(physical line, reason)``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,9 @@ from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 from pbx_sla.domain.calls import call_bucket
-from pbx_sla.domain.cdr import CdrError, LocalClock, csv_leg_row, row_caller
-from pbx_sla.domain.phone import normalise
+from pbx_sla.domain.cdr import CdrError, LegRow, LocalClock, read_leg
+from pbx_sla.domain.phone import e164_cache
 from pbx_sla.ingest.csv_reader import BLOCK_RECORDS, read_blocks
-
-#: distinct numbers kept normalised by the parser before its cache starts again
-E164_CACHE_SIZE = 1 << 17
 
 
 @dataclass
@@ -32,25 +30,10 @@ class StagedBatch:
     offset: int  # bytes of the file read so far
 
 
-class E164Cache(dict[str, str | None]):
-    """Number → E.164 with the catalogue's country code, memoised (callers and DIDs repeat): a lookup is
-    a plain dict access; :meth:`__missing__` normalises a number seen for the first time."""
-
-    def __init__(self, country_code: str | None) -> None:
-        super().__init__()
-        self.cc = country_code
-
-    def __missing__(self, number: str) -> str | None:
-        if len(self) >= E164_CACHE_SIZE:
-            self.clear()
-        value = self[number] = normalise(number, self.cc) if self.cc else None
-        return value
-
-
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def stage_line(leg: tuple, caller: str | None, dialled: str | None, plain: bool = False) -> str:
+def stage_line(leg: LegRow, caller: str | None, dialled: str | None, plain: bool = False) -> str:
     """A staged row as one line of COPY text data (tab-separated; the empty string stands for NULL,
     see :func:`pbx_sla.store.calls.store_staging_text`).
 
@@ -84,7 +67,7 @@ def staged_batches(
 ) -> Iterator[StagedBatch]:
     """The file's batches of about ``batch_size`` records, each as staging COPY text split into ``buckets``."""
     clock = LocalClock(tz)
-    e164 = E164Cache(country_code)
+    e164 = e164_cache(country_code)
     rows: list[list[str]] = [[] for _ in range(buckets)]
     read = 0
     rejected: list[tuple[int, str]] = []
@@ -101,12 +84,12 @@ def staged_batches(
         plain = block.plain and plain_server
         for line, fields in zip(block.lines, block.rows, strict=True):
             try:
-                leg = csv_leg_row(server, fields, clock)
+                leg = read_leg(server, fields, clock)
             except CdrError as exc:
                 rejected.append((line, str(exc)))
                 continue
-            staged = stage_line(leg, e164[row_caller(leg)], e164[leg[5]], plain)  # leg[5]: dst, the dialled number
-            rows[call_bucket(leg[2], buckets)].append(staged)  # leg[2]: the call key
+            staged = stage_line(leg, e164[leg.caller], e164[leg.dst], plain)
+            rows[call_bucket(leg.call_key, buckets)].append(staged)
         if read >= batch_size:
             yield batch()
             rows = [[] for _ in range(buckets)]

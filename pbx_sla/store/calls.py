@@ -14,13 +14,13 @@ bucket's share of a batch on its own connection under that bucket's lock alone, 
 two cores.
 
 Caller and dialled numbers are normalised to E.164 before staging (the attribution lookups compare
-E.164 strings): here with the catalogue's country code read in the same transaction, or by the import's
-parser with the country code read when the import starts.
+E.164 strings), through the process's one number cache (:func:`pbx_sla.domain.phone.e164_cache`): here
+with the catalogue's country code read in the same transaction, or by the import's parser with the
+country code read when the import starts.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,8 +29,8 @@ from typing import Any
 import asyncpg
 
 from pbx_sla.domain.calls import CALL_BUCKETS
-from pbx_sla.domain.cdr import LEG_ROW_FIELDS, CdrLeg, LegRow, leg_from_data, leg_row, row_caller
-from pbx_sla.domain.phone import normalise
+from pbx_sla.domain.cdr import LEG_ROW_FIELDS, LegRow, leg_from_data
+from pbx_sla.domain.phone import e164_cache
 
 KIND = "cdr_leg"
 #: first key of the two-key advisory locks; the second is hashtext('<server>:<bucket>')
@@ -52,9 +52,6 @@ STAGE_COLUMNS = (
     "caller_e164",
     "dialled_e164",
 )
-
-#: E.164 normalisation is pure and callers/DIDs repeat a lot: cache it
-_normalise = functools.lru_cache(maxsize=1 << 16)(normalise)
 
 
 @dataclass(frozen=True)
@@ -84,13 +81,8 @@ async def _store_staged(conn: asyncpg.Connection, source: str, rows: int, fresh:
     return StoreResult(inserted, rows - inserted)
 
 
-async def store_legs(conn: asyncpg.Connection, legs: Sequence[CdrLeg], source: str) -> StoreResult:
-    """Store legs and bring their calls and the usage rollup up to date (see :func:`store_rows`)."""
-    return await store_rows(conn, [leg_row(leg) for leg in legs], source)
-
-
 async def store_rows(conn: asyncpg.Connection, rows: Sequence[LegRow], source: str) -> StoreResult:
-    """Store leg rows (:data:`pbx_sla.domain.cdr.LEG_ROW_FIELDS`) and bring their calls and the usage
+    """Store legs (:class:`~pbx_sla.domain.cdr.LegRow`) and bring their calls and the usage
     rollup up to date; runs in the caller's transaction (a savepoint of it), under every bucket lock
     of the rows' servers. The same leg twice, in the batch or already stored, is stored once."""
     if not rows:
@@ -99,11 +91,8 @@ async def store_rows(conn: asyncpg.Connection, rows: Sequence[LegRow], source: s
     async with conn.transaction():
         await lock_calls(conn, servers)
         await _prepare_stage(conn, servers)
-        cc = await conn.fetchval("SELECT country_code FROM catalogue_settings")
-        if cc:
-            staged = [(*row, _normalise(row_caller(row), cc), _normalise(row[5], cc)) for row in rows]
-        else:
-            staged = [(*row, None, None) for row in rows]
+        e164 = e164_cache(await conn.fetchval("SELECT country_code FROM catalogue_settings"))
+        staged = [(*row, e164[row.caller], e164[row.dst]) for row in rows]
         await conn.copy_records_to_table("cdr_legs_stage", records=staged, columns=STAGE_COLUMNS)
         return await _store_staged(conn, source, len(rows))
 
@@ -141,7 +130,8 @@ async def store_staging_text(
 
 
 class CdrLegSink:
-    """Sink for ``cdr_leg`` records (:func:`pbx_sla.domain.cdr.leg_to_data` dicts)."""
+    """Sink for ``cdr_leg`` records (:func:`pbx_sla.domain.cdr.leg_to_data` dicts of
+    :class:`~pbx_sla.domain.cdr.LegRow`)."""
 
     kind = KIND
 
@@ -151,11 +141,8 @@ class CdrLegSink:
     async def write(self, conn: asyncpg.Connection, items: Sequence[Mapping[str, Any]]) -> None:
         await self.write_legs(conn, [leg_from_data(item) for item in items])
 
-    async def write_legs(self, conn: asyncpg.Connection, legs: Sequence[CdrLeg]) -> StoreResult:
-        return await store_legs(conn, legs, self.source)
-
-    async def write_rows(self, conn: asyncpg.Connection, rows: Sequence[LegRow]) -> StoreResult:
-        return await store_rows(conn, rows, self.source)
+    async def write_legs(self, conn: asyncpg.Connection, legs: Sequence[LegRow]) -> StoreResult:
+        return await store_rows(conn, legs, self.source)
 
 
 async def reattribute_unattributed(conn: asyncpg.Connection) -> int:

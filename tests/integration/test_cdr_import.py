@@ -1,5 +1,6 @@
 """``cdr import`` and the leg/call store against a real PostgreSQL: bad rows reported by physical line,
-good rows kept, idempotent re-import, AMI+CSV overlap, SQL calls equal to the pure domain's."""
+good rows kept, idempotent re-import, AMI+CSV overlap, stored calls equal to the definitions computed
+independently (tests/calls_model.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
+from calls_model import Directory, build_calls
 
 from pbx_sla import cli
-from pbx_sla.domain.calls import Directory, build_calls
-from pbx_sla.domain.cdr import leg_from_csv, leg_row, leg_to_data, row_caller
+from pbx_sla.domain.cdr import LegRow, LocalClock, leg_to_data, read_leg
 from pbx_sla.domain.phone import normalise
 from pbx_sla.features import calls as feature
 from pbx_sla.ingest.staging import stage_line
@@ -79,6 +80,11 @@ def directory() -> Directory:
         country_code="420",
         trunks=frozenset({"trunk-a"}),
     )
+
+
+def csv_leg(server: str, row: list[str], tz: ZoneInfo = PRAGUE) -> LegRow:
+    """A Master.csv row read as ``cdr import`` reads it."""
+    return read_leg(server, row, LocalClock(tz))
 
 
 def csv_line(fields: list[str]) -> str:
@@ -250,11 +256,8 @@ async def test_ami_and_csv_overlap_counts_each_leg_once(db, db_dsn, tmp_path, ca
 
 async def _write_staged(db: asyncpg.Connection, legs: list, fresh: bool) -> StoreResult:
     """The import's write path: legs as staging COPY text, one transaction (all call buckets)."""
-    rows = [leg_row(leg) for leg in legs]
-    data = "".join(
-        stage_line(row, normalise(row_caller(row), "420"), normalise(row[5], "420")) for row in rows
-    ).encode()
-    return await store_staging_text(db, "pbx1", None, data, len(rows), fresh=fresh)
+    data = "".join(stage_line(leg, normalise(leg.caller, "420"), normalise(leg.dst, "420")) for leg in legs).encode()
+    return await store_staging_text(db, "pbx1", None, data, len(legs), fresh=fresh)
 
 
 @pytest.mark.parametrize("path", ["ami sink", "staged, fresh", "staged, general"])
@@ -279,7 +282,7 @@ async def test_stored_calls_equal_the_domain_whatever_the_batches(db, path):
                     chan=rnd.choice(["PJSIP/trunk-a-0000001", "PJSIP/phone1-0000002"]),
                 )
             )
-    legs = [leg_from_csv("pbx1", r, PRAGUE) for r in text_rows]
+    legs = [csv_leg("pbx1", r, PRAGUE) for r in text_rows]
     expected = build_calls(legs, directory(), PRAGUE)
     shuffled = list(legs)
     rnd.shuffle(shuffled)
@@ -332,9 +335,7 @@ async def test_a_fresh_batch_with_a_stored_leg_falls_back_to_the_general_stateme
     rolled back with its subtransaction), and a leg already stored sends the batch to the general
     statement, which stores the others once and none twice."""
     await seed_catalogue(db)
-    legs = [
-        leg_from_csv("pbx1", fields(T0 + timedelta(minutes=i), uid=f"{i}.1", linked=f"{i}.1"), PRAGUE) for i in range(6)
-    ]
+    legs = [csv_leg("pbx1", fields(T0 + timedelta(minutes=i), uid=f"{i}.1", linked=f"{i}.1"), PRAGUE) for i in range(6)]
     assert await _write_staged(db, legs[:1], fresh=True) == StoreResult(1, 0)
 
     async def inserted_in(transaction_of: list, fresh: bool) -> tuple[StoreResult, int]:
@@ -387,9 +388,7 @@ async def test_only_catalogue_trunks_decide_direction(db):
     out_call = fields(T0, uid="2.1", linked="2.1", chan="PJSIP/agent1-00000003")
     out_call[6] = "PJSIP/trunk-a-00000004"
     async with db.transaction():
-        await CdrLegSink("csv").write(
-            db, [leg_to_data(leg_from_csv("pbx1", r, PRAGUE)) for r in (queue_call, out_call)]
-        )
+        await CdrLegSink("csv").write(db, [leg_to_data(csv_leg("pbx1", r, PRAGUE)) for r in (queue_call, out_call)])
     got = {r["call_key"]: (r["direction"], r["trunk"]) for r in await db.fetch("SELECT * FROM calls")}
     assert got == {"1.1": ("internal", None), "2.1": ("outbound", "trunk-a")}
 
@@ -500,7 +499,7 @@ async def test_two_connection_import_with_live_ami_writes_and_a_crash_is_exact(d
     expected = await _nonzero_snapshot(db)
     await db.execute("TRUNCATE cdr_legs, calls, usage_daily")
 
-    ami_legs = [leg_from_csv("pbx1", p, PRAGUE) for p in parsed if rnd.random() < 0.5]
+    ami_legs = [csv_leg("pbx1", p, PRAGUE) for p in parsed if rnd.random() < 0.5]
     rnd.shuffle(ami_legs)
     second = await asyncpg.connect(db_dsn)
     ami_conn = await asyncpg.connect(db_dsn)

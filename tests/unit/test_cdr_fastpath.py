@@ -1,11 +1,13 @@
-"""The import fast path (``csv_leg_row`` with its per-hour ``LocalClock`` cache) gives exactly what the
-reference path gives (``leg_row(leg_from_csv(...))``): same rows, same errors, including around DST changes
-and in zones whose offset changes at odd minutes."""
+"""The leg path's shortcuts (``LocalClock``'s per-hour cache, digit and disposition shortcuts) give what
+the general path gives, and the times are the ones the fold rule defines, computed here independently with
+``zoneinfo``: same rows, same errors, including around DST changes and in zones whose offset changes at odd
+minutes."""
 
 from __future__ import annotations
 
 import random
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,21 +15,42 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pbx_sla.domain.cdr import CdrError, LocalClock, csv_leg_row, endpoint, leg_from_csv, leg_row
+from pbx_sla.domain.cdr import CdrError, LocalClock, endpoint, read_leg
 
 ZONES = ["Europe/Prague", "Australia/Lord_Howe", "America/St_Johns", "UTC", "Asia/Kathmandu"]
 
 
+class UncachedClock(LocalClock):
+    """Every time through ``zoneinfo`` (the general path): caches no hour."""
+
+    MAX_HOURS = 0
+
+
+def readings(text: str, tz: ZoneInfo) -> tuple[int, int]:
+    naive = datetime(*(int(part) for part in re.split("[- :]", text.strip())))  # int() reads any Unicode digit
+    return tuple(int(naive.replace(tzinfo=tz, fold=f).timestamp()) for f in (0, 1))  # type: ignore[return-value]
+
+
+def expected_times(row: list[str], tz: ZoneInfo) -> tuple[int, int | None, int]:
+    """start: fold 0; end: the reading nearest start + duration; answer: nearest end - billsec (fold 0 on ties)."""
+    start = readings(row[9], tz)[0]
+    end = min(readings(row[11], tz), key=lambda t: abs(t - start - int(row[12])))
+    answer = None if not row[10] else min(readings(row[10], tz), key=lambda t: abs(end - t - int(row[13])))
+    return start, answer, end
+
+
 def reference(server: str, row: list[str], tz: ZoneInfo):
     try:
-        return leg_row(leg_from_csv(server, row, tz))
+        leg = read_leg(server, row, UncachedClock(tz))
     except CdrError as exc:
         return ("error", str(exc))
+    assert (leg.start, leg.answer, leg.end) == expected_times(row, tz), row
+    return leg
 
 
 def fast(server: str, row: list[str], clock: LocalClock):
     try:
-        return csv_leg_row(server, row, clock)
+        return read_leg(server, row, clock)
     except CdrError as exc:
         return ("error", str(exc))
 
@@ -106,8 +129,8 @@ def test_call_key_without_ids_is_the_leg_fingerprint():
     tz = ZoneInfo("UTC")
     row = ["", "1", "2", "c", "x", "PJSIP/t-1", "", "Dial", "", "2026-03-10 09:00:00", "", "2026-03-10 09:00:10"]
     row += ["10", "0", "FAILED", "DOCUMENTATION"]
-    got = csv_leg_row("s", row, LocalClock(tz))
-    assert got[2] == f"leg:{leg_from_csv('s', row, tz).fingerprint}"
+    got = read_leg("s", row, LocalClock(tz))
+    assert got.call_key == f"leg:{uuid.UUID(hex=got.fingerprint)}"
 
 
 @settings(max_examples=500, deadline=None)

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pbx_sla.domain.cdr import CdrError, leg_from_csv, leg_row
+from pbx_sla.domain.cdr import CdrError, LocalClock, read_leg
 from pbx_sla.domain.phone import normalise
 from pbx_sla.ingest.staging import staged_batches
 from pbx_sla.store.calls import STAGE_COLUMNS
@@ -71,7 +71,7 @@ def test_staged_lines_unescape_to_the_leg_rows(seed, n, crlf, batch):
     expected = []
     for r in rows:
         try:
-            leg = leg_row(leg_from_csv("pbx1", r, PRAGUE))
+            leg = read_leg("pbx1", r, LocalClock(PRAGUE))
         except CdrError:
             continue
         caller, dialled = normalise(leg[4] or leg[7], "420"), normalise(leg[5], "420")
