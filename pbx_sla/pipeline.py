@@ -1,9 +1,16 @@
 """The contracts between collectors and storage, shared by the daemon and the batch commands.
 
-Wazo's call-logd chain, made explicit: a collector (AMI connection, CSV reader) hands each raw event
-to pure *handlers* that turn it into :class:`Record` values; the durable writer batches records by
-``kind`` and hands each batch to the *sink* of that kind, which stores it idempotently. The daemon
-and ``cdr import`` build the same chain.
+Wazo's call-logd chain, made explicit, in three jobs: *collecting* (a collector, the AMI connection,
+hands each raw event on), *interpreting* (pure handlers turn it into :class:`Record` values), *storing*
+(the durable writer batches records by ``kind`` and hands each batch to the *sink* of that kind, which
+stores it idempotently).
+
+The daemon runs this chain. ``cdr import`` shares its interpreting and storing code for CDR legs but
+not the Record/writer transport: its collector is the file reader (:mod:`pbx_sla.ingest.csv_reader`), it
+interprets each record with the same :func:`pbx_sla.domain.cdr.read_leg` as the daemon's ``Cdr``
+handler, and stores batches through the same staging table and SQL statement as the daemon's sink
+(:mod:`pbx_sla.store.calls`), as COPY text on two connections. It needs no spool: the file is its own
+durable source, and running the import again completes an interrupted one.
 """
 
 from __future__ import annotations

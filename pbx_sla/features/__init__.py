@@ -6,7 +6,8 @@ Each feature module (``trunks``, ``calls``, ``support``) exposes::
     def sinks(ctx: ServiceContext) -> Sequence[Sink]                         # storage for its Record kinds
     async def start(ctx: ServiceContext) -> Sequence[asyncio.Task]           # optional: servers it runs
 
-The daemon (:mod:`pbx_sla.service`) and the batch commands build the same chain from these.
+The daemon (:mod:`pbx_sla.service`) builds its chain from these (:mod:`pbx_sla.pipeline`); ``cdr import``
+reuses the calls feature's interpreting and storing code directly (see there).
 """
 
 from __future__ import annotations
