@@ -1,9 +1,10 @@
 """What makes legs one call, and how calls are spread over writers.
 
 A call is all legs of one server with the same :func:`call_key`. Everything else about a call (its
-disposition, day, billable seconds, tenant, direction) is computed in SQL from all of its legs, by the
-one statement that stores legs (``cdr_store_stage``, sql/repeatable/; docs/calls.md, "Definitions", says where), so that
-a call is always computed from every leg stored, whichever writer stored them. Pure.
+disposition, day, billable seconds, tenant, direction) is computed in SQL from all of its legs
+(sql/repeatable/calls_compute_sql.sql, run by the one statement that stores legs, ``cdr_store_stage``;
+docs/calls.md, "Definitions", says where), so that a call is always computed from every leg stored,
+whichever writer stored them. Pure.
 """
 
 from __future__ import annotations
