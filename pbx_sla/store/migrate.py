@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -48,10 +48,9 @@ PRE_SQUASH = (
 
 
 @dataclass(frozen=True)
-class Migration:
-    """A versioned file: applied once."""
+class SqlFile:
+    """One file of SQL, identified by its name and checksummed."""
 
-    version: int
     name: str
     path: Path | Traversable
     sql: str
@@ -62,16 +61,14 @@ class Migration:
 
 
 @dataclass(frozen=True)
-class Repeatable:
-    """A repeatable file (functions, views): re-applied when any of them changes."""
+class Migration(SqlFile):
+    """A versioned file: applied once."""
 
-    name: str
-    path: Path | Traversable
-    sql: str
+    version: int = field(kw_only=True)
 
-    @property
-    def checksum(self) -> str:
-        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+class Repeatable(SqlFile):
+    """A repeatable file (functions, views): all are re-applied when any of them changes."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +106,7 @@ def discover(directory: Path | Traversable | None = None) -> list[Migration]:
         version = int(m.group(1))
         if version in found:
             raise ConfigError(f"{path}: version {version} also used by {found[version].path.name}")
-        found[version] = Migration(version, m.group(2), path, path.read_text(encoding="utf-8"))
+        found[version] = Migration(m.group(2), path, path.read_text(encoding="utf-8"), version=version)
     return [found[v] for v in sorted(found)]
 
 
