@@ -56,13 +56,33 @@ class ConnectionLost(PbxSlaError, ConnectionError):
 def parse_message(block: str) -> dict[str, str]:
     """One AMI message (``Key: Value`` lines) → a dict; lines without ``": "`` are ignored.
 
-    A repeated header keeps its first value (AMI repeats only ``ChanVariable``-style headers, which
-    pbx-sla does not read). Raises nothing.
+    A repeated header keeps its first value. Channel variables (manager.conf ``channelvars``), which AMI
+    sends as repeated ``ChanVariable: NAME=value`` lines (``DestChanVariable`` for a second channel),
+    become one key each: ``ChanVariable(NAME)`` → value. Raises nothing.
     """
     headers: dict[str, str] = {}
+    if "ChanVariable" in block:
+        return _parse_with_variables(block)
     for line in block.split("\r\n"):
         key, sep, value = line.partition(": ")
         if sep and key not in headers:
+            headers[key] = value
+    return headers
+
+
+def _parse_with_variables(block: str) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for line in block.split("\r\n"):
+        key, sep, value = line.partition(": ")
+        if not sep:
+            continue
+        if key.endswith("ChanVariable") or (key.startswith(("ChanVariable(", "DestChanVariable(")) and key[-1] == ")"):
+            # Asterisk 12+: ``ChanVariable: NAME=value``; 1.8-11 wrote ``ChanVariable(channel): NAME=value``
+            name, eq, var_value = value.partition("=")
+            if eq:
+                key = f"{key.partition('(')[0]}({name.strip()})"
+                value = var_value
+        if key not in headers:
             headers[key] = value
     return headers
 

@@ -1,0 +1,354 @@
+"""Voice quality of call legs: Asterisk's RTP statistics parsed, MOS by the E-model, figures per group.
+
+Pure: strings and numbers in, numbers out. docs/qos.md is the user-facing description; this module is
+where each figure is computed.
+
+**What Asterisk gives** (measured on Asterisk 22.10): at hangup every RTP channel gets ``RTPAUDIOQOS``
+(``ssrc=…;themssrc=…;lp=…;rxjitter=…;rxcount=…;txjitter=…;txcount=…;rlp=…;rtt=…;rxmes=…;txmes=…``) and
+``RTPAUDIOQOSJITTER/LOSS/RTT/MES`` (``minrxjitter=000.002250;…``, keys sometimes padded with spaces).
+The label trap: in ``RTPAUDIOQOS``
+
+* ``rxcount``, ``lp`` and ``txjitter``/``txmes`` are Asterisk's *own* measurement of the stream it
+  **received** on the channel (packets, lost packets, RFC 3550 jitter at hangup, MES);
+* ``rxjitter``, ``rlp``, ``rtt`` and ``rxmes`` are what the **far end reported** over RTCP about the
+  stream Asterisk sent. A peer that sends no RTCP leaves them at zero: "no data", never "perfect".
+
+In ``RTPAUDIOQOSJITTER`` the ``*rxjitter`` keys are the local (received) side, ``*txjitter`` the
+reported one. Jitter is in **seconds** in these variables; ``RTCPSent``/``RTCPReceived`` events carry it
+in RTP timestamp units (1/8000 s for G.711): :func:`jitter_units_to_ms`.
+
+**A leg's figures** (:class:`LegQuality`): packets received, lost (``lp``), jitter at hangup (the RFC 3550
+estimate over the last packets; ``txjitter``) and the highest estimate sampled at each RTCP report
+(``maxrxjitter``), far-end round-trip time only when the far end sent RTCP (``rtt`` > 0). A leg that
+received no packet is not measured. Asterisk's ``avgrxjitter`` is kept but not used: it averages samples
+taken from the first packets on, while the estimator still climbs from 0 (an 8 s call with a steady
+20 ms jitter reads 18.75 ms).
+
+**MOS** (:func:`mos`): ITU-T G.107 E-model, simplified for random loss, codec values from G.113 App. I.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from fractions import Fraction
+from typing import Any
+
+from pbx_sla.domain.cdr import endpoint
+from pbx_sla.domain.events import ParseError, parse_timestamp
+from pbx_sla.errors import PbxSlaError
+
+#: the channel variables pbx-sla reads (manager.conf ``channelvars``)
+QOS_VARIABLES = ("RTPAUDIOQOS", "RTPAUDIOQOSJITTER", "RTPAUDIOQOSLOSS", "RTPAUDIOQOSRTT", "RTPAUDIOQOSMES")
+
+#: MOS below this makes a leg "poor" unless the catalogue says otherwise (R < 70: "some users dissatisfied")
+DEFAULT_POOR_MOS = 3.6
+#: packetisation assumed for the E-model's delay when nothing else is known (Asterisk's default for G.711)
+DEFAULT_PTIME_MS = 20.0
+
+
+class QosParseError(PbxSlaError, ValueError):
+    """A QoS variable is malformed; the message names the variable and the field."""
+
+
+# -- parsing ------------------------------------------------------------------------------------------
+
+
+def parse_fields(variable: str, text: str) -> dict[str, float]:
+    """``key=value;key=value;…`` → floats, keys lower-cased and stripped (Asterisk pads some with spaces).
+
+    Empty text (a channel that never had RTP) gives ``{}``. A value that is not a number raises
+    :class:`QosParseError` naming the variable and the key.
+    """
+    out: dict[str, float] = {}
+    for part in text.split(";"):
+        key, sep, value = part.partition("=")
+        key = key.strip().lower()
+        if not key:
+            continue
+        if not sep:
+            raise QosParseError(f"{variable}: field {key!r} has no value")
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise QosParseError(f"{variable}: field {key!r} is not a number: {value.strip()!r}") from None
+        if not math.isfinite(number) or number < 0:
+            raise QosParseError(f"{variable}: field {key!r} is out of range: {value.strip()!r}")
+        out[key] = number
+    return out
+
+
+def jitter_units_to_ms(units: float, clock_rate: int = 8000) -> float:
+    """RTCP report jitter (RTP timestamp units) → ms; ``RTCPSent``/``RTCPReceived`` use these units."""
+    return units * 1000 / clock_rate
+
+
+def _seconds_to_ms(value: float | None) -> float | None:
+    return None if value is None else value * 1000
+
+
+@dataclass(frozen=True)
+class LegQuality:
+    """One leg's voice quality as Asterisk measured it at hangup (see the module docstring for sources).
+
+    Jitter and RTT in milliseconds. Far-end figures are None when the far end sent no RTCP report.
+    """
+
+    received: int
+    lost: int
+    sent: int = 0
+    jitter_ms: float | None = None
+    jitter_max_ms: float | None = None
+    jitter_avg_ms: float | None = None
+    far_lost: int | None = None
+    far_jitter_ms: float | None = None
+    rtt_ms: float | None = None
+    rtt_max_ms: float | None = None
+    asterisk_mes: float | None = None
+
+    @property
+    def measured(self) -> bool:
+        """Asterisk received media on this leg (otherwise it measured nothing)."""
+        return self.received > 0
+
+    @property
+    def far_end_reported(self) -> bool:
+        return self.rtt_ms is not None
+
+    @property
+    def loss_percent(self) -> float:
+        total = self.received + self.lost
+        return 100.0 * self.lost / total if total else 0.0
+
+
+def _int(value: float | None) -> int:
+    return 0 if value is None else round(value)
+
+
+def _positive(value: float | None) -> float | None:
+    return value if value is not None and value > 0 else None
+
+
+def leg_quality(variables: Mapping[str, str]) -> LegQuality | None:
+    """The leg's quality from its ``RTPAUDIOQOS*`` variables (name → raw value; names in any case).
+
+    None when ``RTPAUDIOQOS`` is absent or empty (no RTP on this channel). Raises QosParseError on a
+    malformed value.
+    """
+    upper = {k.upper(): v for k, v in variables.items()}
+    main = parse_fields("RTPAUDIOQOS", upper.get("RTPAUDIOQOS") or "")
+    if not main:
+        return None
+    jitter = parse_fields("RTPAUDIOQOSJITTER", upper.get("RTPAUDIOQOSJITTER") or "")
+    rtt = parse_fields("RTPAUDIOQOSRTT", upper.get("RTPAUDIOQOSRTT") or "")
+    received = _int(main.get("rxcount"))
+    # a channel that received nothing has no loss of its own (Asterisk sometimes says lp=1 there)
+    lost = _int(main.get("lp")) if received else 0
+    rtt_s = _positive(main.get("rtt")) or _positive(rtt.get("avgrtt"))
+    reported = rtt_s is not None
+    own_jitter = main.get("txjitter")
+    return LegQuality(
+        received=received,
+        lost=lost,
+        sent=_int(main.get("txcount")),
+        jitter_ms=_seconds_to_ms(own_jitter) if received else None,
+        jitter_max_ms=_seconds_to_ms(max(jitter.get("maxrxjitter", 0.0), own_jitter or 0.0)) if received else None,
+        jitter_avg_ms=_seconds_to_ms(jitter.get("avgrxjitter")) if received else None,
+        far_lost=_int(main.get("rlp")) if reported else None,
+        far_jitter_ms=_seconds_to_ms(main.get("rxjitter")) if reported else None,
+        rtt_ms=_seconds_to_ms(rtt_s),
+        rtt_max_ms=_seconds_to_ms(_positive(rtt.get("maxrtt"))) if reported else None,
+        asterisk_mes=main.get("txmes") if received else None,
+    )
+
+
+def chan_variables(event: Mapping[str, str]) -> dict[str, str]:
+    """The ``ChanVariable(NAME)`` entries of a parsed AMI event (see pbx_sla.ami.connection) as NAME → value."""
+    out: dict[str, str] = {}
+    for key, value in event.items():
+        if key.startswith("ChanVariable(") and key.endswith(")"):
+            out[key[13:-1]] = value
+    return out
+
+
+# -- E-model ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Codec:
+    """Equipment impairment ``ie`` and packet-loss robustness ``bpl`` (ITU-T G.113 Appendix I)."""
+
+    name: str
+    ie: float
+    bpl: float
+
+
+#: G.113 App. I values for random loss; Asterisk format names map onto them (``ulaw``/``alaw``: G.711 with
+#: packet loss concealment, as Asterisk's jitter buffer / PLC or the phones apply it)
+CODECS: dict[str, Codec] = {
+    "g711": Codec("G.711 (PLC)", 0.0, 25.1),
+    "g711-noplc": Codec("G.711 (no PLC)", 0.0, 4.3),
+    "g729": Codec("G.729A + VAD", 11.0, 19.0),
+    "g723": Codec("G.723.1 + VAD 6.3 kbit/s", 15.0, 16.1),
+    "gsm-efr": Codec("GSM-EFR", 5.0, 10.0),
+}
+_ALIASES = {"ulaw": "g711", "alaw": "g711", "pcmu": "g711", "pcma": "g711", "g729a": "g729", "g7231": "g723"}
+
+
+def codec(name: str | None) -> Codec:
+    """The E-model values for an Asterisk format name (None or unknown → G.711 with PLC)."""
+    key = (name or "g711").strip().lower().replace(".", "")
+    return CODECS.get(_ALIASES.get(key, key), CODECS["g711"])
+
+
+def r_factor(loss_percent: float, jitter_ms: float, rtt_ms: float = 0.0, *, ptime_ms: float = DEFAULT_PTIME_MS,
+             codec_values: Codec | None = None) -> float:  # fmt: skip
+    """G.107 simplified: d = RTT/2 + 2·J + ptime; Id = 0.024·d + 0.11·(d - 177.3)·H(d - 177.3);
+    Ie_eff = Ie + (95 - Ie)·Ppl/(Ppl + Bpl); R = 93.2 - Id - Ie_eff."""
+    c = codec_values or CODECS["g711"]
+    d = rtt_ms / 2 + 2 * jitter_ms + ptime_ms
+    i_d = 0.024 * d + (0.11 * (d - 177.3) if d > 177.3 else 0.0)
+    ppl = max(0.0, loss_percent)
+    ie_eff = c.ie + (95 - c.ie) * ppl / (ppl + c.bpl) if ppl + c.bpl > 0 else c.ie
+    return 93.2 - i_d - ie_eff
+
+
+def r_to_mos(r: float) -> float:
+    """G.107 Annex B: MOS = 1 + 0.035·R + 7·10⁻⁶·R·(R - 60)·(100 - R), clamped to 1..4.5."""
+    if r <= 0:
+        return 1.0
+    if r >= 100:
+        return 4.5
+    return min(4.5, max(1.0, 1 + 0.035 * r + 7e-6 * r * (r - 60) * (100 - r)))
+
+
+def mos(loss_percent: float, jitter_ms: float, rtt_ms: float = 0.0, *, ptime_ms: float = DEFAULT_PTIME_MS,
+        codec_values: Codec | None = None) -> float:  # fmt: skip
+    """MOS of a leg from its loss (%), jitter and round-trip time (ms); see :func:`r_factor`."""
+    return r_to_mos(r_factor(loss_percent, jitter_ms, rtt_ms, ptime_ms=ptime_ms, codec_values=codec_values))
+
+
+def leg_mos(leg: LegQuality, codec_values: Codec | None = None, ptime_ms: float = DEFAULT_PTIME_MS) -> float | None:
+    """The leg's MOS; None when it was not measured. Without a far-end report RTT counts as 0 (docs/qos.md)."""
+    if not leg.measured:
+        return None
+    return mos(leg.loss_percent, leg.jitter_ms or 0.0, leg.rtt_ms or 0.0, ptime_ms=ptime_ms,
+               codec_values=codec_values)  # fmt: skip
+
+
+# -- figures of a group of legs (a trunk, a tenant) --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MeasuredLeg:
+    """What aggregation needs of one measured leg (a stored row)."""
+
+    received: int
+    lost: int
+    jitter_ms: float
+    jitter_max_ms: float
+    rtt_ms: float | None
+    mos: float
+
+
+def nearest_rank(values: Sequence[float], percentile: float = 0.95) -> float | None:
+    """The ⌈p·n⌉-th smallest of n values (spec.md's p95); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(Fraction(str(percentile)) * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass(frozen=True)
+class QosFigures:
+    """spec.md's ``qos`` figures of one trunk or tenant; a figure without data is None."""
+
+    legs_measured: int
+    packets_received: int
+    packets_lost: int
+    loss_ratio: float | None
+    jitter_ms_mean: float | None
+    jitter_ms_p95: float | None
+    rtt_ms_p95: float | None
+    rtt_coverage: float | None
+    mos_mean: float | None
+    poor_calls: int
+    poor_ratio: float | None
+
+    def metric(self, name: str) -> float | None:
+        """The figure a ``qos_…`` target or credit rule names (see :data:`QOS_METRICS`)."""
+        return getattr(self, QOS_METRICS[name])
+
+
+#: target / credit metric name → figure; a ``max`` metric breaches above its target, ``min`` below
+QOS_METRICS: dict[str, str] = {
+    "qos_loss": "loss_ratio",
+    "qos_jitter_ms": "jitter_ms_mean",
+    "qos_rtt_ms": "rtt_ms_p95",
+    "qos_mos": "mos_mean",
+    "qos_poor_ratio": "poor_ratio",
+}
+QOS_HIGHER_IS_BETTER = frozenset({"qos_mos"})
+
+
+def figures(legs: Iterable[MeasuredLeg], poor_mos: float = DEFAULT_POOR_MOS) -> QosFigures:
+    """Aggregate measured legs: loss from summed packets, packet-weighted mean jitter, p95 of per-leg
+    maximum jitter, RTT p95 over legs with far-end reports (and that share), mean MOS, poor legs."""
+    items = list(legs)
+    n = len(items)
+    received = sum(leg.received for leg in items)
+    lost = sum(leg.lost for leg in items)
+    total = received + lost
+    rtts = [leg.rtt_ms for leg in items if leg.rtt_ms is not None]
+    poor = sum(1 for leg in items if leg.mos < poor_mos)
+    return QosFigures(
+        legs_measured=n,
+        packets_received=received,
+        packets_lost=lost,
+        loss_ratio=lost / total if total else None,
+        jitter_ms_mean=sum(leg.jitter_ms * leg.received for leg in items) / received if received else None,
+        jitter_ms_p95=nearest_rank([leg.jitter_max_ms for leg in items]),
+        rtt_ms_p95=nearest_rank(rtts),
+        rtt_coverage=len(rtts) / n if n else None,
+        mos_mean=sum(leg.mos for leg in items) / n if n else None,
+        poor_calls=poor,
+        poor_ratio=poor / n if n else None,
+    )
+
+
+# -- the Hangup event → a ``qos_leg`` record ----------------------------------------------------------------
+
+KIND = "qos_leg"
+HANGUP = "Hangup"
+
+
+def hangup_record(server: str, event: Mapping[str, str]) -> dict[str, Any] | None:
+    """A ``Hangup`` event's leg quality as a ``qos_leg`` record's data; None when the channel had no RTP
+    (or the event carries no QoS variables). Raises ParseError / QosParseError naming the field at fault."""
+    variables = chan_variables(event)
+    if "RTPAUDIOQOS" not in variables:
+        return None
+    leg = leg_quality(variables)
+    if leg is None:
+        return None
+    uniqueid = (event.get("Uniqueid") or event.get("UniqueID") or "").strip()
+    if not uniqueid:
+        raise ParseError(HANGUP, "Uniqueid", "is missing or empty")
+    channel = (event.get("Channel") or "").strip()
+    return {
+        "server": server,
+        "uniqueid": uniqueid,
+        "linkedid": (event.get("Linkedid") or event.get("LinkedID") or "").strip() or None,
+        "channel": channel,
+        "endpoint": endpoint(channel),
+        "at": parse_timestamp(event, HANGUP).isoformat(),
+        "codec": (variables.get("CHANNEL(audionativeformat)") or "").strip() or None,
+        **asdict(leg),
+    }
+
+
+def leg_from_record(data: Mapping[str, Any]) -> LegQuality:
+    """The inverse of the leg part of :func:`hangup_record` (stored rows, spooled records)."""
+    return LegQuality(**{f.name: data.get(f.name) for f in fields(LegQuality) if f.name in data})
