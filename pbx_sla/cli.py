@@ -34,6 +34,7 @@ HANDLERS: dict[tuple[str, ...], str] = {
     ("trunks",): "trunks:trunks",
     ("usage",): "usage:usage",
     ("sla",): "sla:sla",
+    ("qos",): "qos:qos",
 }
 
 
@@ -117,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
         _period(p)
         p.add_argument("--tenant", metavar="ID", help="only this tenant")
         _format(p)
+
+    qos = add(sub, "qos", "voice quality (loss, jitter, round-trip time, MOS) per trunk and tenant")
+    _period(qos)
+    only = qos.add_mutually_exclusive_group()
+    only.add_argument("--trunk", metavar="NAME", help="only this trunk (NAME or SERVER/NAME)")
+    only.add_argument("--tenant", metavar="ID", help="only this tenant")
+    _format(qos)
     return parser
 
 

@@ -17,7 +17,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -74,6 +74,8 @@ class Daemon:
         self.writer: DurableWriter | None = None
         self.status_path = settings.data_dir / STATUS_FILE
         self.state = "starting"
+        #: feature name → its ``status(ctx)`` (optional part of the feature contract)
+        self.feature_status: dict[str, Callable[[], dict[str, Any]]] = {}
 
     def snapshot(self) -> dict[str, Any]:
         writer = self.writer
@@ -87,6 +89,7 @@ class Daemon:
             "status_interval": STATUS_INTERVAL,
             "data_dir": str(self.settings.data_dir),
             "servers": [c.status.as_dict() for c in self.collectors],
+            "features": {name: report() for name, report in self.feature_status.items()},
             "writer": {
                 "memory": backlog.memory if backlog else 0,
                 "spooled": backlog.spooled if backlog else 0,
@@ -160,6 +163,11 @@ class Daemon:
         except (ImportError, ConfigError, ValueError) as exc:
             log.error("daemon cannot start: a feature module is broken", error=f"{type(exc).__name__}: {exc}")
             return 2
+        self.feature_status = {
+            module.__name__.rpartition(".")[2]: functools.partial(module.status, ctx)
+            for module in modules
+            if callable(getattr(module, "status", None))
+        }
         hooks = [
             functools.partial(module.on_login, ctx) for module in modules if callable(getattr(module, "on_login", None))
         ]

@@ -82,6 +82,18 @@ async def trunk_states(settings: Settings) -> tuple[list[dict[str, Any]], str | 
     return [dict(r) for r in rows], None
 
 
+def qos_warnings(snapshot: dict[str, Any]) -> list[str]:
+    """Servers whose Hangup events carry no RTPAUDIOQOS variable: manager.conf lacks ``channelvars``."""
+    per_server = (snapshot.get("features") or {}).get("qos") or {}
+    return [
+        f"{server}: {c.get('hangups', 0)} Hangup events without RTPAUDIOQOS: voice quality is not collected; "
+        "set channelvars = RTPAUDIOQOS,RTPAUDIOQOSJITTER,RTPAUDIOQOSLOSS,RTPAUDIOQOSRTT,RTPAUDIOQOSMES "
+        "in manager.conf [general] (docs/qos.md)"
+        for server, c in sorted(per_server.items())
+        if c.get("hangups", 0) > 0 and c.get("hangups_with_qos", 0) == 0
+    ]
+
+
 async def status(args: argparse.Namespace, settings: Settings) -> int:
     daemon = read_daemon_status(settings.data_dir / STATUS_FILE)
     snap = daemon.pop("snapshot") or {}
@@ -118,6 +130,7 @@ async def status(args: argparse.Namespace, settings: Settings) -> int:
             "dead_letters": writer.get("dead_letters", 0),
             "database": writer.get("database", "unknown"),
         },
+        "warnings": qos_warnings(snap) if daemon["running"] else [],
     }
     if args.format == "json":
         print(to_json(report))
@@ -153,4 +166,6 @@ async def status(args: argparse.Namespace, settings: Settings) -> int:
         f"Write backlog: {b['memory']} in memory, {b['spooled']} spooled to disk, "
         f"{b['dead_letters']} dead letters; database {b['database']}"
     )
+    for warning in report["warnings"]:
+        print(f"WARNING: {warning}")
     return 0

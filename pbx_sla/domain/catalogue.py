@@ -24,11 +24,18 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
 
+from pbx_sla.domain.qos import QosTargets
+
 OutOfHoursAction = Literal["closed", "voicemail", "queue"]
-CreditMetric = Literal["availability", "service_level"]
+CreditMetric = Literal[
+    "availability", "service_level", "qos_loss", "qos_jitter_ms", "qos_rtt_ms", "qos_mos", "qos_poor_ratio"
+]
 
 #: ``field(metadata=TRANSIENT)``: a value that exists only in memory, never in the stored document
 TRANSIENT = {"transient": True}
+#: ``field(metadata=OPTIONAL_KEY)``: written to the stored document only when it differs from its default, so
+#: the documents (and digests) of catalogues that do not use a later key stay as they were
+OPTIONAL_KEY = {"omit_default": True}
 
 
 @dataclass(frozen=True)
@@ -63,11 +70,13 @@ class OutOfHours:
 
 @dataclass(frozen=True)
 class CreditRule:
-    """A period figure (``metric``) below ``below`` earns ``percent`` % of the period's fee."""
+    """A period figure (``metric``) below ``below`` (or, for the ``qos_…`` figures where more is worse, above
+    ``above``) earns ``percent`` % of the period's fee. Exactly one of ``below`` and ``above`` is set."""
 
-    below: Decimal
+    below: Decimal | None
     percent: Decimal
     metric: CreditMetric = "availability"
+    above: Decimal | None = field(default=None, metadata=OPTIONAL_KEY)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,6 +96,8 @@ class Tier:
     service_level_target: Decimal | None = None
     availability_target: Decimal | None = None
     credits: tuple[CreditRule, ...] = ()
+    #: voice-quality targets of the tier's tenants (over their calls' trunk legs, docs/qos.md)
+    qos: QosTargets | None = field(default=None, metadata=OPTIONAL_KEY)
 
 
 @dataclass(frozen=True)
@@ -124,6 +135,7 @@ class Trunk:
     name: str
     server: str
     availability_target: Decimal | None = None
+    qos: QosTargets | None = field(default=None, metadata=OPTIONAL_KEY)
 
 
 @dataclass(frozen=True)

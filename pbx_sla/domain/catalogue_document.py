@@ -63,6 +63,8 @@ def _encode(value: Any) -> Any:
             if f.metadata.get("transient"):
                 continue
             item = getattr(value, f.name)
+            if f.metadata.get("omit_default") and item == f.default:
+                continue  # a later optional key: documents that do not use it keep their digest
             out[f.name] = hours_to_text(item) if (type(value), f.name) == (Calendar, "hours") else _encode(item)
         return out
     if isinstance(value, Decimal):

@@ -38,6 +38,7 @@ from pbx_sla.domain.catalogue import (
 )
 from pbx_sla.domain.phone import COUNTRY_CODE, normalise
 from pbx_sla.domain.pins import valid_pin
+from pbx_sla.domain.qos import QosTargets
 from pbx_sla.domain.toml_checks import (
     Problems,
     day,
@@ -59,7 +60,20 @@ from pbx_sla.errors import InputError
 _TOP, _TOP_REQUIRED = file_keys(Catalogue)
 _CALENDAR, _CALENDAR_REQUIRED = file_keys(Calendar, not_in_file=frozenset({"name", "always"}))
 _TIER, _TIER_REQUIRED = file_keys(Tier, not_in_file=frozenset({"name"}))  # the name is the table's key
-_CREDIT, _CREDIT_REQUIRED = file_keys(CreditRule)
+_CREDIT, _ = file_keys(CreditRule)
+_CREDIT_REQUIRED = frozenset({"percent"})  # and ``below`` or ``above``: which one depends on the metric
+_QOS, _QOS_REQUIRED = file_keys(QosTargets)
+#: credit metric → the bound its rules use: ``below`` (a figure below it triggers) or ``above``
+_CREDIT_METRICS = {
+    "availability": "below",
+    "service_level": "below",
+    "qos_mos": "below",
+    "qos_loss": "above",
+    "qos_jitter_ms": "above",
+    "qos_rtt_ms": "above",
+    "qos_poor_ratio": "above",
+}
+_MOS_LOW, _MOS_HIGH = Decimal(1), Decimal("4.5")
 _TRUNK, _TRUNK_REQUIRED = file_keys(Trunk)
 _TENANT, _TENANT_REQUIRED = file_keys(Tenant)
 _REQUESTER, _REQUESTER_REQUIRED = file_keys(Requester, not_in_file=frozenset({"pin_hash"}))  # files hold PINs
@@ -157,6 +171,26 @@ def _out_of_hours(t: dict[str, Any], path: str, p: Problems) -> OutOfHours | Non
     return None
 
 
+def _bound(c: dict[str, Any], key: str, metric: str, rp: str, p: Problems) -> Decimal | None:
+    """A credit rule's ``below``/``above``: a ratio for ratio figures, ms or a MOS for the ``qos_…`` ones."""
+    if metric in ("availability", "service_level", "qos_loss", "qos_poor_ratio"):
+        return ratio(c, key, rp, p, max_places=6)
+    if metric == "qos_mos":
+        return _number(c, key, rp, p, _MOS_LOW, _MOS_HIGH)
+    return _number(c, key, rp, p, Decimal(0), None)
+
+
+def _number(t: dict[str, Any], key: str, path: str, p: Problems, low: Decimal, high: Decimal | None) -> Decimal | None:
+    if key not in t:
+        return None
+    number = decimal(t[key], f"{path}.{key}", p, floats=True)
+    if number is not None and (number < low or (high is not None and number > high)):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        p.add(f"{path}.{key}", f"must be {bounds}, got {number}")
+        return None
+    return number
+
+
 def _credits(t: dict[str, Any], path: str, p: Problems) -> tuple[CreditRule, ...] | None:
     if "credits" not in t:
         return None
@@ -173,26 +207,57 @@ def _credits(t: dict[str, Any], path: str, p: Problems) -> tuple[CreditRule, ...
         if c is None:
             ok = False
             continue
-        below = ratio(c, "below", rp, p, max_places=6)
         percent = decimal(c["percent"], f"{rp}.percent", p, floats=True) if "percent" in c else None
         if percent is not None and not Decimal(0) <= percent <= Decimal(100):
             p.add(f"{rp}.percent", f"must be between 0 and 100, got {percent}")
             percent = None
         metric = c.get("metric", "availability")
-        if metric not in ("availability", "service_level"):
-            p.add(f"{rp}.metric", f'must be "availability" or "service_level", got {metric!r}')
-            metric = None
-        if below is None or percent is None or metric is None:
+        if not isinstance(metric, str) or metric not in _CREDIT_METRICS:
+            names = ", ".join(f'"{m}"' for m in _CREDIT_METRICS)
+            p.add(f"{rp}.metric", f"must be one of {names}, got {metric!r}")
             ok = False
             continue
-        if any(r.metric == metric and r.below == below for r in rules):
-            p.add(rp, f"a second credit rule for {metric} below {below}")
+        key = _CREDIT_METRICS[metric]
+        other = "above" if key == "below" else "below"
+        if other in c:
+            p.add(f"{rp}.{other}", f"a {metric} rule is triggered {key} a value: use {key} = ...")
             ok = False
             continue
-        rule = _build(CreditRule, _CREDIT, {"below": below, "percent": percent, "metric": metric})
-        if rule is not None:
-            rules.append(rule)
+        if key not in c:
+            p.add(rp, f"missing key {key!r}")
+            ok = False
+            continue
+        bound = _bound(c, key, metric, rp, p)
+        if bound is None or percent is None:
+            ok = False
+            continue
+        below, above = (bound, None) if key == "below" else (None, bound)
+        if any((r.metric, r.below, r.above) == (metric, below, above) for r in rules):
+            p.add(rp, f"a second credit rule for {metric} {key} {bound}")
+            ok = False
+            continue
+        # built by hand: ``below`` has no default (required for the ratio metrics) but is None for ``above`` rules
+        rules.append(CreditRule(below, percent, metric, above=above))
     return tuple(rules) if ok else None
+
+
+def _qos(t: dict[str, Any], path: str, p: Problems) -> QosTargets | None:
+    """A tier's or trunk's ``qos`` table: voice-quality targets (docs/qos.md)."""
+    if "qos" not in t:
+        return None
+    where = f"{path}.qos"
+    q = table(t["qos"], where, _QOS, _QOS_REQUIRED, p)
+    if q is None:
+        return None
+    values = {
+        "max_loss": ratio(q, "max_loss", where, p, max_places=6),
+        "max_jitter_ms": _number(q, "max_jitter_ms", where, p, Decimal(0), None),
+        "max_rtt_ms": _number(q, "max_rtt_ms", where, p, Decimal(0), None),
+        "min_mos": _number(q, "min_mos", where, p, _MOS_LOW, _MOS_HIGH),
+        "max_poor_ratio": ratio(q, "max_poor_ratio", where, p, max_places=6),
+        "poor_mos": _number(q, "poor_mos", where, p, _MOS_LOW, _MOS_HIGH),
+    }
+    return _build(QosTargets, _QOS, values)
 
 
 def _tier(name: str, raw: Any, calendars: set[str], p: Problems) -> Tier | None:
@@ -215,6 +280,7 @@ def _tier(name: str, raw: Any, calendars: set[str], p: Problems) -> Tier | None:
         "service_level_target": ratio(t, "service_level_target", path, p, max_places=5),
         "availability_target": ratio(t, "availability_target", path, p, max_places=6),
         "credits": _credits(t, path, p),
+        "qos": _qos(t, path, p),
     }
     return _build(Tier, _TIER, values, name=name) if len(p.items) == before else None
 
@@ -261,6 +327,7 @@ def _trunks(raw: Any, p: Problems) -> list[Trunk]:
             "name": string(t, "name", path, p, pattern=_NAME),
             "server": string(t, "server", path, p, pattern=_NAME),
             "availability_target": ratio(t, "availability_target", path, p, max_places=6),
+            "qos": _qos(t, path, p),
         }
         if len(p.items) != before:
             continue

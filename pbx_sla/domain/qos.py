@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -352,3 +353,67 @@ def hangup_record(server: str, event: Mapping[str, str]) -> dict[str, Any] | Non
 def leg_from_record(data: Mapping[str, Any]) -> LegQuality:
     """The inverse of the leg part of :func:`hangup_record` (stored rows, spooled records)."""
     return LegQuality(**{f.name: data.get(f.name) for f in fields(LegQuality) if f.name in data})
+
+
+# -- targets and breaches ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QosTargets:
+    """Voice-quality targets of a tier or a trunk (catalogue ``qos`` table); None: no target.
+
+    ``max_loss`` and ``max_poor_ratio`` are ratios (0..1); ``poor_mos`` is the MOS below which a leg is poor.
+    """
+
+    max_loss: Decimal | None = None
+    max_jitter_ms: Decimal | None = None
+    max_rtt_ms: Decimal | None = None
+    min_mos: Decimal | None = None
+    max_poor_ratio: Decimal | None = None
+    poor_mos: Decimal | None = None
+
+    def by_metric(self) -> dict[str, Decimal | None]:
+        return {
+            "qos_loss": self.max_loss,
+            "qos_jitter_ms": self.max_jitter_ms,
+            "qos_rtt_ms": self.max_rtt_ms,
+            "qos_mos": self.min_mos,
+            "qos_poor_ratio": self.max_poor_ratio,
+        }
+
+    @property
+    def poor_threshold(self) -> float:
+        return DEFAULT_POOR_MOS if self.poor_mos is None else float(self.poor_mos)
+
+
+@dataclass(frozen=True)
+class QosBreach:
+    metric: str
+    target: Decimal
+    actual: float
+
+
+def _dec(value: float) -> Decimal:
+    return Decimal(repr(value))
+
+
+def missed(metric: str, actual: float | None, threshold: Decimal | None) -> bool:
+    """``actual`` is on the wrong side of ``threshold``: below it for MOS, above it for the others.
+    Unknown figures or thresholds never miss."""
+    if actual is None or threshold is None:
+        return False
+    if metric in QOS_HIGHER_IS_BETTER:
+        return _dec(actual) < threshold
+    return _dec(actual) > threshold
+
+
+def breaches(f: QosFigures, targets: QosTargets | None) -> list[QosBreach]:
+    """Each ``qos_…`` figure on the wrong side of its target, in :data:`QOS_METRICS` order."""
+    if targets is None:
+        return []
+    out = []
+    for metric, target in targets.by_metric().items():
+        actual = f.metric(metric)
+        if target is not None and actual is not None and missed(metric, actual, target):
+            out.append(QosBreach(metric, target, actual))
+    return out

@@ -81,14 +81,18 @@ def breaches(actuals: dict[str, float | None], targets: dict[str, Decimal | None
     return out
 
 
+def triggered(rule: CreditRule, actual: float | None) -> bool:
+    """The rule's figure is known and below ``below`` (or above ``above``)."""
+    if actual is None:
+        return False
+    if rule.below is not None and _ratio(actual) < rule.below:
+        return True
+    return rule.above is not None and _ratio(actual) > rule.above
+
+
 def credit_percent(rules: Sequence[CreditRule], actuals: dict[str, float | None]) -> Decimal:
-    """The largest percent among the rules triggered (metric actual known and below ``below``), else 0."""
-    triggered = [
-        r.percent
-        for r in rules
-        if actuals.get(r.metric) is not None and _ratio(actuals[r.metric]) < r.below  # type: ignore[arg-type]
-    ]
-    return max(triggered, default=Decimal(0))
+    """The largest percent among the rules triggered (see :func:`triggered`), else 0."""
+    return max((r.percent for r in rules if triggered(r, actuals.get(r.metric))), default=Decimal(0))
 
 
 def credit_amount(fee: Decimal, percent: Decimal) -> Decimal:

@@ -1,10 +1,11 @@
 """Features plug into the daemon through one small contract.
 
-Each feature module (``trunks``, ``calls``, ``support``) exposes::
+Each feature module (``trunks``, ``calls``, ``support``, ``qos``) exposes::
 
     def event_handlers(ctx: ServiceContext) -> Mapping[str, EventHandler]   # AMI event name → handler
     def sinks(ctx: ServiceContext) -> Sequence[Sink]                         # storage for its Record kinds
     async def start(ctx: ServiceContext) -> Sequence[asyncio.Task]           # optional: servers it runs
+    def status(ctx: ServiceContext) -> dict                                  # optional: for status.json
 
 The daemon (:mod:`pbx_sla.service`) builds its chain from these (:mod:`pbx_sla.pipeline`); ``cdr import``
 reuses the calls feature's interpreting and storing code directly (see there).
@@ -21,7 +22,7 @@ from pbx_sla.domain.catalogue import Catalogue
 from pbx_sla.pipeline import Record
 
 #: the modules :mod:`pbx_sla.service` loads, in order
-FEATURES = ("trunks", "calls", "support")
+FEATURES = ("trunks", "calls", "support", "qos")
 
 
 class CatalogueSource(Protocol):

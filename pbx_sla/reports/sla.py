@@ -1,10 +1,12 @@
-"""The ``sla`` report: per tenant, support service level, trunk availability, breaches and credit.
+"""The ``sla`` report: per tenant, support service level, trunk availability, voice quality, breaches and credit.
 
 Figures: :mod:`pbx_sla.domain.support` (service level, breaches, credit) over the per-call outcomes of
 the ``support_call_outcomes`` view; availability from :func:`pbx_sla.reports.trunks.trunk_availability`
 over the tenant's trunks combined (Σup / (Σup + Σdown), maintenance excluded; null when the tenant has no
 trunk or nothing was observed); the fee from :func:`pbx_sla.domain.accounting.fee` (the days of the
-period under contract). Tenants listed: the active ones and any with support calls in the period.
+period under contract); voice quality (``qos``) from :func:`pbx_sla.reports.qos.tenant_figures`, whose
+``qos_…`` figures feed the tier's QoS breaches and credit rules. Tenants listed: the active ones and any
+with support calls in the period.
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ import asyncpg
 
 from pbx_sla.domain.accounting import contract_days, fee
 from pbx_sla.domain.catalogue import CreditRule
+from pbx_sla.domain.qos import QOS_METRICS
 from pbx_sla.domain.support import breaches, credit_amount, credit_percent, service_figures
 from pbx_sla.errors import ConfigError
 from pbx_sla.reports.period import Period
+from pbx_sla.reports.qos import figures_json, tenant_figures
 from pbx_sla.reports.render import Table
 from pbx_sla.reports.trunks import combine, trunk_availability
+from pbx_sla.store.catalogue import load_catalogue
 from pbx_sla.store.support import support_outcomes
 
 
@@ -36,7 +41,12 @@ def _float(value: Decimal | None) -> float | None:
 def _credits(raw: Any) -> tuple[CreditRule, ...]:
     items = json.loads(raw) if isinstance(raw, str) else (raw or [])
     return tuple(
-        CreditRule(Decimal(str(c["below"])), Decimal(str(c["percent"])), c.get("metric") or "availability")
+        CreditRule(
+            None if c.get("below") is None else Decimal(str(c["below"])),
+            Decimal(str(c["percent"])),
+            c.get("metric") or "availability",
+            above=None if c.get("above") is None else Decimal(str(c["above"])),
+        )
         for c in items
     )
 
@@ -60,6 +70,7 @@ async def sla_report(conn: asyncpg.Connection, period: Period, tenant: str | Non
     for r in trunk_rows:
         trunks.setdefault(r["tenant_id"], []).append((r["server"], r["trunk"]))
     days = list(period.days())
+    quality = await tenant_figures(conn, period, await load_catalogue(conn))
     out = []
     for t in tenants:
         figures = service_figures(outcomes.get(t["id"], []), t["answer_target_seconds"])
@@ -68,6 +79,9 @@ async def sla_report(conn: asyncpg.Connection, period: Period, tenant: str | Non
         actuals = {"service_level": figures.service_level, "availability": availability}
         targets = {"service_level": t["service_level_target"], "availability": t["availability_target"]}
         period_fee = fee(t["price_per_year"], contract_days(days, t["contract_start"], t["contract_end"]))
+        qos = figures_json(*quality[t["id"]]) if t["id"] in quality else None
+        if t["id"] in quality:
+            actuals.update({metric: quality[t["id"]][0].metric(metric) for metric in QOS_METRICS})
         percent = credit_percent(_credits(t["credits"]), actuals)
         out.append(
             {
@@ -84,7 +98,8 @@ async def sla_report(conn: asyncpg.Connection, period: Period, tenant: str | Non
                 "breaches": [
                     {"metric": b.metric, "target": float(b.target), "actual": _ratio(b.actual)}
                     for b in breaches(actuals, targets)
-                ],
+                ]
+                + (qos["breaches"] if qos else []),
                 "credit": {
                     "percent": float(percent),
                     "amount": str(credit_amount(period_fee, percent)),
@@ -92,6 +107,7 @@ async def sla_report(conn: asyncpg.Connection, period: Period, tenant: str | Non
                 },
                 "answer_target_seconds": t["answer_target_seconds"],
                 "fee": {"amount": str(period_fee), "currency": t["currency"]},
+                "qos": qos,
             }
         )
     return {"period": period.as_json(), "tenants": out}
@@ -114,6 +130,8 @@ def as_table(report: dict[str, Any]) -> Table:
             _pct(t["service_level_target"]),
             _pct(t["availability"]),
             _pct(t["availability_target"]),
+            _pct((t["qos"] or {}).get("loss_ratio")),
+            "-" if (t["qos"] or {}).get("mos_mean") is None else f"{t['qos']['mos_mean']:.2f}",
             ", ".join(b["metric"] for b in t["breaches"]) or "-",
             f"{t['credit']['percent']:g} % = {t['credit']['amount']} {t['credit']['currency']}",
         )
@@ -122,6 +140,6 @@ def as_table(report: dict[str, Any]) -> Table:
     p = report["period"]
     columns = (
         *("tenant", "tier", "calls", "answered", "abandoned", "in target", "service level", "SL target"),
-        *("availability", "avail. target", "breaches", "credit"),
+        *("availability", "avail. target", "loss", "MOS", "breaches", "credit"),
     )
     return Table(columns, rows, title=f"SLA {p['from']} .. {p['to']}")

@@ -281,7 +281,11 @@ async def _apply(conn: asyncpg.Connection, cat: Catalogue, source: str, changes:
                 t.answer_target_seconds,
                 t.service_level_target,
                 t.availability_target,
-                [{"metric": c.metric, "below": str(c.below), "percent": str(c.percent)} for c in t.credits],
+                [
+                    {"metric": c.metric, "below": None if c.below is None else str(c.below), "percent": str(c.percent)}
+                    | ({} if c.above is None else {"above": str(c.above)})
+                    for c in t.credits
+                ],
             )
             for t in sealed.tiers.values()
         },

@@ -29,6 +29,7 @@ from pbx_sla.domain.catalogue import (
 from pbx_sla.domain.catalogue_document import document_sha256, from_document, to_document
 from pbx_sla.domain.catalogue_file import parse_catalogue
 from pbx_sla.domain.pins import hash_pin, seal_pins, verify_pin
+from pbx_sla.domain.qos import QosTargets
 from pbx_sla.errors import InputError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "contracts.toml"
@@ -137,7 +138,8 @@ def test_all_problems_collected() -> None:
         "tiers.tier3.answer_target_seconds: must be at least 1, got 0",
         "tiers.tier3.credits[3]: a second credit rule for availability below 0.99",
         "tiers.tier4.queue: missing required key",
-        'tiers.tier4.credits[0].metric: must be "availability" or "service_level", got \'uptime\'',
+        'tiers.tier4.credits[0].metric: must be one of "availability", "service_level", "qos_mos", "qos_loss", '
+        '"qos_jitter_ms", "qos_rtt_ms", "qos_poor_ratio", got \'uptime\'',
         "trunks[2]: trunk pbx1/trunk-a is also trunks[0]",
         "tenants[0].employees: must be an integer, got string",
         "tenants[0].contract_end: 2025-12-31 is before contract_start 2026-01-01",
@@ -348,3 +350,65 @@ def test_a_document_written_before_a_field_existed_loads_its_default() -> None:
     cat = from_document(doc)
     assert all(t.priority == 0 and t.credits == () for t in cat.tiers.values())
     assert cat.tenants["acme"].contract_end is None
+
+
+# -- voice quality (issue 14) -----------------------------------------------------------------------------
+
+
+def _qos_data(**tier_extra: object) -> dict:
+    data = example()
+    data["tiers"]["tier3"].update(tier_extra)
+    return data
+
+
+def test_qos_targets_and_credit_rules_round_trip() -> None:
+    data = _qos_data(
+        qos={"max_loss": 0.01, "max_jitter_ms": 30, "max_rtt_ms": 300, "min_mos": 4, "max_poor_ratio": 0.05,
+             "poor_mos": 3.6},
+        credits=[{"below": 0.999, "percent": 5}, {"metric": "qos_mos", "below": 3.8, "percent": 5},
+                 {"metric": "qos_loss", "above": 0.02, "percent": 10}],
+    )  # fmt: skip
+    data["trunks"][0]["qos"] = {"max_loss": "0.005"}
+    cat = parse_catalogue(data, "c.toml")
+    tier = cat.tiers["tier3"]
+    assert tier.qos == QosTargets(
+        max_loss=Decimal("0.01"),
+        max_jitter_ms=Decimal(30),
+        max_rtt_ms=Decimal(300),
+        min_mos=Decimal(4),
+        max_poor_ratio=Decimal("0.05"),
+        poor_mos=Decimal("3.6"),
+    )
+    assert [(r.metric, r.below, r.above) for r in tier.credits] == [
+        ("availability", Decimal("0.999"), None),
+        ("qos_mos", Decimal("3.8"), None),
+        ("qos_loss", None, Decimal("0.02")),
+    ]
+    assert cat.trunks[0].qos == QosTargets(max_loss=Decimal("0.005"))
+    sealed = seal_pins(cat, {})
+    assert from_document(json.loads(json.dumps(to_document(sealed)))) == sealed
+
+
+def test_catalogue_without_qos_keeps_its_document() -> None:
+    doc = to_document(seal_pins(parse_catalogue(example(), "c.toml"), {}))
+    assert all("qos" not in t for t in doc["tiers"]) and all("qos" not in t for t in doc["trunks"])
+    assert all(set(c) == {"below", "percent", "metric"} for t in doc["tiers"] for c in t["credits"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ({"qos": {"max_loss": 2}}, "tiers.tier3.qos.max_loss: must be a ratio between 0 and 1"),
+        ({"qos": {"min_mos": 5}}, "tiers.tier3.qos.min_mos: must be between 1 and 4.5, got 5"),
+        ({"qos": {"max_rtt_ms": -1}}, "tiers.tier3.qos.max_rtt_ms: must be at least 0, got -1"),
+        ({"qos": {"max_lost": 0.1}}, "tiers.tier3.qos.max_lost: unknown key"),
+        ({"credits": [{"metric": "qos_loss", "below": 0.1, "percent": 5}]},
+         "tiers.tier3.credits[0].below: a qos_loss rule is triggered above a value: use above = ..."),
+        ({"credits": [{"metric": "qos_mos", "percent": 5}]}, "tiers.tier3.credits[0]: missing key 'below'"),
+        ({"credits": [{"metric": "qos_mos", "below": 7, "percent": 5}]},
+         "tiers.tier3.credits[0].below: must be between 1 and 4.5, got 7"),
+    ],
+)  # fmt: skip
+def test_qos_problems_name_the_key(extra: dict, problem: str) -> None:
+    found = problems(_qos_data(**extra))
+    assert any(line.startswith(problem) for line in found), found

@@ -1,0 +1,166 @@
+"""The ``qos`` report: voice quality per trunk and per tenant over a period, with targets and breaches.
+
+Which legs count (docs/qos.md, "Attribution"): a leg's figures describe the media Asterisk received on
+that channel, i.e. the path from that channel's peer. Only legs on a catalogue trunk's endpoint count:
+
+* a trunk's figures: the measured legs on its endpoint that hung up in the period;
+* a tenant's figures: the same trunk legs, of the tenant's calls (leg linkedid = the call's key).
+
+The legs of phones, agents and anonymous callers are stored but not counted: their loss is the caller's
+or the LAN's own, not the carrier's (on a bridged call the caller's own leg is not the trunk's fault).
+Figures: :func:`pbx_sla.domain.qos.figures`; MOS per leg: :func:`pbx_sla.domain.qos.leg_mos`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict
+from typing import Any
+
+import asyncpg
+
+from pbx_sla.domain.catalogue import Catalogue
+from pbx_sla.domain.qos import (
+    DEFAULT_POOR_MOS,
+    MeasuredLeg,
+    QosFigures,
+    QosTargets,
+    breaches,
+    codec,
+    figures,
+    leg_from_record,
+    leg_mos,
+)
+from pbx_sla.errors import ConfigError
+from pbx_sla.reports.period import Period
+from pbx_sla.reports.render import Table
+from pbx_sla.store.catalogue import load_catalogue
+from pbx_sla.store.qos import trunk_legs
+
+
+def _round(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def figures_json(f: QosFigures, targets: QosTargets | None) -> dict[str, Any]:
+    """spec.md's figures (ratios 0..1, ms, MOS; null without data) and the breaches of ``targets``."""
+    out: dict[str, Any] = {k: _round(v) if isinstance(v, float) else v for k, v in asdict(f).items()}
+    out["breaches"] = [
+        {"metric": b.metric, "target": float(b.target), "actual": _round(b.actual)} for b in breaches(f, targets)
+    ]
+    return out
+
+
+def measured(rows: Iterable[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], MeasuredLeg]]:
+    out = []
+    for r in rows:
+        leg = leg_from_record(r)
+        value = leg_mos(leg, codec(r["codec"]))
+        if value is None:
+            continue
+        jitter = leg.jitter_ms or 0.0
+        out.append((r, MeasuredLeg(leg.received, leg.lost, jitter, leg.jitter_max_ms or jitter, leg.rtt_ms, value)))
+    return out
+
+
+def _trunk_ref(cat: Catalogue | None, ref: str) -> tuple[str, str]:
+    if cat is not None:
+        trunk = cat.trunk(ref)
+        if trunk is not None:
+            return trunk.server, trunk.name
+    raise ConfigError(f"--trunk: no trunk {ref!r} in the catalogue (give NAME or SERVER/NAME)")
+
+
+def tenant_targets(cat: Catalogue | None, tenant: str) -> QosTargets | None:
+    if cat is None or tenant not in cat.tenants:
+        return None
+    tier = cat.tiers.get(cat.tenants[tenant].tier)
+    return tier.qos if tier is not None else None
+
+
+async def tenant_figures(
+    conn: asyncpg.Connection, period: Period, cat: Catalogue | None
+) -> dict[str, tuple[QosFigures, QosTargets | None]]:
+    """Every catalogue tenant's figures over its calls' trunk legs, with its tier's targets (``sla`` report)."""
+    legs = measured(await trunk_legs(conn, period.start, period.end))
+    out = {}
+    for tenant_id in cat.tenants if cat else ():
+        targets = tenant_targets(cat, tenant_id)
+        poor = targets.poor_threshold if targets else DEFAULT_POOR_MOS
+        out[tenant_id] = (figures([m for r, m in legs if r["tenant_id"] == tenant_id], poor), targets)
+    return out
+
+
+async def qos_report(
+    conn: asyncpg.Connection, period: Period, *, trunk: str | None = None, tenant: str | None = None
+) -> dict[str, Any]:
+    """The report as spec.md's JSON document (``period``, ``trunks``, ``tenants``)."""
+    cat = await load_catalogue(conn)
+    only_trunk = _trunk_ref(cat, trunk) if trunk else None
+    if tenant is not None and (cat is None or tenant not in cat.tenants):
+        raise ConfigError(f"--tenant: no tenant {tenant!r} in the catalogue")
+    legs = measured(await trunk_legs(conn, period.start, period.end))
+    if only_trunk:
+        legs = [(r, m) for r, m in legs if (r["server"], r["trunk"]) == only_trunk]
+    if tenant:
+        legs = [(r, m) for r, m in legs if r["tenant_id"] == tenant]
+
+    trunk_rows = []
+    for t in cat.trunks if cat else ():
+        if only_trunk and (t.server, t.name) != only_trunk:
+            continue
+        poor = t.qos.poor_threshold if t.qos else DEFAULT_POOR_MOS
+        own = [m for r, m in legs if (r["server"], r["trunk"]) == (t.server, t.name)]
+        if tenant and not own:
+            continue
+        trunk_rows.append({"server": t.server, "trunk": t.name, **figures_json(figures(own, poor), t.qos)})
+
+    tenant_rows = []
+    for tenant_id in sorted(cat.tenants if cat else ()):
+        if tenant and tenant_id != tenant:
+            continue
+        targets = tenant_targets(cat, tenant_id)
+        poor = targets.poor_threshold if targets else DEFAULT_POOR_MOS
+        own = [m for r, m in legs if r["tenant_id"] == tenant_id]
+        if only_trunk and not own:
+            continue
+        tenant_rows.append({"tenant": tenant_id, **figures_json(figures(own, poor), targets)})
+    return {"period": period.as_json(), "trunks": trunk_rows, "tenants": tenant_rows}
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.2f} %"
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _row(kind: str, name: str, f: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (
+        kind,
+        name,
+        f["legs_measured"],
+        f["packets_received"],
+        f["packets_lost"],
+        _pct(f["loss_ratio"]),
+        _num(f["jitter_ms_mean"]),
+        _num(f["jitter_ms_p95"]),
+        _num(f["rtt_ms_p95"]),
+        _pct(f["rtt_coverage"]),
+        _num(f["mos_mean"], 2),
+        f["poor_calls"],
+        _pct(f["poor_ratio"]),
+        ", ".join(b["metric"] for b in f["breaches"]) or "-",
+    )
+
+
+def as_table(report: Mapping[str, Any]) -> Table:
+    rows = [_row("trunk", f"{t['server']}/{t['trunk']}", t) for t in report["trunks"]]
+    rows += [_row("tenant", t["tenant"], t) for t in report["tenants"]]
+    p = report["period"]
+    columns = (
+        *("kind", "name", "legs", "packets", "lost", "loss", "jitter ms", "jitter p95", "RTT p95", "RTT cover"),
+        *("MOS", "poor", "poor share", "breaches"),
+    )
+    return Table(columns, rows, title=f"Voice quality {p['from']} .. {p['to']}")

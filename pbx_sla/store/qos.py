@@ -1,0 +1,97 @@
+"""Storage of per-leg voice quality (sql/1401_qos_legs.sql): the ``qos_leg`` sink and the report's read.
+
+The sink is idempotent (``ON CONFLICT (server, uniqueid) DO NOTHING``): a Hangup event replayed after an
+outage or a crash changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from pbx_sla.domain.qos import KIND
+
+
+def _time(value: Any) -> datetime:
+    stamp = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if stamp.tzinfo is None:
+        raise ValueError(f"{KIND}: at has no UTC offset: {value!r}")
+    return stamp
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+class QosLegSink:
+    """Inserts ``qos_leg`` records; the first record of a (server, uniqueid) wins."""
+
+    kind = KIND
+
+    async def write(self, conn: asyncpg.Connection, items: Sequence[Mapping[str, Any]]) -> None:
+        if not items:
+            return
+        rows = [
+            (
+                str(i["server"]),
+                str(i["uniqueid"]),
+                _opt_str(i.get("linkedid")),
+                str(i.get("channel") or ""),
+                _opt_str(i.get("endpoint")),
+                _time(i["at"]),
+                _opt_str(i.get("codec")),
+                int(i["received"]),
+                int(i["lost"]),
+                int(i.get("sent") or 0),
+                _opt_float(i.get("jitter_ms")),
+                _opt_float(i.get("jitter_max_ms")),
+                _opt_float(i.get("jitter_avg_ms")),
+                _opt_int(i.get("far_lost")),
+                _opt_float(i.get("far_jitter_ms")),
+                _opt_float(i.get("rtt_ms")),
+                _opt_float(i.get("rtt_max_ms")),
+                _opt_float(i.get("asterisk_mes")),
+            )
+            for i in items
+        ]
+        columns = [list(c) for c in zip(*rows, strict=True)]
+        await conn.execute(
+            """
+            INSERT INTO qos_legs (server, uniqueid, linkedid, channel, endpoint, at, codec, received, lost, sent,
+                jitter_ms, jitter_max_ms, jitter_avg_ms, far_lost, far_jitter_ms, rtt_ms, rtt_max_ms, asterisk_mes)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+                $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::float8[], $12::float8[], $13::float8[],
+                $14::bigint[], $15::float8[], $16::float8[], $17::float8[], $18::float8[])
+            ON CONFLICT (server, uniqueid) DO NOTHING
+            """,
+            *columns,
+        )
+
+
+async def trunk_legs(conn: asyncpg.Connection, start: datetime, end: datetime) -> list[asyncpg.Record]:
+    """Measured legs (received > 0) that hung up in ``[start, end)`` on a catalogue trunk's endpoint, with
+    the tenant of their call (joined by linkedid; NULL when the call is not stored or not attributed)."""
+    return await conn.fetch(
+        """
+        SELECT q.server, q.endpoint AS trunk, c.tenant_id, q.codec, q.received, q.lost, q.jitter_ms,
+               q.jitter_max_ms, q.rtt_ms
+        FROM qos_legs q
+        JOIN trunks t ON t.server = q.server AND t.name = q.endpoint AND t.in_catalogue
+        LEFT JOIN calls c ON c.server = q.server AND c.call_key = q.linkedid
+        WHERE q.at >= $1 AND q.at < $2 AND q.received > 0
+        ORDER BY q.server, q.endpoint, q.at
+        """,
+        start,
+        end,
+    )
