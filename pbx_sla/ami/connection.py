@@ -76,7 +76,7 @@ def _parse_with_variables(block: str) -> dict[str, str]:
         key, sep, value = line.partition(": ")
         if not sep:
             continue
-        if key.endswith("ChanVariable") or (key.startswith(("ChanVariable(", "DestChanVariable(")) and key[-1] == ")"):
+        if "ChanVariable" in key and (key.endswith(("ChanVariable", ")"))):
             # Asterisk 12+: ``ChanVariable: NAME=value``; 1.8-11 wrote ``ChanVariable(channel): NAME=value``
             name, eq, var_value = value.partition("=")
             if eq:

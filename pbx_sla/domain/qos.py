@@ -30,8 +30,9 @@ taken from the first packets on, while the estimator still climbs from 0 (an 8 s
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -56,22 +57,32 @@ class QosParseError(PbxSlaError, ValueError):
 # -- parsing ------------------------------------------------------------------------------------------
 
 
-def parse_fields(variable: str, text: str) -> dict[str, float]:
+#: ``key=value`` pairs of a QoS variable; keys may be padded with spaces (RTPAUDIOQOSLOSS, RTPAUDIOQOSRTT)
+_PAIR = re.compile(r"([^;=\s][^;=]*?)\s*=([^;]*)")
+#: a segment without ``=``: malformed (the slow path names it)
+_BARE = re.compile(r"(?:^|;)\s*[^;=\s][^;=]*(?:;|$)")
+
+
+def parse_fields(variable: str, text: str, wanted: frozenset[str] | None = None) -> dict[str, float]:
     """``key=value;key=value;…`` → floats, keys lower-cased and stripped (Asterisk pads some with spaces).
 
     Empty text (a channel that never had RTP) gives ``{}``. A value that is not a number raises
-    :class:`QosParseError` naming the variable and the key.
+    :class:`QosParseError` naming the variable and the key. ``wanted``: convert (and check) only these keys
+    (the ingest path reads a few of each variable's fields; it runs once per hangup, so it is regex-based).
     """
+    if not text:
+        return {}
+    bare = _BARE.search(text)
+    if bare is not None:
+        key = bare.group(0).strip("; \t").lower()
+        raise QosParseError(f"{variable}: field {key!r} has no value")
     out: dict[str, float] = {}
-    for part in text.split(";"):
-        key, sep, value = part.partition("=")
-        key = key.strip().lower()
-        if not key:
+    for key, value in _PAIR.findall(text):
+        key = key.lower()
+        if wanted is not None and key not in wanted:
             continue
-        if not sep:
-            raise QosParseError(f"{variable}: field {key!r} has no value")
         try:
-            number = float(value.strip())
+            number = float(value)
         except ValueError:
             raise QosParseError(f"{variable}: field {key!r} is not a number: {value.strip()!r}") from None
         if not math.isfinite(number) or number < 0:
@@ -131,18 +142,24 @@ def _positive(value: float | None) -> float | None:
     return value if value is not None and value > 0 else None
 
 
+_UPPER = frozenset(QOS_VARIABLES)
+_MAIN_FIELDS = frozenset({"rxcount", "lp", "txcount", "txjitter", "rlp", "rxjitter", "rtt", "txmes"})
+_JITTER_FIELDS = frozenset({"maxrxjitter", "avgrxjitter"})
+_RTT_FIELDS = frozenset({"avgrtt", "maxrtt"})
+
+
 def leg_quality(variables: Mapping[str, str]) -> LegQuality | None:
     """The leg's quality from its ``RTPAUDIOQOS*`` variables (name → raw value; names in any case).
 
     None when ``RTPAUDIOQOS`` is absent or empty (no RTP on this channel). Raises QosParseError on a
     malformed value.
     """
-    upper = {k.upper(): v for k, v in variables.items()}
-    main = parse_fields("RTPAUDIOQOS", upper.get("RTPAUDIOQOS") or "")
+    upper = variables if _UPPER.issuperset(variables) else {k.upper(): v for k, v in variables.items()}
+    main = parse_fields("RTPAUDIOQOS", upper.get("RTPAUDIOQOS") or "", _MAIN_FIELDS)
     if not main:
         return None
-    jitter = parse_fields("RTPAUDIOQOSJITTER", upper.get("RTPAUDIOQOSJITTER") or "")
-    rtt = parse_fields("RTPAUDIOQOSRTT", upper.get("RTPAUDIOQOSRTT") or "")
+    jitter = parse_fields("RTPAUDIOQOSJITTER", upper.get("RTPAUDIOQOSJITTER") or "", _JITTER_FIELDS)
+    rtt = parse_fields("RTPAUDIOQOSRTT", upper.get("RTPAUDIOQOSRTT") or "", _RTT_FIELDS)
     received = _int(main.get("rxcount"))
     # a channel that received nothing has no loss of its own (Asterisk sometimes says lp=1 there)
     lost = _int(main.get("lp")) if received else 0
@@ -328,7 +345,7 @@ HANGUP = "Hangup"
 def hangup_record(server: str, event: Mapping[str, str]) -> dict[str, Any] | None:
     """A ``Hangup`` event's leg quality as a ``qos_leg`` record's data; None when the channel had no RTP
     (or the event carries no QoS variables). Raises ParseError / QosParseError naming the field at fault."""
-    variables = chan_variables(event)
+    variables = {name: event[f"ChanVariable({name})"] for name in QOS_VARIABLES if f"ChanVariable({name})" in event}
     if "RTPAUDIOQOS" not in variables:
         return None
     leg = leg_quality(variables)
@@ -345,14 +362,17 @@ def hangup_record(server: str, event: Mapping[str, str]) -> dict[str, Any] | Non
         "channel": channel,
         "endpoint": endpoint(channel),
         "at": parse_timestamp(event, HANGUP).isoformat(),
-        "codec": (variables.get("CHANNEL(audionativeformat)") or "").strip() or None,
-        **asdict(leg),
+        "codec": (event.get("ChanVariable(CHANNEL(audionativeformat))") or "").strip() or None,
+        **{name: getattr(leg, name) for name in _LEG_FIELDS},
     }
+
+
+_LEG_FIELDS = tuple(f.name for f in fields(LegQuality))
 
 
 def leg_from_record(data: Mapping[str, Any]) -> LegQuality:
     """The inverse of the leg part of :func:`hangup_record` (stored rows, spooled records)."""
-    return LegQuality(**{f.name: data.get(f.name) for f in fields(LegQuality) if f.name in data})
+    return LegQuality(**{name: data[name] for name in _LEG_FIELDS if name in data})
 
 
 # -- targets and breaches ---------------------------------------------------------------------------------

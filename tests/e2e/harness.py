@@ -713,7 +713,7 @@ class Sipp:
         return self._peer(name)
 
     def _render(self, template: str, caller: str, dtmf: str | None, hold_seconds: float,
-                dtmf_delay: float) -> Path:  # fmt: skip
+                dtmf_delay: float, audio: tuple[Path, float] | None = None) -> Path:  # fmt: skip
         if not re.fullmatch(r"[+0-9A-Za-z*#._-]+", caller):
             raise ValueError(f"caller number {caller!r}: only [+0-9A-Za-z*#._-]")
         n = next(self._seq)
@@ -731,6 +731,15 @@ class Sipp:
                 f'  <recv request="BYE" timeout="{int(seconds * 1000) + 200}" ontimeout="dtmf_done"'
                 ' next="remote_bye" />',
                 '  <label id="dtmf_done" />',
+            ])  # fmt: skip
+        if audio is not None:
+            pcap, seconds = audio
+            block += "\n".join([
+                "  <!-- play the RTP stream (a pcap of known quality), stay until it is sent -->",
+                f'  <nop><action><exec play_pcap_audio="{pcap}" /></action></nop>',
+                f'  <recv request="BYE" timeout="{int(seconds * 1000) + 500}" ontimeout="audio_done"'
+                ' next="remote_bye" />',
+                '  <label id="audio_done" />',
             ])  # fmt: skip
         text = (SIPP_DIR / template).read_text()
         text = text.replace("@CALLER@", caller).replace("@DTMF@", block)
@@ -750,26 +759,37 @@ class Sipp:
         source: str = "public",
         dtmf_delay: float = 1.0,
         timeout: float = 60,
+        audio: tuple[Path, float] | None = None,
     ) -> SippCall:
         """Start a call without waiting. ``source``: "public" (any port: the anonymous endpoint,
-        context support-public) or "staff" (the staff phone's port: context staff, outbound route)."""
+        context support-public), "staff" (the staff phone's port: context staff, outbound route) or a
+        trunk name ("trunk-a": its carrier's port, context from-trunk; do not run that trunk's peer at the
+        same time; the caller answers Asterisk's qualify OPTIONS itself). ``audio``: (pcap, seconds) played
+        after the answer (and the digits) with ``play_pcap_audio``."""
         template = "caller_uac.xml" if expect_answer else "caller_unanswered.xml"
-        scenario = self._render(template, caller_number, dtmf, hold_seconds, dtmf_delay)
+        scenario = self._render(template, caller_number, dtmf, hold_seconds, dtmf_delay, audio)
+        options: list[str] = []
         if source == "staff":
             port = self.target.peer_ports["staff"]
         elif source == "public":
             port = _free_udp_port(self.target.peer_host)
+        elif source.startswith("trunk-") and source in self.target.peer_ports:
+            port = self.target.peer_ports[source]
+            options = ["-aa"]  # 200 OK to OPTIONS (qualify) instead of aborting the call
         else:
-            raise ValueError(f"source must be 'public' or 'staff', not {source!r}")
+            raise ValueError(f"source must be 'public', 'staff' or a trunk name, not {source!r}")
         tag = scenario.stem
         cmd = [
             sipp_binary(), "-sf", str(scenario), "-s", exten,
             "-i", self.target.peer_host, "-p", str(port), "-mp", str(_next_media_port()),
-            "-m", "1", "-l", "1", "-nostdin", "-timeout", f"{int(timeout)}s", "-timeout_error",
+            "-m", "1", "-l", "1", "-nostdin", *options, "-timeout", f"{int(timeout)}s", "-timeout_error",
             "-trace_err", "-error_file", str(self.workdir / f"{tag}_errors.log"),
             "-trace_logs", "-log_file", str(self.workdir / f"{tag}_logs.log"),
             f"{self.target.sip_host}:{self.target.sip_port}",
         ]  # fmt: skip
+        if audio is not None and os.geteuid() == 0 and shutil.which("chrt"):
+            # the stream's send times are the injected truth: keep the shared machine's load off them
+            cmd = ["chrt", "-f", "10", *cmd]
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 cwd=self.workdir, start_new_session=True)  # fmt: skip
         call = SippCall(proc, caller_number, exten, self.workdir, tag, timeout + 10)

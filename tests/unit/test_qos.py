@@ -280,3 +280,24 @@ def test_loss_from_summed_packets_not_averaged_percentages() -> None:
     assert (f.poor_calls, f.poor_ratio) == (1, 0.5)
     assert f.metric("qos_loss") == f.loss_ratio
     assert f.metric("qos_mos") == f.mos_mean
+
+
+@given(
+    st.dictionaries(
+        st.from_regex(r"[a-z_]{1,12}", fullmatch=True),
+        st.floats(0, 1e6, allow_nan=False).map(lambda v: f"{v:f}"),
+        max_size=12,
+    ),
+    st.sampled_from(["", " ", "  "]),
+    st.booleans(),
+)
+def test_parse_fields_matches_a_naive_split(fields: dict[str, str], pad: str, trailing: bool) -> None:
+    text = ";".join(f"{pad}{k}={v}" for k, v in fields.items()) + (";" if trailing and fields else "")
+    naive = {}
+    for part in text.split(";"):
+        if part.strip():
+            key, _, value = part.partition("=")
+            naive[key.strip()] = float(value)
+    assert qos.parse_fields("X", text) == naive
+    some = frozenset(list(fields)[:2])
+    assert qos.parse_fields("X", text, some) == {k: v for k, v in naive.items() if k in some}
