@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -70,20 +71,20 @@ def parse_message(block: str) -> dict[str, str]:
     return headers
 
 
+#: ``ChanVariable: NAME=value`` (Asterisk 12+), ``ChanVariable(channel): NAME=value`` (1.8-11), ``DestChanVariable``
+_CHAN_VARIABLE = re.compile(r"^((?:Dest)?ChanVariable)(?:\([^)\r\n]*\))?: ([^=\r\n]*)=([^\r\n]*)", re.MULTILINE)
+
+
 def _parse_with_variables(block: str) -> dict[str, str]:
     headers: dict[str, str] = {}
     for line in block.split("\r\n"):
         key, sep, value = line.partition(": ")
-        if not sep:
-            continue
-        if "ChanVariable" in key and (key.endswith(("ChanVariable", ")"))):
-            # Asterisk 12+: ``ChanVariable: NAME=value``; 1.8-11 wrote ``ChanVariable(channel): NAME=value``
-            name, eq, var_value = value.partition("=")
-            if eq:
-                key = f"{key.partition('(')[0]}({name.strip()})"
-                value = var_value
-        if key not in headers:
+        if sep and key not in headers:
             headers[key] = value
+    for key in [k for k in headers if "ChanVariable" in k]:
+        del headers[key]
+    for prefix, name, value in _CHAN_VARIABLE.findall(block):
+        headers.setdefault(f"{prefix}({name.strip()})", value)
     return headers
 
 

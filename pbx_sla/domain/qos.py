@@ -154,6 +154,12 @@ def leg_quality(variables: Mapping[str, str]) -> LegQuality | None:
     None when ``RTPAUDIOQOS`` is absent or empty (no RTP on this channel). Raises QosParseError on a
     malformed value.
     """
+    values = _leg_values(variables)
+    return None if values is None else LegQuality(*values)
+
+
+def _leg_values(variables: Mapping[str, str]) -> tuple[Any, ...] | None:
+    """:class:`LegQuality`'s fields in order (the ingest path builds its record from them directly)."""
     upper = variables if _UPPER.issuperset(variables) else {k.upper(): v for k, v in variables.items()}
     main = parse_fields("RTPAUDIOQOS", upper.get("RTPAUDIOQOS") or "", _MAIN_FIELDS)
     if not main:
@@ -166,18 +172,18 @@ def leg_quality(variables: Mapping[str, str]) -> LegQuality | None:
     rtt_s = _positive(main.get("rtt")) or _positive(rtt.get("avgrtt"))
     reported = rtt_s is not None
     own_jitter = main.get("txjitter")
-    return LegQuality(
-        received=received,
-        lost=lost,
-        sent=_int(main.get("txcount")),
-        jitter_ms=_seconds_to_ms(own_jitter) if received else None,
-        jitter_max_ms=_seconds_to_ms(max(jitter.get("maxrxjitter", 0.0), own_jitter or 0.0)) if received else None,
-        jitter_avg_ms=_seconds_to_ms(jitter.get("avgrxjitter")) if received else None,
-        far_lost=_int(main.get("rlp")) if reported else None,
-        far_jitter_ms=_seconds_to_ms(main.get("rxjitter")) if reported else None,
-        rtt_ms=_seconds_to_ms(rtt_s),
-        rtt_max_ms=_seconds_to_ms(_positive(rtt.get("maxrtt"))) if reported else None,
-        asterisk_mes=main.get("txmes") if received else None,
+    return (
+        received,  # received
+        lost,  # lost
+        _int(main.get("txcount")),  # sent
+        _seconds_to_ms(own_jitter) if received else None,  # jitter_ms
+        _seconds_to_ms(max(jitter.get("maxrxjitter", 0.0), own_jitter or 0.0)) if received else None,  # jitter_max_ms
+        _seconds_to_ms(jitter.get("avgrxjitter")) if received else None,  # jitter_avg_ms
+        _int(main.get("rlp")) if reported else None,  # far_lost
+        _seconds_to_ms(main.get("rxjitter")) if reported else None,  # far_jitter_ms
+        _seconds_to_ms(rtt_s),  # rtt_ms
+        _seconds_to_ms(_positive(rtt.get("maxrtt"))) if reported else None,  # rtt_max_ms
+        main.get("txmes") if received else None,  # asterisk_mes
     )
 
 
@@ -345,11 +351,11 @@ HANGUP = "Hangup"
 def hangup_record(server: str, event: Mapping[str, str]) -> dict[str, Any] | None:
     """A ``Hangup`` event's leg quality as a ``qos_leg`` record's data; None when the channel had no RTP
     (or the event carries no QoS variables). Raises ParseError / QosParseError naming the field at fault."""
-    variables = {name: event[f"ChanVariable({name})"] for name in QOS_VARIABLES if f"ChanVariable({name})" in event}
+    variables = {name: event[key] for name, key in _EVENT_KEYS if key in event}
     if "RTPAUDIOQOS" not in variables:
         return None
-    leg = leg_quality(variables)
-    if leg is None:
+    values = _leg_values(variables)
+    if values is None:
         return None
     uniqueid = (event.get("Uniqueid") or event.get("UniqueID") or "").strip()
     if not uniqueid:
@@ -363,11 +369,12 @@ def hangup_record(server: str, event: Mapping[str, str]) -> dict[str, Any] | Non
         "endpoint": endpoint(channel),
         "at": parse_timestamp(event, HANGUP).isoformat(),
         "codec": (event.get("ChanVariable(CHANNEL(audionativeformat))") or "").strip() or None,
-        **{name: getattr(leg, name) for name in _LEG_FIELDS},
+        **dict(zip(_LEG_FIELDS, values, strict=True)),
     }
 
 
 _LEG_FIELDS = tuple(f.name for f in fields(LegQuality))
+_EVENT_KEYS = tuple((name, f"ChanVariable({name})") for name in QOS_VARIABLES)
 
 
 def leg_from_record(data: Mapping[str, Any]) -> LegQuality:
