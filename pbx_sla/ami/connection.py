@@ -5,8 +5,9 @@ What the wrapper changes (see shared/library-notes.md):
 * no reconnect and no ping of panoramisk's own: :class:`pbx_sla.ami.collector.Collector` owns the
   reconnect loop (exponential backoff, so a wrong secret is not a login storm) and runs its own ``Ping``
   with a timeout (half-open TCP detection);
-* a robust reader: bytes are decoded incrementally (a UTF-8 character split across two TCP reads is kept,
-  undecodable bytes become U+FFFD and are reported), a malformed message is logged and skipped, and
+* a robust reader: bytes are decoded incrementally (a UTF-8 character split across two TCP reads is kept;
+  bytes that are not UTF-8, such as a Latin-1 caller name, are read as CP1252 exactly as ``cdr import``
+  reads them, :mod:`pbx_sla.domain.text`, and reported), a malformed message is logged and skipped, and
   events go straight to one callback as plain ``dict`` values (no fnmatch pattern scan, no
   case-insensitive dict per event: that is where the parse time went);
 * every action is bounded by ``asyncio.wait_for`` and pending actions fail when the connection drops;
@@ -20,7 +21,6 @@ receipt time.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -32,6 +32,7 @@ from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
 from pbx_sla.config import AsteriskServer
+from pbx_sla.domain.text import TextDecoder
 from pbx_sla.errors import PbxSlaError, RemoteError
 from pbx_sla.log import get_logger
 
@@ -101,7 +102,7 @@ class AmiProtocol(AMIProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._decoder = TextDecoder()
         self._buffer = ""
         self._warnings = 0
         self.malformed = 0
@@ -115,11 +116,11 @@ class AmiProtocol(AMIProtocol):
             log.warning("further malformed AMI input is counted, not logged", server=self.server_name)
 
     def data_received(self, data: bytes) -> None:  # type: ignore[override]
+        recoded = self._decoder.recoded
         text = self._decoder.decode(data)
-        if "\ufffd" in text:
+        if self._decoder.recoded != recoded:
             self.bad_bytes += 1
-            at = text.index("\ufffd")
-            self._warn("AMI sent bytes that are not UTF-8; replaced by U+FFFD", sample=text[max(0, at - 60) : at + 20])
+            self._warn("AMI sent bytes that are not UTF-8; read as CP1252", sample=text[:80])
         if self._buffer:
             text = self._buffer + text
         blocks = text.split(EOM)

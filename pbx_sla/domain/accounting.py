@@ -1,7 +1,8 @@
 """Usage figures and tier accounting for one tenant and one period. Pure: numbers in, numbers out.
 
 Definitions (spec.md): ASR = answered / attempts; NER = (answered + busy + no answer) / attempts;
-ACD = billable seconds / answered. ``calls_per_day`` counts every day of the period (zeros included);
+ACD = billable seconds / answered, where billable seconds count only ANSWERED legs (computed with the
+calls, sql/repeatable/calls_compute_sql.sql). ``calls_per_day`` counts every day of the period (zeros included);
 p95 is the nearest-rank percentile (the ⌈0.95·n⌉-th smallest of n days). ``tier_by_usage`` is the
 lowest tier whose thresholds hold the p95 and the employees: "lowest" means the cheapest
 ``price_per_year`` (then the name, for a stable answer); a threshold that is not set holds anything.

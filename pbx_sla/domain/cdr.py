@@ -150,33 +150,40 @@ _new_leg_row = functools.partial(tuple.__new__, LegRow)  # LegRow(...) without t
 def fingerprint_hex(
     server: str,
     uniqueid: str,
+    sequence: str,
     channel: str,
     dstchannel: str,
     dst: str,
     dcontext: str,
-    start: int,
-    answer: int | None,
-    end: int,
+    start: str,
+    answer: str,
+    end: str,
     duration: int,
     billsec: int,
     disposition: str,
 ) -> str:
-    """The leg's identity as 32 hex digits (MD5), the same whichever source delivered it.
+    """The leg's identity as 32 hex digits (MD5), the same whichever source delivered it and whichever
+    time zone it is read in.
 
-    Built only from fields every source has (not ``sequence`` or ``linkedid``, which a Master.csv
-    without ``newcdrcolumns`` lacks), times as UTC epoch seconds so that the writer's zone does not matter.
+    The times are the *local text* Asterisk wrote (stripped), not instants: reading a file again under
+    another zone gives the same legs, and the store then sees that their times differ
+    (:func:`pbx_sla.store.calls.store_staging_text`). ``sequence`` (Asterisk's per-record counter, the
+    empty string when the source has no such column) tells apart legs that are otherwise equal, such as
+    the parallel legs of a ring group in an export whose channel names were pseudonymised. ``linkedid``
+    is left out: it groups legs, it does not tell them apart.
     """
     text = "\x1f".join(
         (
             server,
             uniqueid,
+            sequence,
             channel,
             dstchannel,
             dst,
             dcontext,
-            str(start),
-            "" if answer is None else str(answer),
-            str(end),
+            start,
+            answer,
+            end,
             str(duration),
             str(billsec),
             disposition,
@@ -303,6 +310,27 @@ def csv_layout(row: Sequence[str]) -> tuple[str, ...]:
     return CSV_BASE + middle + (CSV_NEW if extra_new else ())
 
 
+def foreign_layout(row: Sequence[str]) -> str | None:
+    """What a row that cdr_csv's layouts cannot read looks like instead, when it is recognisable: the name
+    of a layout pbx-sla does not read (cdr_custom's default ``Master.csv``: caller ID first, 19 fields), or
+    a description of where its disposition sits; None when the row is just bad."""
+    if (
+        len(row) == 19
+        and _TIME.match(row[8].strip())
+        and _TIME.match(row[10].strip())
+        and row[13].strip().upper() in DISPOSITION_RANK
+        and row[11].strip().isdigit()
+        and row[12].strip().isdigit()
+    ):
+        return "cdr_custom's default Master.csv layout (clid, src, dst, ... accountcode, uniqueid, userfield, sequence)"
+    if len(row) > 14 and row[14].strip().upper() in DISPOSITION_RANK:
+        return None
+    columns = [i + 1 for i, value in enumerate(row) if value.strip().upper() in DISPOSITION_RANK]
+    if columns:
+        return f"a layout with the disposition in column {columns[0]} of {len(row)} (cdr_csv has it in column 15)"
+    return None
+
+
 def _looks_like_new_columns(row: Sequence[str]) -> bool:
     """``newcdrcolumns`` ends a row with an integer sequence; 21 fields always mean it."""
     if len(row) == 21:
@@ -385,7 +413,19 @@ def read_leg(server: str, row: Sequence[str], clock: LocalClock) -> LegRow:
     sequence = None if i_sequence is None else _int("sequence", row[i_sequence], optional=True)
     channel, dstchannel, dst, dcontext = row[5], row[6], row[2], row[3]
     fingerprint = fingerprint_hex(
-        server, uniqueid, channel, dstchannel, dst, dcontext, start, answer, end, duration, billsec, disposition
+        server,
+        uniqueid,
+        "" if sequence is None else str(sequence),
+        channel,
+        dstchannel,
+        dst,
+        dcontext,
+        row[9].strip(),
+        row[10].strip(),
+        row[11].strip(),
+        duration,
+        billsec,
+        disposition,
     )
     return _new_leg_row(
         (

@@ -2,7 +2,9 @@
 
 A ``Cdr`` event's times are the server's local time: the zone is the ``[[asterisk]]`` entry's
 ``timezone``, else the catalogue's, else UTC. A malformed event is logged (naming the field) and
-skipped; the daemon goes on.
+skipped; the daemon goes on. Headers are read case-insensitively (cdr_manager's ``[mappings]`` name the
+linkedid and sequence headers as the administrator spelt them); the first event of a server without a
+linkedid is warned about once.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def cdr_handler(ctx: ServiceContext) -> EventHandler:
     """AMI ``Cdr`` event → one ``cdr_leg`` record, read by :func:`pbx_sla.domain.cdr.ami_leg` (the same
     :func:`~pbx_sla.domain.cdr.read_leg` as ``cdr import``)."""
     clocks: dict[str, LocalClock] = {}  # zone name → its clock (and the clock's cache of hours)
+    warned: set[str] = set()  # servers already warned about Cdr events without a linkedid
 
     def handle(server: str, event: Mapping[str, str]) -> Iterable[Record]:
         tz = server_zone(ctx, server)
@@ -43,6 +46,14 @@ def cdr_handler(ctx: ServiceContext) -> EventHandler:
         except CdrError as exc:
             log.warning("Cdr event skipped", server=server, uniqueid=event.get("UniqueID"), error=str(exc))
             return ()
+        if not leg.linkedid and server not in warned:
+            warned.add(server)
+            log.warning(
+                "Cdr events carry no linkedid: each channel's legs count as a call of their own. Map it in "
+                "cdr_manager.conf [mappings] (linkedid => LinkedID; any capitalisation is read)",
+                server=server,
+                uniqueid=leg.uniqueid,
+            )
         return (Record(KIND, leg_to_data(leg)),)
 
     return handle

@@ -2,9 +2,11 @@
 
 The file is read as bytes, one physical line at a time. Physical lines are joined into a record until its
 double quotes balance (cdr_csv quotes every text field and doubles embedded quotes, so an odd count means
-a quoted field, such as a caller name, continues on the next line). Each record is then decoded as UTF-8
-on its own, so one bad byte costs one row, and parsed strictly with :mod:`csv`. Every record carries the
-physical line it started on. A record holding a NUL byte is rejected (PostgreSQL text cannot hold one).
+a quoted field, such as a caller name, continues on the next line). Each record is then decoded on its
+own, as UTF-8 with any byte that is not UTF-8 read as CP1252 (:func:`pbx_sla.domain.text.decode_text`:
+nothing lost, the record kept, its line listed in :attr:`Block.recoded`), and parsed strictly with
+:mod:`csv`. Every record carries the physical line it started on. A record holding a NUL byte is
+rejected (PostgreSQL text cannot hold one).
 
 A record that never balances (a row cut in the middle of a quoted field) would swallow the rest of the
 file; cdr_csv never writes a row longer than 1024 bytes, so a record is given up after
@@ -26,6 +28,8 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
+
+from pbx_sla.domain.text import decode_text
 
 MAX_RECORD_BYTES = 8192
 MAX_RECORD_LINES = 16
@@ -53,22 +57,21 @@ class Block:
     #: no field of any row holds a backslash, tab, carriage return or line feed (the block's bytes hold no
     #: backslash, tab or CR, and every record is one line): the rows need no escaping as COPY text
     plain: bool = False
+    #: lines of records (good or rejected later) holding bytes that are not UTF-8, read as CP1252
+    recoded: list[int] = field(default_factory=list)
 
 
 class _Misaligned(Exception):
     """A record that :mod:`csv` continued onto the next list element."""
 
 
-def _decode(data: bytes) -> str:
-    """UTF-8 text of a record, or ValueError with the reason it is rejected."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        bad = data[exc.start : exc.start + 1].hex()
-        raise ValueError(f"not valid UTF-8 (byte 0x{bad} at column {exc.start + 1})") from None
+def _decode(data: bytes) -> tuple[str, bool]:
+    """The text of a record and whether it held bytes that are not UTF-8, or ValueError with the reason
+    it is rejected."""
+    text, recoded = decode_text(data)
     if "\x00" in text:
         raise ValueError(f"contains a NUL byte (column {text.index(chr(0)) + 1})")
-    return text
+    return text, recoded
 
 
 def _parse_one(text: str) -> list[str] | str:
@@ -163,14 +166,19 @@ def _block(starts: list[int], raws: list[bytes], errors: list[tuple[int, str]], 
             texts = [raw.decode("utf-8") for raw in raws]
     except UnicodeDecodeError:
         texts = []
-    if len(texts) != len(raws):  # a bad byte or a NUL somewhere: decode record by record
+    recoded: list[int] = []
+    if len(texts) != len(raws):  # a byte that is not UTF-8, or a NUL, somewhere: decode record by record
         good_starts, texts = [], []
         for start, raw in zip(starts, raws, strict=True):
             try:
-                texts.append(_decode(raw))
-                good_starts.append(start)
+                text, was_recoded = _decode(raw)
             except ValueError as exc:
                 errors.append((start, str(exc)))
+                continue
+            texts.append(text)
+            good_starts.append(start)
+            if was_recoded:
+                recoded.append(start)
         starts = good_starts
     parsed, bad = _parse_all(texts)
     if not bad:
@@ -185,6 +193,7 @@ def _block(starts: list[int], raws: list[bytes], errors: list[tuple[int, str]], 
                 block.rows.append(fields)
     errors.sort()
     block.plain = plain
+    block.recoded = recoded
     return block
 
 

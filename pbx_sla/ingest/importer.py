@@ -57,6 +57,9 @@ class ImportSummary:
     present: int = 0  # legs already stored (earlier import, AMI, or twice in this file)
     rejected: int = 0
     problems: list[str] = field(default_factory=list)
+    recoded: int = 0  # records kept whose bytes were not all UTF-8 (read as CP1252)
+    recoded_first: int | None = None  # the line of the first of them
+    foreign: str | None = None  # "FILE:LINE: layout": not a cdr_csv file; the import stopped there
 
 
 class _ChildParser:
@@ -233,12 +236,19 @@ async def import_csv(
             summary.rows += batch.read
             summary.imported += result.inserted
             summary.present += result.present
+            if batch.recoded:
+                summary.recoded += len(batch.recoded)
+                if summary.recoded_first is None:
+                    summary.recoded_first = batch.recoded[0]
             for line, reason in batch.rejected:
                 summary.rejected += 1
                 if len(summary.problems) < max_problems:
                     summary.problems.append(f"{path}:{line}: {reason}")
             if progress is not None:
                 progress(summary, batch.offset)
+            if batch.foreign is not None:
+                summary.foreign = f"{path}:{batch.foreign}"
+                break
     if summary.rejected > len(summary.problems):
         summary.problems.append(f"... and {summary.rejected - len(summary.problems)} more rejected rows")
     return summary

@@ -11,12 +11,12 @@ returned as ``(physical line, reason)``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 from pbx_sla.domain.calls import call_bucket
-from pbx_sla.domain.cdr import CdrError, LegRow, LocalClock, read_leg
+from pbx_sla.domain.cdr import CdrError, LegRow, LocalClock, foreign_layout, read_leg
 from pbx_sla.domain.phone import e164_cache
 from pbx_sla.ingest.csv_reader import BLOCK_RECORDS, read_blocks
 
@@ -28,6 +28,9 @@ class StagedBatch:
     read: int  # records read for this batch, good and bad
     rejected: list[tuple[int, str]]  # (physical line, reason), in line order
     offset: int  # bytes of the file read so far
+    recoded: list[int] = field(default_factory=list)  # lines of records with bytes that are not UTF-8
+    #: the file is not in a cdr_csv layout (``"LINE: what it looks like"``): the parser stopped there
+    foreign: str | None = None
 
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -71,21 +74,33 @@ def staged_batches(
     rows: list[list[str]] = [[] for _ in range(buckets)]
     read = 0
     rejected: list[tuple[int, str]] = []
+    recoded: list[int] = []
 
     def batch() -> StagedBatch:
         rejected.sort()
         payloads = ["".join(part).encode() for part in rows]
-        return StagedBatch(payloads, [len(part) for part in rows], read, rejected, stream.tell())
+        return StagedBatch(payloads, [len(part) for part in rows], read, rejected, stream.tell(), recoded)
 
     plain_server = not any(c in server for c in "\\\t\r\n")
     for block in read_blocks(stream, min(BLOCK_RECORDS, batch_size)):
         read += len(block.rows) + len(block.errors)
         rejected += block.errors
+        recoded += block.recoded
         plain = block.plain and plain_server
-        for line, fields in zip(block.lines, block.rows, strict=True):
+        for i, (line, fields) in enumerate(zip(block.lines, block.rows, strict=True)):
             try:
                 leg = read_leg(server, fields, clock)
             except CdrError as exc:
+                layout = foreign_layout(fields)
+                if layout is not None:  # one message for the file, not a misleading one per row
+                    later = sum(1 for error_line, _ in block.errors if error_line > line)
+                    read -= len(block.rows) - i + later  # the records before this one
+                    rejected = [r for r in rejected if r[0] < line]
+                    recoded = [r for r in recoded if r < line]
+                    done = batch()
+                    done.foreign = f"{line}: {layout}"
+                    yield done
+                    return
                 rejected.append((line, str(exc)))
                 continue
             staged = stage_line(leg, e164[leg.caller], e164[leg.dst], plain)
@@ -95,5 +110,6 @@ def staged_batches(
             rows = [[] for _ in range(buckets)]
             read = 0
             rejected = []
+            recoded = []
     if read:
         yield batch()

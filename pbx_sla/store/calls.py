@@ -54,6 +54,24 @@ STAGE_COLUMNS = (
 )
 
 
+class StoredUnderAnotherZone(Exception):
+    """Legs being imported are already stored with other times: the same local times were read in another
+    time zone before. The transaction is rolled back: nothing of the batch is stored."""
+
+    def __init__(self, legs: int, shift: int) -> None:
+        super().__init__(f"{legs} legs already stored with times {shift:+d} s apart")
+        self.legs = legs
+        self.shift = shift  # seconds: this reading minus the stored one
+
+
+#: staged legs whose stored copy (same fingerprint: same local texts) has another start instant
+_TIMES_DIFFER = """
+SELECT count(*) AS legs, min(s.start_epoch - extract(epoch FROM l.start_at)::bigint) AS shift
+FROM cdr_legs_stage s JOIN cdr_legs l ON l.fingerprint = s.fingerprint
+WHERE l.start_at <> to_timestamp(s.start_epoch)
+"""
+
+
 @dataclass(frozen=True)
 class StoreResult:
     inserted: int  # legs new to the database
@@ -119,14 +137,23 @@ async def store_staging_text(
 
     ``fresh``: the rows are expected to be new to the database: the legs are first inserted without
     conflict handling (cheaper), and stored by the general statement if one turns out to be present
-    (same result either way; sql/repeatable/cdr_store_stage.sql)."""
+    (same result either way; sql/repeatable/cdr_store_stage.sql).
+
+    A leg's fingerprint hashes its local time texts, not instants, so a file read again under another
+    zone finds its legs present; if their stored start differs from this reading, the batch is rolled
+    back and :class:`StoredUnderAnotherZone` raised (checked only when some leg was present)."""
     if not rows:
         return StoreResult(0, 0)
     async with conn.transaction():
         await lock_calls(conn, [server], None if bucket is None else [bucket])
         await _prepare_stage(conn, [server])
         await conn.copy_to_table("cdr_legs_stage", source=_chunks(data), columns=STAGE_COLUMNS, format="text", null="")
-        return await _store_staged(conn, source, rows, fresh)
+        result = await _store_staged(conn, source, rows, fresh)
+        if result.present:  # only a batch with legs already stored can disagree with them
+            differ = await conn.fetchrow(_TIMES_DIFFER)
+            if differ["legs"]:
+                raise StoredUnderAnotherZone(differ["legs"], differ["shift"])
+        return result
 
 
 class CdrLegSink:

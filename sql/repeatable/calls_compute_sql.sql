@@ -1,6 +1,8 @@
 -- The rule that turns legs into calls (docs/calls.md), written once: the statement tail that both
 -- cdr_store_stage (every write, live AMI and `cdr import`) and calls_refresh (re-attribution) run.
--- The tests compare its results with the pure pbx_sla.domain.calls.build_calls.
+-- The tests compare its results with the definitions written plainly in tests/calls_model.py.
+-- Billable seconds: the sum of billsec over the call's ANSWERED legs only (a NO ANSWER leg can carry
+-- billsec > 0 when Queue or an IVR answered the inbound channel).
 --
 -- The head before it defines:
 --   affected(server, call_key): the calls to recompute;
@@ -55,7 +57,8 @@ legs AS (
 ),
 agg AS (
     SELECT server, call_key, count(*) AS legs, min(start_at) AS started_at, max(end_at) AS ended_at,
-           sum(billsec) AS billsec, min(cdr_disposition_rank(disposition)) AS best,
+           coalesce(sum(billsec) FILTER (WHERE disposition = 'ANSWERED'), 0) AS billsec,
+           min(cdr_disposition_rank(disposition)) AS best,
            array_agg(fingerprint) AS fingerprints,
            min(linkedid) FILTER (WHERE n = 1) AS linkedid,
            min(caller_e164) FILTER (WHERE n = 1) AS caller_e164,

@@ -15,6 +15,7 @@ from pbx_sla.domain.cdr import (
     ami_row,
     csv_layout,
     endpoint,
+    foreign_layout,
     leg_from_data,
     leg_to_data,
     read_leg,
@@ -87,12 +88,60 @@ def test_ami_and_csv_give_the_same_leg_and_fingerprint():
     assert ami_row(AMI) == ROW21  # an AMI event is laid out as the 21-column cdr_csv row, then read the same way
 
 
-def test_fingerprint_ignores_sequence_and_linkedid_absent_from_old_csv():
+def test_without_newcdrcolumns_the_call_key_falls_back_to_uniqueid():
     old = leg_from_csv("pbx1", ROW21[:18], PRAGUE)  # no newcdrcolumns
-    new = leg_from_csv("pbx1", ROW21, PRAGUE)
     assert old.linkedid == "" and old.sequence is None
-    assert old.fingerprint == new.fingerprint
-    assert old.call_key == "1773129600.1"  # falls back to uniqueid
+    assert old.call_key == "1773129600.1"
+
+
+def test_ami_and_csv_copies_collide_with_and_without_the_new_columns():
+    """The same leg from both sources has one fingerprint, with the shipped configuration (AMI mapping
+    LinkedID and Sequence, cdr_csv with newcdrcolumns) and without (no mapping, no newcdrcolumns)."""
+    assert leg_from_ami("pbx1", AMI, PRAGUE).fingerprint == leg_from_csv("pbx1", ROW21, PRAGUE).fingerprint
+    bare = {k: v for k, v in AMI.items() if k not in ("LinkedID", "Sequence")}
+    assert leg_from_ami("pbx1", bare, PRAGUE).fingerprint == leg_from_csv("pbx1", ROW21[:18], PRAGUE).fingerprint
+
+
+def test_fingerprint_does_not_depend_on_the_zone_the_times_are_read_in():
+    prague, utc = leg_from_csv("pbx1", ROW21, PRAGUE), leg_from_csv("pbx1", ROW21, ZoneInfo("UTC"))
+    assert prague.start != utc.start  # the instants differ by the offset...
+    assert prague.fingerprint == utc.fingerprint  # ...the leg is the same
+
+
+def test_legs_equal_but_for_their_sequence_are_two_legs():
+    other = list(ROW21)
+    other[20] = "8"
+    assert leg_from_csv("pbx1", other, PRAGUE).fingerprint != leg_from_csv("pbx1", ROW21, PRAGUE).fingerprint
+    linked = list(ROW21)
+    linked[19] = "1773129600.9"  # linkedid groups legs; it does not tell them apart
+    assert leg_from_csv("pbx1", linked, PRAGUE).fingerprint == leg_from_csv("pbx1", ROW21, PRAGUE).fingerprint
+
+
+def test_ami_headers_are_read_whatever_their_capitalisation():
+    """cdr_manager.conf [mappings] name the header as written there: ``linkedid => Linkedid``."""
+    event = {k: v for k, v in AMI.items() if k not in ("LinkedID", "Sequence")}
+    event |= {"Linkedid": "1773129600.0", "sequence": "9", "uniqueid": event.pop("UniqueID")}
+    leg = leg_from_ami("pbx1", event, PRAGUE)
+    assert (leg.linkedid, leg.sequence, leg.uniqueid, leg.call_key) == (
+        "1773129600.0",
+        9,
+        "1773129600.1",
+        "1773129600.0",
+    )
+
+
+def test_foreign_layouts_are_recognised():
+    custom = [ROW21[4], *ROW21[1:4], *ROW21[5:16], ROW21[0], ROW21[16], ROW21[17], ROW21[20]]  # cdr_custom's order
+    assert len(custom) == 19
+    assert "cdr_custom" in (foreign_layout(custom) or "")
+    with pytest.raises(CdrError, match="billsec"):
+        leg_from_csv("pbx1", custom, PRAGUE)  # what cdr_csv's reading says about such a row
+    moved = [*ROW21[:14], "DOCUMENTATION", "ANSWERED", *ROW21[16:]]
+    assert foreign_layout(moved) == "a layout with the disposition in column 16 of 21 (cdr_csv has it in column 15)"
+    bad_start = list(ROW21)
+    bad_start[9] = "yesterday"
+    assert foreign_layout(bad_start) is None  # a bad cdr_csv row is just a bad row
+    assert foreign_layout(["a", "b"]) is None
 
 
 def test_fingerprint_tells_legs_apart():

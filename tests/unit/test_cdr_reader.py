@@ -31,10 +31,17 @@ def test_line_numbers_are_physical_with_newlines_in_quoted_fields():
     ]
 
 
-def test_non_utf8_row_is_reported_and_the_next_row_read():
-    got = records(b'"a","Ji\xf8\xed"\n"b","ok"\n')
-    assert got[0].fields is None and got[0].line == 1 and "UTF-8" in got[0].error
-    assert got[1].fields == ["b", "ok"] and got[1].line == 2
+def test_bytes_that_are_not_utf8_are_read_as_cp1252_and_the_row_kept():
+    data = '"a","Jiří"\n'.encode("cp1250") + b'"b","ok \xc3\xa9"\n' + b'"c","\x9d\xc3"\n'
+    blocks = list(read_blocks(io.BytesIO(data)))
+    got = records(data)
+    assert [(r.line, r.fields) for r in got] == [
+        (1, ["a", "Ji\u0159\u00ed".encode("cp1250").decode("cp1252")]),  # lossless: the bytes come back
+        (2, ["b", "ok é"]),  # valid UTF-8 untouched
+        (3, ["c", "\x9d\u00c3"]),  # 0x9D is undefined in CP1252: Latin-1's U+009D
+    ]
+    assert got[0].fields[1].encode("cp1252") == "Jiří".encode("cp1250")
+    assert [line for b in blocks for line in b.recoded] == [1, 3]
 
 
 def test_unterminated_quote_gives_up_and_resyncs():
@@ -95,12 +102,34 @@ def reference_records(data: bytes) -> list[tuple]:
             continue
         try:
             text = chunk.decode("utf-8")
+        except UnicodeDecodeError:  # byte by byte: UTF-8 where valid, else CP1252 (Latin-1 where undefined)
+            text = _cp1252_where_not_utf8(chunk)
+        try:
             fields = None if "\x00" in text else next(csv.reader([text], strict=True))
-        except (UnicodeDecodeError, csv.Error):
+        except csv.Error:
             fields = None
         out.append((i + 1, fields))
         i = j + 1
     return out
+
+
+def _cp1252_where_not_utf8(data: bytes) -> str:
+    out, i = [], 0
+    while i < len(data):
+        for n in (4, 3, 2, 1):
+            try:
+                out.append(data[i : i + n].decode("utf-8"))
+                i += n
+                break
+            except UnicodeDecodeError:
+                continue
+        else:
+            byte = data[i : i + 1]
+            out.append(
+                byte.decode("cp1252") if byte not in (b"\x81", b"\x8d", b"\x8f", b"\x90", b"\x9d") else chr(byte[0])
+            )
+            i += 1
+    return "".join(out)
 
 
 PIECES = [
@@ -112,6 +141,7 @@ PIECES = [
     b'ab"c,"d\n',
     b'"n\x00"\n',
     b'"\xff",""\n',
+    b'"caf\xe9 \xc3\xa9 \xe2\x82",""\n',
     b'"a"x,"b"\n',
     b"1,2,3\n",
     b"   \n",
