@@ -167,3 +167,33 @@ async def test_cdr_custom_layout_is_named_once_and_refused(db, cli_env, capsys):
     assert "billsec" not in err and "expected an integer" not in err  # no misleading per-row errors
     assert "0 imported" in out
     assert await db.fetchval("SELECT count(*) FROM cdr_legs") == 0
+
+
+async def test_migration_1201_recomputes_billable_seconds_already_stored(empty_dsn, cli_env, capsys, monkeypatch):
+    """A database that stored calls under the old definition (billsec of every leg) is recomputed by
+    sql/1201: calls and the daily rollup then hold answered legs' seconds only."""
+    from pbx_sla.store import migrate
+
+    schema = migrate.load()
+    before = migrate.Schema([m for m in schema.migrations if m.version < 1201], schema.repeatables)
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        await migrate.upgrade(conn, before)
+        await seed_catalogue(conn)
+        monkeypatch.setenv("PBX_SLA_DSN", empty_dsn)
+        assert await cdr_import(FIXTURES / "queue_no_answer_billsec.csv") == 0
+        rows = fixture_rows("queue_no_answer_billsec.csv")
+        # what the old definition stored: every leg's billsec
+        await conn.execute(
+            """UPDATE calls c SET billsec = (SELECT sum(billsec) FROM cdr_legs l
+                                             WHERE l.fingerprint = ANY (c.leg_fingerprints))"""
+        )
+        await conn.execute(
+            "UPDATE usage_daily u SET billsec = $1 WHERE tenant_id = 'acme'", sum(int(r[13]) for r in rows)
+        )
+        assert [m.version for m in await migrate.upgrade(conn, schema)] == [1201]
+        answered = sum(int(r[13]) for r in rows if r[14] == "ANSWERED")
+        assert await conn.fetchval("SELECT sum(billsec) FROM calls") == answered
+        assert await totals(conn) == {"acme": (2, 1, answered)}
+    finally:
+        await conn.close()
