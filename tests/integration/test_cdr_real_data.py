@@ -191,7 +191,7 @@ async def test_migration_1201_recomputes_billable_seconds_already_stored(empty_d
         await conn.execute(
             "UPDATE usage_daily u SET billsec = $1 WHERE tenant_id = 'acme'", sum(int(r[13]) for r in rows)
         )
-        assert [m.version for m in await migrate.upgrade(conn, schema)] == [1201]
+        assert 1201 in [m.version for m in await migrate.upgrade(conn, schema)]
         answered = sum(int(r[13]) for r in rows if r[14] == "ANSWERED")
         assert await conn.fetchval("SELECT sum(billsec) FROM calls") == answered
         assert await totals(conn) == {"acme": (2, 1, answered)}
