@@ -96,10 +96,13 @@ async def test_calls_from_cdr_events_in_usage(
     assert c3["disposition"] in NOT_ANSWERED and c3["billsec"] == 0
     if failed["DestinationChannel"]:  # a channel towards trunk-b was created before the dial failed
         assert c3["direction"] == "outbound" and c3["trunk"] == "trunk-b"
-    # billable seconds: summed over the legs of each call
+    # billable seconds: summed over the ANSWERED legs of each call
     for c in (c1, c2, c3):
         legs = await db.fetchval(
-            "SELECT sum(billsec) FROM cdr_legs WHERE server = $1 AND call_key = $2", server, c["call_key"]
+            "SELECT coalesce(sum(billsec) FILTER (WHERE disposition = 'ANSWERED'), 0) FROM cdr_legs"
+            " WHERE server = $1 AND call_key = $2",
+            server,
+            c["call_key"],
         )
         assert c["billsec"] == legs
 
