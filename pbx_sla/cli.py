@@ -11,12 +11,13 @@ import argparse
 import asyncio
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 import asyncpg
 
 from pbx_sla import __version__
-from pbx_sla.config import load_settings
+from pbx_sla.config import Settings, load_settings
 from pbx_sla.errors import ConfigError, InputError
 from pbx_sla.log import get_logger, setup_logging
 
@@ -75,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     _globals(common, suppress=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(subparsers, name: str, help_text: str) -> argparse.ArgumentParser:
+    def add(
+        subparsers: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_text: str
+    ) -> argparse.ArgumentParser:
         return subparsers.add_parser(name, parents=[common], help=help_text, description=help_text)
 
     db = add(sub, "db", "database schema")
@@ -128,11 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _handler(args: argparse.Namespace):
+Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int | None]]
+
+
+def _handler(args: argparse.Namespace) -> Handler:
     """The command's coroutine function, imported only when that command runs (fast ``--help``)."""
     key = tuple(k for k in (args.command, getattr(args, "subcommand", None)) if k)
     module_name, func_name = HANDLERS[key].split(":")
-    return getattr(importlib.import_module(f"pbx_sla.commands.{module_name}"), func_name)
+    handler: Handler = getattr(importlib.import_module(f"pbx_sla.commands.{module_name}"), func_name)
+    return handler
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,28 +8,28 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 
 
-def setup_logging(level: str = "info", *, json: bool | None = None, stream=None) -> None:
+def setup_logging(level: str = "info", *, json: bool | None = None, stream: TextIO | None = None) -> None:
     """Configure structlog and the stdlib root logger once per process."""
     stream = stream or sys.stderr
     if json is None:
         json = not stream.isatty()
-    shared = [
+    shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     if json:
-        renderer: structlog.typing.Processor = structlog.processors.JSONRenderer()
-        final = [
+        final: list[structlog.typing.Processor] = [
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)),
-            renderer,
+            structlog.processors.JSONRenderer(),
         ]
     else:
         final = [
@@ -55,4 +55,5 @@ def setup_logging(level: str = "info", *, json: bool | None = None, stream=None)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    return structlog.get_logger(name)
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
+    return logger

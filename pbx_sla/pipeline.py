@@ -17,9 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 import asyncpg
+import asyncpg.pool
+
+#: a connection of its own, or one borrowed from a pool (``pool.acquire()``): sinks take either
+DbConnection: TypeAlias = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,6 @@ class Sink(Protocol):
 
     kind: str
 
-    async def write(self, conn: asyncpg.Connection, items: Sequence[Mapping[str, Any]]) -> None:
+    async def write(self, conn: DbConnection, items: Sequence[Mapping[str, Any]]) -> None:
         """Called inside a transaction; raise to have the whole batch retried later."""
         ...

@@ -167,8 +167,7 @@ class FastAGIParser:
 
 def sanitise(value: object, *, max_chars: int = MAX_VALUE_CHARS) -> str:
     """Text safe inside a quoted AGI argument's content: valid UTF-8, no control characters, bounded."""
-    raw = isinstance(value, bytes | bytearray)
-    text = bytes(value).decode("utf-8", errors="replace") if raw else str(value)  # type: ignore[arg-type]
+    text = bytes(value).decode("utf-8", errors="replace") if isinstance(value, bytes | bytearray) else str(value)
     text = text.encode("utf-8", errors="replace").decode("utf-8")  # lone surrogates
     return _CONTROL.sub("", text)[:max_chars]
 

@@ -142,7 +142,7 @@ class Backoff:
         self.base, self.cap, self.attempt = base, cap, 0
 
     def next(self) -> float:
-        delay = min(self.cap, self.base * 2**self.attempt)
+        delay: float = min(self.cap, self.base * 2**self.attempt)
         self.attempt += 1
         return delay * random.uniform(0.75, 1.25)  # noqa: S311 - jitter, not cryptography
 
@@ -277,7 +277,8 @@ class Collector:
         resync = asyncio.create_task(self._resync(manager, ami), name=f"ami-resync-{server.name}")
         stop = asyncio.create_task(self._stopping.wait())
         try:
-            await asyncio.wait({manager.lost, stop}, return_when=asyncio.FIRST_COMPLETED)
+            ended: set[asyncio.Future[Any]] = {manager.lost, stop}
+            await asyncio.wait(ended, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in (watchdog, resync, stop):
                 task.cancel()

@@ -92,6 +92,8 @@ def _parse_with_variables(block: str) -> dict[str, str]:
 class AmiProtocol(AMIProtocol):
     """panoramisk's protocol with a reader that never dies on bad input and a direct event path."""
 
+    responses: dict[str, Any]  # panoramisk's pending actions by ActionID
+
     def __init__(
         self, server_name: str, on_event: EventCallback, on_lost: Callable[[BaseException | None], None]
     ) -> None:
@@ -115,7 +117,7 @@ class AmiProtocol(AMIProtocol):
         elif self._warnings == MAX_WARNINGS + 1:
             log.warning("further malformed AMI input is counted, not logged", server=self.server_name)
 
-    def data_received(self, data: bytes) -> None:  # type: ignore[override]
+    def data_received(self, data: bytes) -> None:
         recoded = self._decoder.recoded
         text = self._decoder.decode(data)
         if self._decoder.recoded != recoded:
@@ -145,18 +147,19 @@ class AmiProtocol(AMIProtocol):
                 self.malformed += 1
                 log.exception("AMI message could not be handled; skipped", server=self.server_name, sample=block[:120])
 
-    def send(self, data: Mapping[str, Any], as_list: bool | None = None) -> asyncio.Future:  # type: ignore[override]
+    def send(self, data: Mapping[str, Any], as_list: bool | None = None) -> asyncio.Future[Any]:
         """Write one action; its future gets the response (or the list up to ``...Complete``).
 
         Unlike panoramisk's, this never logs the action: a ``Login`` carries the secret.
         """
         action = data if isinstance(data, Action) else Action(dict(data), as_list=as_list)
+        future: asyncio.Future[Any] = action.future
         if self.closed:
-            action.future.set_exception(ConnectionLost(f"AMI connection to {self.server_name} is down"))
-            return action.future
+            future.set_exception(ConnectionLost(f"AMI connection to {self.server_name} is down"))
+            return future
         self.responses[action.id] = action
         self.transport.write(str(action).encode("utf-8"))
-        return action.future
+        return future
 
     def _answer(self, headers: dict[str, str], block: str) -> None:
         """Responses and list items go to the action waiting for them (panoramisk's bookkeeping)."""
@@ -174,11 +177,12 @@ class AmiProtocol(AMIProtocol):
             if action.action_id:
                 self.responses.pop(action.action_id, None)
 
-    def connection_lost(self, exc: Exception | None) -> None:  # type: ignore[override]
+    def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self._buffer.strip():
             log.info("AMI connection closed inside a message; partial message discarded", server=self.server_name)
-        pending, self.responses = self.responses, {}
+        pending: dict[str, Any] = self.responses
+        self.responses = {}
         for action in pending.values():
             if not action.future.done():
                 action.future.set_exception(ConnectionLost(f"AMI connection to {self.server_name} lost"))

@@ -32,7 +32,7 @@ class FakeAmi:
         self.clients: list[asyncio.StreamWriter] = []
         self.authenticated = asyncio.Event()
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self.port = 0
 
     async def start(self, port: int = 0) -> FakeAmi:

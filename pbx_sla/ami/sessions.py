@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from pbx_sla.ami.collector import SESSION_KIND
+from pbx_sla.pipeline import DbConnection
 
 _TIMES = ("login_at", "resynced_at", "last_seen_at", "lost_at")
 
@@ -32,7 +33,7 @@ class AmiSessionSink:
 
     kind = SESSION_KIND
 
-    async def write(self, conn: asyncpg.Connection, items: Sequence[Mapping[str, Any]]) -> None:
+    async def write(self, conn: DbConnection, items: Sequence[Mapping[str, Any]]) -> None:
         merged: dict[tuple[str, str], dict[str, Any]] = {}
         for item in items:
             key = (str(item["server"]), str(item["session_id"]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -23,7 +24,7 @@ def _zone(name: str, where: str) -> ZoneInfo:
         raise ConfigError(f"{where}: unknown time zone {name!r}") from None
 
 
-def _progress(path: Path) -> object:
+def _progress(path: Path) -> Callable[[ImportSummary, int], None]:
     total = path.stat().st_size or 1
 
     def show(summary: ImportSummary, done: int) -> None:
@@ -50,8 +51,10 @@ async def import_file(args: argparse.Namespace, settings: Settings) -> int:
             tz = _zone(args.timezone, "--timezone")
         else:
             configured = next((a.timezone for a in settings.asterisk if a.name == args.server and a.timezone), None)
-            tz = _zone(configured, f"[[asterisk]] {args.server} timezone") if configured else None
-            tz = tz or await catalogue_timezone(conn)
+            if configured:
+                tz = _zone(configured, f"[[asterisk]] {args.server} timezone")
+            else:
+                tz = await catalogue_timezone(conn)
         progress = _progress(path) if sys.stderr.isatty() else None
         second_conn = await connect(dsn)  # half of every batch (one call bucket) is stored on it
         try:
@@ -59,7 +62,7 @@ async def import_file(args: argparse.Namespace, settings: Settings) -> int:
                 conn,
                 path,
                 args.server,
-                tz,  # type: ignore[arg-type]
+                tz,
                 progress=progress,
                 second_conn=second_conn,
             )
@@ -69,7 +72,7 @@ async def import_file(args: argparse.Namespace, settings: Settings) -> int:
             when = "earlier" if exc.shift > 0 else "later"
             print(
                 f"{path}: refused: {exc.legs} legs of this file are already stored with start times "
-                f"{abs(exc.shift) / 3600:g} h {when} than zone {tz.key} reads them (server {args.server}): "  # type: ignore[union-attr]
+                f"{abs(exc.shift) / 3600:g} h {when} than zone {tz.key} reads them (server {args.server}): "
                 "the file was imported before under another time zone (or the daemon stored these legs "
                 "from AMI reading another zone). The stored legs are unchanged and none was stored twice; "
                 "import again with --timezone set to the zone used the first time.",

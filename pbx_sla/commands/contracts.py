@@ -276,7 +276,7 @@ async def show(args: argparse.Namespace, settings: Settings) -> int:
     if args.format == "json":
         print(to_json(report))
         return 0
-    if revision is None:
+    if revision is None or cat is None:
         print("no catalogue applied yet (pbx-sla contracts apply FILE)")
     else:
         print(

@@ -101,7 +101,7 @@ async def status(args: argparse.Namespace, settings: Settings) -> int:
     servers = snap.get("servers", [])
     writer = snap.get("writer", {})
     last_events = [s["last_event_at"] for s in servers if s.get("last_event_at")]
-    report = {
+    report: dict[str, Any] = {  # the `status --format json` document
         "daemon": {
             **daemon,
             "pid": snap.get("pid"),

@@ -526,11 +526,17 @@ def _maintenance(raw: Any, trunks: list[Trunk], p: Problems) -> list[Maintenance
     by_scope: dict[tuple[str | None, str | None], list[tuple[str, MaintenanceWindow]]] = {}
     for path, w in windows:
         by_scope.setdefault((w.server, w.trunk), []).append((path, w))
-    for (server, trunk), group in by_scope.items():
+    for (on_server, on_trunk), group in by_scope.items():
         group.sort(key=lambda pw: (pw[1].start, pw[1].end))
         for (pa, a), (pb, b) in pairwise(group):
             if b.start < a.end:
-                scope = f"trunk {server}/{trunk}" if trunk else f"all trunks of {server}" if server else "all trunks"
+                scope = (
+                    f"trunk {on_server}/{on_trunk}"
+                    if on_trunk
+                    else f"all trunks of {on_server}"
+                    if on_server
+                    else "all trunks"
+                )
                 p.add(pb, f"overlaps {pa} on {scope}")
     return [w for _, w in windows]
 

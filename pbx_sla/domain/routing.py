@@ -26,8 +26,8 @@ general queue (``SUPPORT_GENERAL_QUEUE``), the only place that also knows it whe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Literal
+from datetime import date, datetime
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pbx_sla.domain.calendar import is_open
@@ -159,7 +159,7 @@ def _number(text: str | None, cc: str) -> str | None:
         return None
 
 
-def _under_contract(tenant: Tenant, local_day) -> bool:
+def _under_contract(tenant: Tenant, local_day: date) -> bool:
     return tenant.contract_start <= local_day and (tenant.contract_end is None or local_day <= tenant.contract_end)
 
 
@@ -205,7 +205,7 @@ def decide(
     return Decision(**general, reason=reason)
 
 
-def _tenant_fields(tenant: Tenant, at: datetime, catalogue: Catalogue, index: RoutingIndex) -> dict:
+def _tenant_fields(tenant: Tenant, at: datetime, catalogue: Catalogue, index: RoutingIndex) -> dict[str, Any]:
     tier = catalogue.tiers.get(tenant.tier)
     in_hours = False
     if tier is not None:
@@ -221,7 +221,7 @@ def _authorised(
     at: datetime,
     catalogue: Catalogue,
     index: RoutingIndex,
-    base: dict,
+    base: dict[str, Any],
 ) -> Decision:
     fields = {**base, **_tenant_fields(tenant, at, catalogue, index), "authorised": True, "requester": requester}
     tier = catalogue.tiers.get(tenant.tier)

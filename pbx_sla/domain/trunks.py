@@ -72,7 +72,7 @@ class Observation:
     status: str
     rtt_usec: int | None = None
 
-    def sort_key(self) -> tuple:
+    def sort_key(self) -> tuple[datetime, int, str, str, int]:
         return (self.at, _SOURCE_RANK.get(self.source, len(SOURCES)), self.key, self.status, self.rtt_usec or 0)
 
 

@@ -214,11 +214,11 @@ async def on_login(ctx: ServiceContext, server: str, ami: AmiActions) -> list[Re
     """
     wanted = _catalogue_trunks(ctx, server)
     listed: dict[str, ev.EndpointListItem] = {}
-    for item in await ami.send({"Action": "PJSIPShowEndpoints"}):
-        if item.get("Event") != ev.ENDPOINT_LIST:
+    for message in await ami.send({"Action": "PJSIPShowEndpoints"}):
+        if message.get("Event") != ev.ENDPOINT_LIST:
             continue
         try:
-            parsed = ev.endpoint_list_item(item)
+            parsed = ev.endpoint_list_item(message)
         except ev.ParseError as exc:
             log.warning("EndpointList item skipped", server=server, error=str(exc))
             continue

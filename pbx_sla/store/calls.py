@@ -31,6 +31,7 @@ import asyncpg
 from pbx_sla.domain.calls import CALL_BUCKETS
 from pbx_sla.domain.cdr import LEG_ROW_FIELDS, LegRow, leg_from_data
 from pbx_sla.domain.phone import e164_cache
+from pbx_sla.pipeline import DbConnection
 
 KIND = "cdr_leg"
 #: first key of the two-key advisory locks; the second is hashtext('<server>:<bucket>')
@@ -165,7 +166,7 @@ class CdrLegSink:
     def __init__(self, source: str = "ami") -> None:
         self.source = source
 
-    async def write(self, conn: asyncpg.Connection, items: Sequence[Mapping[str, Any]]) -> None:
+    async def write(self, conn: DbConnection, items: Sequence[Mapping[str, Any]]) -> None:
         await self.write_legs(conn, [leg_from_data(item) for item in items])
 
     async def write_legs(self, conn: asyncpg.Connection, legs: Sequence[LegRow]) -> StoreResult:

@@ -50,7 +50,7 @@ class Changes:
         return bool(self.added or self.changed or self.deactivated)
 
     def lines(self) -> list[str]:
-        out = []
+        out: list[str] = []
         for title, items in (("added", self.added), ("changed", self.changed), ("deactivated", self.deactivated)):
             out.extend(f"{title:<12}{item}" for item in items)
         return out
@@ -81,8 +81,8 @@ async def _sync(
     conn: asyncpg.Connection,
     changes: Changes,
     table: _Table,
-    desired: Mapping[tuple, tuple],
-    label: Callable[[tuple], str],
+    desired: Mapping[tuple[Any, ...], tuple[Any, ...]],
+    label: Callable[[tuple[Any, ...]], str],
     *,
     scope: str = "",
 ) -> None:

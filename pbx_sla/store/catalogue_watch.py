@@ -148,7 +148,7 @@ class CatalogueWatch:
             if not conn.is_closed():
                 conn.terminate()
 
-    def _on_notify(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+    def _on_notify(self, conn: object, pid: int, channel: str, payload: object) -> None:
         self._wake.set()
 
     def _on_terminated(self, conn: Any) -> None:

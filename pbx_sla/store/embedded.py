@@ -45,9 +45,9 @@ def _ensure_runtime_dir(data_dir: Path) -> None:
 
 
 def _start_with_pgserver(pgdata: Path) -> str:
-    import pgserver
+    from pgserver.postgres_server import get_server
 
-    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    server = get_server(pgdata, cleanup_mode=None)
     uri = server.get_uri()
     server.psql(f"SELECT 1")  # noqa: F541 - proves it answers
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}';")

@@ -1,13 +1,14 @@
 """Connections: resolve the DSN (configured or embedded) and open asyncpg pools and connections.
 
 Advisory locks and LISTEN need a dedicated connection (a pooled one runs ``pg_advisory_unlock_all()``
-and ``UNLISTEN *`` when released), hence :func:`connect` beside :func:`create_pool`.
+and ``UNLISTEN *`` when released), hence :func:`connect` beside the durable writer's pool.
 """
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -28,9 +29,6 @@ async def resolve_dsn(settings: Settings) -> str:
     return _embedded[key]
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 4, **kwargs) -> asyncpg.Pool:
-    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, **kwargs)
-
-
-async def connect(dsn: str, **kwargs) -> asyncpg.Connection:
+async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
+    """A dedicated connection (``kwargs`` as for :func:`asyncpg.connect`, e.g. ``timeout``)."""
     return await asyncpg.connect(dsn, **kwargs)

@@ -13,6 +13,7 @@ import asyncpg
 
 from pbx_sla.domain.queue_events import KIND as QUEUE_EVENT
 from pbx_sla.domain.support import CallOutcome
+from pbx_sla.pipeline import DbConnection
 
 SUPPORT_CALL = "support_call"
 
@@ -37,7 +38,7 @@ class SupportCallSink:
 
     kind = SUPPORT_CALL
 
-    async def write(self, conn: asyncpg.Connection, items: Sequence[Mapping[str, Any]]) -> None:
+    async def write(self, conn: DbConnection, items: Sequence[Mapping[str, Any]]) -> None:
         if not items:
             return
         rows = [
@@ -87,7 +88,7 @@ class QueueEventSink:
 
     kind = QUEUE_EVENT
 
-    async def write(self, conn: asyncpg.Connection, items: Sequence[Mapping[str, Any]]) -> None:
+    async def write(self, conn: DbConnection, items: Sequence[Mapping[str, Any]]) -> None:
         if not items:
             return
         rows = [

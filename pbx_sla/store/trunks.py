@@ -26,13 +26,16 @@ from pbx_sla.domain.trunks import (
     State,
     current_state,
 )
+from pbx_sla.pipeline import DbConnection
 
 KIND = "trunk_observation"
 
 
 class PeriodLike(Protocol):
-    start: datetime
-    end: datetime
+    @property
+    def start(self) -> datetime: ...
+    @property
+    def end(self) -> datetime: ...
 
 
 def _time(value: Any, field: str) -> datetime:
@@ -47,7 +50,7 @@ class TrunkObservationSink:
 
     kind = KIND
 
-    async def write(self, conn: asyncpg.Connection, items: Sequence[Mapping[str, Any]]) -> None:
+    async def write(self, conn: DbConnection, items: Sequence[Mapping[str, Any]]) -> None:
         if not items:
             return
         rows = []
@@ -118,7 +121,7 @@ class Timeline:
     maintenance: tuple[Interval, ...]
 
 
-def _obs(row: Mapping[str, Any]) -> Observation:
+def _obs(row: asyncpg.Record) -> Observation:
     return Observation(row["at"], row["source"], row["key"], row["status"], row["rtt_usec"])
 
 
@@ -307,8 +310,8 @@ async def current_states(conn: asyncpg.Connection) -> list[dict[str, Any]]:
     )
     latest = {r["server"]: r for r in session_rows}
     by_trunk: dict[tuple[str, str], list[Observation]] = {}
-    for srv, s in latest.items():
-        if s["lost_at"] is not None or s["resynced_at"] is None:
+    for srv, live in latest.items():
+        if live["lost_at"] is not None or live["resynced_at"] is None:
             continue
         rows = await conn.fetch(
             """
@@ -316,7 +319,7 @@ async def current_states(conn: asyncpg.Connection) -> list[dict[str, Any]]:
              WHERE server = $1 AND at >= $2
             """,
             srv,
-            s["login_at"],
+            live["login_at"],
         )
         for r in rows:
             by_trunk.setdefault((srv, r["trunk"]), []).append(_obs(r))
