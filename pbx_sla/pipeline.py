@@ -22,6 +22,8 @@ from typing import Any, Protocol, TypeAlias
 import asyncpg
 import asyncpg.pool
 
+from pbx_sla.domain.catalogue import Catalogue
+
 #: a connection of its own, or one borrowed from a pool (``pool.acquire()``): sinks take either
 DbConnection: TypeAlias = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
@@ -37,6 +39,16 @@ class Record:
 #: (server name, AMI event as a plain str→str mapping) → records to store. Pure, never raises for bad
 #: input it can name (it logs and returns nothing instead).
 EventHandler = Callable[[str, Mapping[str, str]], Iterable[Record]]
+
+
+class CatalogueSource(Protocol):
+    """Where the daemon's parts (AGI routing, trunk polling) read the catalogue without waiting on
+    PostgreSQL; :class:`pbx_sla.store.catalogue_watch.CatalogueWatch` is the daemon's."""
+
+    @property
+    def current(self) -> Catalogue | None:
+        """The last catalogue successfully loaded, or None when none ever was."""
+        ...
 
 
 class Sink(Protocol):

@@ -39,9 +39,8 @@ from pbx_sla.agi.pins import MAX_ATTEMPTS, PIN_MAX_DIGITS, PIN_PROMPT, PIN_TIMEO
 from pbx_sla.agi.record import record_data
 from pbx_sla.config import AsteriskServer
 from pbx_sla.domain.routing import VARIABLES, Decision, PinOutcome, decide
-from pbx_sla.features import CatalogueSource
 from pbx_sla.log import get_logger
-from pbx_sla.pipeline import Record
+from pbx_sla.pipeline import CatalogueSource, Record
 
 log = get_logger(__name__)
 _stdlog = logging.getLogger(__name__)

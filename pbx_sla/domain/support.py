@@ -60,8 +60,15 @@ def service_figures(calls: Iterable[CallOutcome], target_seconds: int | None) ->
     return ServiceFigures(total, answered, abandoned, within, late_abandon)
 
 
-def _ratio(value: float) -> Decimal:
-    return Decimal(repr(value))
+def below(actual: float, target: Decimal) -> bool:
+    """Whether a measured ratio misses a target: compared as the float's shortest decimal form, so
+    0.995 measured against a 0.995 target is met (float arithmetic would say 0.99499...)."""
+    return Decimal(repr(actual)) < target
+
+
+def above(actual: float, limit: Decimal) -> bool:
+    """Whether a measured figure exceeds a limit, compared like :func:`below`."""
+    return Decimal(repr(actual)) > limit
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,7 @@ def breaches(actuals: dict[str, float | None], targets: dict[str, Decimal | None
     out = []
     for metric, actual in actuals.items():
         target = targets.get(metric)
-        if actual is not None and target is not None and _ratio(actual) < target:
+        if actual is not None and target is not None and below(actual, target):
             out.append(Breach(metric, target, actual))
     return out
 
@@ -85,9 +92,9 @@ def triggered(rule: CreditRule, actual: float | None) -> bool:
     """The rule's figure is known and below ``below`` (or above ``above``)."""
     if actual is None:
         return False
-    if rule.below is not None and _ratio(actual) < rule.below:
+    if rule.below is not None and below(actual, rule.below):
         return True
-    return rule.above is not None and _ratio(actual) > rule.above
+    return rule.above is not None and above(actual, rule.above)
 
 
 def credit_percent(rules: Sequence[CreditRule], actuals: dict[str, float | None]) -> Decimal:

@@ -301,6 +301,13 @@ class Outage:
         return self.end - self.start
 
 
+def availability(up: timedelta, down: timedelta) -> float | None:
+    """The one availability formula: up / (up + down). Unknown time (the daemon not watching) and
+    maintenance count neither way; ``None`` when nothing was observed outside maintenance."""
+    observed = up + down
+    return None if observed <= timedelta(0) else up / observed
+
+
 @dataclass(frozen=True)
 class Summary:
     """A trunk over a period: time per category and its outages (maximal *down* runs, clipped)."""
@@ -315,9 +322,7 @@ class Summary:
 
     @property
     def availability(self) -> float | None:
-        """up / (up + down); ``None`` when nothing was observed outside maintenance."""
-        observed = self.up + self.down
-        return None if observed <= timedelta(0) else self.up / observed
+        return availability(self.up, self.down)
 
     @property
     def outage_count(self) -> int:
@@ -329,6 +334,32 @@ class Summary:
         if not self.outages:
             return None
         return sum((o.duration for o in self.outages), timedelta(0)) / len(self.outages)
+
+
+@dataclass(frozen=True)
+class Combined:
+    """Several trunks as one service (a tenant's trunks in the SLA report): their times summed."""
+
+    up: timedelta
+    down: timedelta
+    unknown: timedelta
+    maintenance: timedelta
+
+    @property
+    def availability(self) -> float | None:
+        """Σup / (Σup + Σdown): each trunk weighs by its observed time."""
+        return availability(self.up, self.down)
+
+
+def combine(summaries: Iterable[Summary]) -> Combined:
+    zero = timedelta(0)
+    items = list(summaries)
+    return Combined(
+        up=sum((s.up for s in items), zero),
+        down=sum((s.down for s in items), zero),
+        unknown=sum((s.unknown for s in items), zero),
+        maintenance=sum((s.maintenance for s in items), zero),
+    )
 
 
 def classify(period: Interval, known: Sequence[Segment], maintenance: Iterable[Interval] = ()) -> list[Segment]:

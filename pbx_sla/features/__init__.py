@@ -15,23 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from pbx_sla.config import Settings
-from pbx_sla.domain.catalogue import Catalogue
-from pbx_sla.pipeline import Record
+from pbx_sla.pipeline import CatalogueSource, Record
 
 #: the modules :mod:`pbx_sla.service` loads, in order
 FEATURES = ("trunks", "calls", "support", "qos")
-
-
-class CatalogueSource(Protocol):
-    """Where the daemon reads the catalogue from without waiting on PostgreSQL."""
-
-    @property
-    def current(self) -> Catalogue | None:
-        """The last catalogue successfully loaded, or None when none ever was."""
-        ...
 
 
 @dataclass

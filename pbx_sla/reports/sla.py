@@ -2,11 +2,11 @@
 
 Figures: :mod:`pbx_sla.domain.support` (service level, breaches, credit) over the per-call outcomes of
 the ``support_call_outcomes`` view; availability from :func:`pbx_sla.reports.trunks.trunk_availability`
-over the tenant's trunks combined (Σup / (Σup + Σdown), maintenance excluded; null when the tenant has no
-trunk or nothing was observed); the fee from :func:`pbx_sla.domain.accounting.fee` (the days of the
-period under contract); voice quality (``qos``) from :func:`pbx_sla.reports.qos.tenant_figures`, whose
-``qos_…`` figures feed the tier's QoS breaches and credit rules. Tenants listed: the active ones and any
-with support calls in the period.
+over the tenant's trunks combined by :func:`pbx_sla.domain.trunks.combine` (Σup / (Σup + Σdown),
+maintenance excluded; null when the tenant has no trunk or nothing was observed); the fee from
+:func:`pbx_sla.domain.accounting.fee` (the days of the period under contract); voice quality (``qos``) from
+:func:`pbx_sla.reports.qos.tenant_figures`, whose ``qos_…`` figures feed the tier's QoS breaches and credit
+rules. Tenants listed: the active ones and any with support calls in the period.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from pbx_sla.domain.accounting import contract_days, fee
 from pbx_sla.domain.catalogue import CreditRule
 from pbx_sla.domain.qos import QOS_METRICS
 from pbx_sla.domain.support import breaches, credit_amount, credit_percent, service_figures
+from pbx_sla.domain.trunks import combine
 from pbx_sla.errors import ConfigError
 from pbx_sla.reports.period import Period
 from pbx_sla.reports.qos import figures_json, tenant_figures
 from pbx_sla.reports.render import Table
-from pbx_sla.reports.trunks import combine, trunk_availability
+from pbx_sla.reports.trunks import trunk_availability
 from pbx_sla.store.catalogue import load_catalogue
 from pbx_sla.store.support import support_outcomes
 
@@ -75,7 +76,8 @@ async def sla_report(conn: asyncpg.Connection, period: Period, tenant: str | Non
     for t in tenants:
         figures = service_figures(outcomes.get(t["id"], []), t["answer_target_seconds"])
         own = trunks.get(t["id"], [])
-        availability = combine(await trunk_availability(conn, period, own)).availability if own else None
+        rows = await trunk_availability(conn, period, own) if own else []
+        availability = combine(r.summary for r in rows).availability if own else None
         actuals = {"service_level": figures.service_level, "availability": availability}
         targets = {"service_level": t["service_level_target"], "availability": t["availability_target"]}
         period_fee = fee(t["price_per_year"], contract_days(days, t["contract_start"], t["contract_end"]))

@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from pbx_sla.domain.support import below
 from pbx_sla.domain.trunks import Interval, Summary, trunk_summary
 from pbx_sla.reports.period import Period
 from pbx_sla.reports.render import Table
@@ -46,7 +47,7 @@ class TrunkAvailability:
             return False
         if self.availability is None:
             return None
-        return Decimal(repr(self.availability)) < self.target
+        return below(self.availability, self.target)
 
     @property
     def up_seconds(self) -> float:
@@ -71,40 +72,6 @@ async def trunk_availability(
         summary = trunk_summary(bounds, t.sessions, t.observations, t.maintenance)
         out.append(TrunkAvailability(t.info.server, t.info.trunk, t.info.in_catalogue, t.info.target, summary))
     return out
-
-
-@dataclass(frozen=True)
-class Combined:
-    """Several trunks as one service: their up and down seconds summed."""
-
-    up: timedelta
-    down: timedelta
-    unknown: timedelta
-    maintenance: timedelta
-
-    @property
-    def up_seconds(self) -> float:
-        return seconds(self.up)
-
-    @property
-    def down_seconds(self) -> float:
-        return seconds(self.down)
-
-    @property
-    def availability(self) -> float | None:
-        observed = self.up + self.down
-        return None if observed <= timedelta(0) else self.up / observed
-
-
-def combine(rows: Sequence[TrunkAvailability]) -> Combined:
-    """Summed seconds of ``rows`` (for a tenant's SLA: availability = Σup / (Σup + Σdown))."""
-    zero = timedelta(0)
-    return Combined(
-        up=sum((r.summary.up for r in rows), zero),
-        down=sum((r.summary.down for r in rows), zero),
-        unknown=sum((r.summary.unknown for r in rows), zero),
-        maintenance=sum((r.summary.maintenance for r in rows), zero),
-    )
 
 
 def as_json(period: Period, rows: Sequence[TrunkAvailability]) -> dict[str, Any]:

@@ -32,7 +32,7 @@ CACHE_NAME = "catalogue-cache.json"
 
 
 class CatalogueWatch:
-    """Implements :class:`pbx_sla.features.CatalogueSource`; ``current`` never waits on PostgreSQL."""
+    """Implements :class:`pbx_sla.pipeline.CatalogueSource`; ``current`` never waits on PostgreSQL."""
 
     def __init__(
         self,

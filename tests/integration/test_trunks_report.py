@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pbx_sla import cli
+from pbx_sla.domain.trunks import combine
 from pbx_sla.reports import trunks as report
 from pbx_sla.reports.period import Period, month_period
 from pbx_sla.store.trunks import TrunkObservationSink, current_states, observation_record_data
@@ -112,8 +113,8 @@ async def test_hand_computed_day(db):
     assert rows["agent1"].summary.up == timedelta(seconds=11 * 3600 + 59 * 60 + 58)
     assert rows["agent1"].in_catalogue is False
 
-    combined = report.combine([rows["trunk-a"], rows["trunk-b"]])
-    assert (combined.up_seconds, combined.down_seconds) == (79798 + 82798, 2100)
+    combined = combine([rows["trunk-a"].summary, rows["trunk-b"].summary])
+    assert (combined.up.total_seconds(), combined.down.total_seconds()) == (79798 + 82798, 2100)
 
 
 async def test_replayed_batches_change_nothing(db):

@@ -14,6 +14,7 @@ from pbx_sla.domain.events import ParseError
 from pbx_sla.domain.queue_events import parse_queue_event
 from pbx_sla.domain.support import (
     CallOutcome,
+    below,
     breaches,
     credit_amount,
     credit_percent,
@@ -135,3 +136,9 @@ def test_feature_handlers_skip_bad_events():
     assert list(queue_event_handler("pbx1", {"Event": "AgentConnect"})) == []
     [rec] = queue_event_handler("pbx1", {"Event": "AgentConnect", "Uniqueid": "1.2", "HoldTime": "4"})
     assert rec.kind == "queue_event" and rec.data["hold_time"] == 4
+
+
+def test_a_ratio_equal_to_its_target_is_met():
+    assert not below(0.995, Decimal("0.995"))  # 0.995 as a float is 0.99499999...
+    assert below(0.9949, Decimal("0.995"))
+    assert not below(1.0, Decimal("1"))

@@ -18,6 +18,9 @@ from pbx_sla.domain.trunks import (
     Observation,
     Session,
     State,
+    Summary,
+    availability,
+    combine,
     current_state,
     state_changes,
     summarize,
@@ -367,3 +370,16 @@ def test_dst_month_seconds_sum_to_real_elapsed_time(seed, month):
     # hand-computed month lengths: March has a 23 h day, October a 25 h day (Europe/Prague)
     hours = {(2026, 3): 743, (2026, 10): 745, (2027, 3): 743, (2026, 11): 720}[month]
     assert total == timedelta(hours=hours)
+
+
+def test_combined_trunks_weigh_by_observed_time():
+    # 1 h fully up + 3 h of which 1 h down: (1 + 2) / 4, not the mean of 1 and 2/3
+    one = Summary(Interval(T0, T0 + timedelta(hours=1)), timedelta(hours=1), timedelta(0), timedelta(0),
+                  timedelta(0), (), ())  # fmt: skip
+    two = Summary(Interval(T0, T0 + timedelta(hours=4)), timedelta(hours=2), timedelta(hours=1), timedelta(0),
+                  timedelta(hours=1), (), ())  # fmt: skip
+    both = combine([one, two])
+    assert both.availability == 3 / 4
+    assert (both.maintenance, both.unknown) == (timedelta(hours=1), timedelta(0))
+    assert combine([]).availability is None
+    assert availability(timedelta(0), timedelta(0)) is None
