@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, TypeAlias
 
 import asyncpg
@@ -34,6 +35,16 @@ class Record:
 
     kind: str
     data: Mapping[str, Any]
+
+
+def record_instant(value: Any, kind: str, field: str) -> datetime:
+    """An instant read back from a record's data, where it travels as ISO 8601 with its UTC offset (the
+    data may have been spooled as JSON). A value without an offset raises ValueError naming the record
+    kind and field: the writer then retries the batch record by record and dead-letters this one."""
+    stamp = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if stamp.tzinfo is None:
+        raise ValueError(f"{kind}: {field} has no UTC offset: {value!r}")
+    return stamp
 
 
 #: (server name, AMI event as a plain str→str mapping) → records to store. Pure, never raises for bad

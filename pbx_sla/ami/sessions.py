@@ -8,24 +8,14 @@ login_at and whichever of resynced_at/last_seen_at/lost_at are known yet); the s
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from pbx_sla.ami.collector import SESSION_KIND
-from pbx_sla.pipeline import DbConnection
+from pbx_sla.pipeline import DbConnection, record_instant
 
 _TIMES = ("login_at", "resynced_at", "last_seen_at", "lost_at")
-
-
-def _time(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    stamp = datetime.fromisoformat(value)
-    if stamp.tzinfo is None:
-        raise ValueError(f"time without offset: {value!r}")
-    return stamp
 
 
 class AmiSessionSink:
@@ -39,8 +29,9 @@ class AmiSessionSink:
             key = (str(item["server"]), str(item["session_id"]))
             row = merged.setdefault(key, {"lost_reason": None, **dict.fromkeys(_TIMES)})
             for name in _TIMES:
-                value = _time(item.get(name))
-                if value is not None:
+                raw = item.get(name)
+                if raw is not None:
+                    value = record_instant(raw, SESSION_KIND, name)
                     row[name] = value if row[name] is None else max(row[name], value)
             if item.get("lost_reason"):
                 row["lost_reason"] = item["lost_reason"]

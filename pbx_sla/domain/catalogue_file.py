@@ -54,6 +54,7 @@ from pbx_sla.domain.toml_checks import (
     string,
     string_list,
     table,
+    tables,
 )
 from pbx_sla.errors import InputError
 
@@ -194,19 +195,9 @@ def _number(t: dict[str, Any], key: str, path: str, p: Problems, low: Decimal, h
 def _credits(t: dict[str, Any], path: str, p: Problems) -> tuple[CreditRule, ...] | None:
     if "credits" not in t:
         return None
-    value = t["credits"]
-    where = f"{path}.credits"
-    if not isinstance(value, list):
-        p.add(where, f"must be an array of tables, got {kind(value)}")
-        return None
+    before = len(p.items)
     rules: list[CreditRule] = []
-    ok = True
-    for i, raw in enumerate(value):
-        rp = f"{where}[{i}]"
-        c = table(raw, rp, _CREDIT, _CREDIT_REQUIRED, p)
-        if c is None:
-            ok = False
-            continue
+    for rp, c in tables(t["credits"], f"{path}.credits", _CREDIT, _CREDIT_REQUIRED, p):
         percent = decimal(c["percent"], f"{rp}.percent", p, floats=True) if "percent" in c else None
         if percent is not None and not Decimal(0) <= percent <= Decimal(100):
             p.add(f"{rp}.percent", f"must be between 0 and 100, got {percent}")
@@ -215,30 +206,25 @@ def _credits(t: dict[str, Any], path: str, p: Problems) -> tuple[CreditRule, ...
         if not isinstance(metric, str) or metric not in _CREDIT_METRICS:
             names = ", ".join(f'"{m}"' for m in _CREDIT_METRICS)
             p.add(f"{rp}.metric", f"must be one of {names}, got {metric!r}")
-            ok = False
             continue
         key = _CREDIT_METRICS[metric]
         other = "above" if key == "below" else "below"
         if other in c:
             p.add(f"{rp}.{other}", f"a {metric} rule is triggered {key} a value: use {key} = ...")
-            ok = False
             continue
         if key not in c:
             p.add(rp, f"missing key {key!r}")
-            ok = False
             continue
         bound = _bound(c, key, metric, rp, p)
         if bound is None or percent is None:
-            ok = False
             continue
         below, above = (bound, None) if key == "below" else (None, bound)
         if any((r.metric, r.below, r.above) == (metric, below, above) for r in rules):
             p.add(rp, f"a second credit rule for {metric} {key} {bound}")
-            ok = False
             continue
         # built by hand: ``below`` has no default (required for the ratio metrics) but is None for ``above`` rules
         rules.append(CreditRule(below, percent, metric, above=above))
-    return tuple(rules) if ok else None
+    return tuple(rules) if len(p.items) == before else None
 
 
 def _qos(t: dict[str, Any], path: str, p: Problems) -> QosTargets | None:
@@ -312,16 +298,9 @@ def _calendar_name(t: dict[str, Any], path: str, calendars: set[str], p: Problem
 
 
 def _trunks(raw: Any, p: Problems) -> list[Trunk]:
-    if not isinstance(raw, list):
-        p.add("trunks", f"must be an array of tables ([[trunks]]), got {kind(raw)}")
-        return []
     trunks: list[Trunk] = []
     seen: dict[tuple[str, str], str] = {}
-    for i, item in enumerate(raw):
-        path = f"trunks[{i}]"
-        t = table(item, path, _TRUNK, _TRUNK_REQUIRED, p)
-        if t is None:
-            continue
+    for path, t in tables(raw, "trunks", _TRUNK, _TRUNK_REQUIRED, p, header="[[trunks]]"):
         before = len(p.items)
         values = {
             "name": string(t, "name", path, p, pattern=_NAME),
@@ -369,9 +348,6 @@ class _Unique:
 
 
 def _tenants(raw: Any, cc: str | None, tiers: set[str], trunks: list[Trunk], p: Problems) -> list[Tenant]:
-    if not isinstance(raw, list):
-        p.add("tenants", f"must be an array of tables ([[tenants]]), got {kind(raw)}")
-        return []
     phones, dids, codes = _Unique("phone number", p), _Unique("DID", p), _Unique("account code", p)
     ids: dict[str, str] = {}
     tenants: list[Tenant] = []
@@ -387,11 +363,7 @@ def _tenants(raw: Any, cc: str | None, tiers: set[str], trunks: list[Trunk], p: 
             p.add(where, f"{text!r} is not a valid number")
         return e164
 
-    for i, item in enumerate(raw):
-        path = f"tenants[{i}]"
-        t = table(item, path, _TENANT, _TENANT_REQUIRED, p)
-        if t is None:
-            continue
+    for path, t in tables(raw, "tenants", _TENANT, _TENANT_REQUIRED, p, header="[[tenants]]"):
         before = len(p.items)
         tenant_id = string(t, "id", path, p, pattern=_NAME)
         if tenant_id is not None:
@@ -449,16 +421,9 @@ def _tenants(raw: Any, cc: str | None, tiers: set[str], trunks: list[Trunk], p: 
 def _requesters(
     raw: Any, path: str, number: Callable[[str, str], str | None], phones: _Unique, p: Problems
 ) -> list[Requester]:
-    if not isinstance(raw, list):
-        p.add(path, f"must be an array of tables ([[tenants.requesters]]), got {kind(raw)}")
-        return []
     out: list[Requester] = []
     names: dict[str, str] = {}
-    for j, item in enumerate(raw):
-        rp = f"{path}[{j}]"
-        r = table(item, rp, _REQUESTER, _REQUESTER_REQUIRED, p)
-        if r is None:
-            continue
+    for rp, r in tables(raw, path, _REQUESTER, _REQUESTER_REQUIRED, p, header="[[tenants.requesters]]"):
         name = string(r, "name", rp, p)
         if name is not None:
             if name in names:
@@ -484,16 +449,9 @@ def _requesters(
 
 
 def _maintenance(raw: Any, trunks: list[Trunk], p: Problems) -> list[MaintenanceWindow]:
-    if not isinstance(raw, list):
-        p.add("maintenance", f"must be an array of tables ([[maintenance]]), got {kind(raw)}")
-        return []
     windows: list[tuple[str, MaintenanceWindow]] = []
     servers = {t.server for t in trunks}
-    for i, item in enumerate(raw):
-        path = f"maintenance[{i}]"
-        t = table(item, path, _MAINTENANCE, _MAINTENANCE_REQUIRED, p)
-        if t is None:
-            continue
+    for path, t in tables(raw, "maintenance", _MAINTENANCE, _MAINTENANCE_REQUIRED, p, header="[[maintenance]]"):
         before = len(p.items)
         trunk_ref, server = string(t, "trunk", path, p), string(t, "server", path, p)
         trunk = None

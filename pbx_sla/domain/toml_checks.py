@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -73,6 +74,27 @@ def table(
     for key in sorted(required - set(value)):
         p.add(sub(path, key), "missing required key")
     return value
+
+
+def tables(
+    value: Any,
+    path: str,
+    allowed: frozenset[str] | set[str],
+    required: frozenset[str] | set[str],
+    p: Problems,
+    *,
+    header: str = "",
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(key path, table) of each table of an array of tables, checked by :func:`table` one at a time (so
+    problems come in file order); an item that is not a table, or a ``value`` that is not an array, is
+    reported and yields nothing. ``header`` names the TOML form in the message (``[[trunks]]``)."""
+    if not isinstance(value, list):
+        p.add(path, f"must be an array of tables{f' ({header})' if header else ''}, got {kind(value)}")
+        return
+    for i, item in enumerate(value):
+        t = table(item, f"{path}[{i}]", allowed, required, p)
+        if t is not None:
+            yield f"{path}[{i}]", t
 
 
 def string(t: dict[str, Any], key: str, path: str, p: Problems, *, pattern: re.Pattern[str] | None = None,

@@ -13,16 +13,9 @@ import asyncpg
 
 from pbx_sla.domain.queue_events import KIND as QUEUE_EVENT
 from pbx_sla.domain.support import CallOutcome
-from pbx_sla.pipeline import DbConnection
+from pbx_sla.pipeline import DbConnection, record_instant
 
 SUPPORT_CALL = "support_call"
-
-
-def _time(value: Any, field: str, kind: str) -> datetime:
-    stamp = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    if stamp.tzinfo is None:
-        raise ValueError(f"{kind}: {field} has no UTC offset: {value!r}")
-    return stamp
 
 
 def _opt_int(value: Any) -> int | None:
@@ -46,7 +39,7 @@ class SupportCallSink:
                 str(i["server"] or "unknown"),
                 str(i["uniqueid"]),
                 _opt_str(i.get("linkedid")),
-                _time(i["decided_at"], "decided_at", SUPPORT_CALL),
+                record_instant(i["decided_at"], SUPPORT_CALL, "decided_at"),
                 str(i.get("caller") or ""),
                 _opt_str(i.get("caller_e164")),
                 str(i.get("caller_name") or ""),
@@ -97,7 +90,7 @@ class QueueEventSink:
                 str(i["uniqueid"]),
                 _opt_str(i.get("linkedid")),
                 str(i["event"]),
-                _time(i["at"], "at", QUEUE_EVENT),
+                record_instant(i["at"], QUEUE_EVENT, "at"),
                 str(i.get("queue") or ""),
                 _opt_int(i.get("hold_time")),
                 _opt_int(i.get("ring_time")),

@@ -26,7 +26,7 @@ from pbx_sla.domain.trunks import (
     State,
     current_state,
 )
-from pbx_sla.pipeline import DbConnection
+from pbx_sla.pipeline import DbConnection, record_instant
 
 KIND = "trunk_observation"
 
@@ -36,13 +36,6 @@ class PeriodLike(Protocol):
     def start(self) -> datetime: ...
     @property
     def end(self) -> datetime: ...
-
-
-def _time(value: Any, field: str) -> datetime:
-    stamp = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    if stamp.tzinfo is None:
-        raise ValueError(f"trunk_observation: {field} has no UTC offset: {value!r}")
-    return stamp
 
 
 class TrunkObservationSink:
@@ -63,7 +56,7 @@ class TrunkObservationSink:
                 (
                     str(item["server"]),
                     str(item["trunk"]),
-                    _time(item["at"], "at"),
+                    record_instant(item["at"], KIND, "at"),
                     source,
                     str(item.get("key") or ""),
                     str(item["status"]),
