@@ -12,6 +12,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from polling import eventually
 
 from pbx_sla.domain.catalogue_document import to_document
 from pbx_sla.domain.catalogue_file import parse_catalogue
@@ -173,8 +174,5 @@ async def test_detached_store(env, db):
     e = {k: v for k, v in env.items() if k != "PBX_SLA_AGI_NO_DETACH"}
     cmds, code = await run_script(e, head("777000001", ACME_DID, "d1"))
     assert code == 0 and variables(cmds)["SUPPORT_ACTION"] == "queue"
-    for _ in range(100):
-        if await db.fetchval("SELECT count(*) FROM support_calls WHERE uniqueid = 'd1'"):
-            break
-        await asyncio.sleep(0.1)
+    await eventually(lambda: db.fetchval("SELECT count(*) FROM support_calls WHERE uniqueid = 'd1'"), interval=0.1)
     assert await db.fetchval("SELECT via FROM support_calls WHERE uniqueid = 'd1'") == "classic"

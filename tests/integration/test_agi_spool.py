@@ -12,6 +12,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from polling import eventually
 
 from pbx_sla.agi import classic
 from pbx_sla.agi.classic_spool import db_writer, read_batch, replay_forever, replay_once, spool_directory
@@ -113,11 +114,11 @@ async def test_periodic_replay_retries_until_the_database_answers(script, db_dsn
     script.spool(tmp_path, [record(1)])
     task = asyncio.create_task(replay_forever(spool_directory(tmp_path), flaky, interval=0.1))
     try:
-        await wait_until(lambda: db.fetchval("SELECT count(*) = 1 FROM support_calls"))
+        await eventually(lambda: db.fetchval("SELECT count(*) = 1 FROM support_calls"))
         assert calls["n"] >= 3
         script.spool(tmp_path, [record(2)])  # a later spooled record: the next round
-        await wait_until(lambda: db.fetchval("SELECT count(*) = 2 FROM support_calls"))
-        await wait_until(lambda: asyncio.sleep(0, files(spool_directory(tmp_path)) == []))
+        await eventually(lambda: db.fetchval("SELECT count(*) = 2 FROM support_calls"))
+        await eventually(lambda: files(spool_directory(tmp_path)) == [])
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -141,22 +142,12 @@ async def test_start_replays_the_spool(script, db_dsn, db, tmp_path):
     tasks = await support.start(ctx)
     try:
         assert {t.get_name() for t in tasks} == {"fastagi", "classic-agi-spool"}
-        await wait_until(lambda: db.fetchval("SELECT count(*) = 2 FROM support_calls"))
-        await wait_until(lambda: asyncio.sleep(0, files(spool_directory(data_dir)) == []))
+        await eventually(lambda: db.fetchval("SELECT count(*) = 2 FROM support_calls"))
+        await eventually(lambda: files(spool_directory(data_dir)) == [])
     finally:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def wait_until(check, within: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while loop.time() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_spool_files_are_what_the_replay_reads(script, tmp_path):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from polling import eventually
 
 from pbx_sla import features
 from pbx_sla.ami.fake import FakeAmi, encode
@@ -32,13 +33,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-async def until(predicate, limit: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + limit
-    while not await predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 class NoteSink:
@@ -95,14 +89,14 @@ async def test_daemon_collects_records_sessions_status_and_stops_on_sigterm(
             return await db.fetchval("SELECT count(*) FROM test_notes") >= 2
 
         try:
-            await until(lambda: asyncio.sleep(0, ami.logins == 1))
+            await eventually(lambda: ami.logins == 1, timeout=15)
         except AssertionError:
             print(log_stream.getvalue(), file=sys.stderr)
             run.print_stack(file=sys.stderr)
             raise
         ami.broadcast(encode({"Event": "UserEvent", "Body": "hello", "Timestamp": "1700000000.5"}))
         ami.broadcast(encode({"Event": "Newexten", "Extension": "s"}))  # nobody's: skipped cheaply
-        await until(noted)
+        await eventually(noted, timeout=15)
 
         async def snapshot_connected():
             path = settings.data_dir / STATUS_FILE
@@ -111,7 +105,7 @@ async def test_daemon_collects_records_sessions_status_and_stops_on_sigterm(
             snap = json.loads(path.read_text())
             return snap["servers"][0]["state"] == "connected" and snap["servers"][0]["last_event_at"]
 
-        await until(snapshot_connected)
+        await eventually(snapshot_connected, timeout=15)
         await status_command(argparse.Namespace(format="json"), settings)
         report = json.loads(capsys.readouterr().out)
         assert report["daemon"]["running"] is True
@@ -155,10 +149,10 @@ async def test_daemon_started_with_the_database_down_spools_then_delivers(
     daemon = Daemon(settings)
     run = asyncio.create_task(daemon.run())
     try:
-        await until(lambda: asyncio.sleep(0, daemon.writer is not None and daemon.writer.db_ok is False))
-        await until(lambda: asyncio.sleep(0, ami.logins == 1))
+        await eventually(lambda: daemon.writer is not None and daemon.writer.db_ok is False, timeout=15)
+        await eventually(lambda: ami.logins == 1, timeout=15)
         ami.broadcast(encode({"Event": "UserEvent", "Body": "while the database was down"}))
-        await asyncio.sleep(0.3)
+        await eventually(lambda: daemon.writer.backlog.total >= 3)  # login note, event, session records
         daemon.stop_event.set()
         assert await asyncio.wait_for(run, 30) == 0
     finally:
@@ -181,7 +175,7 @@ async def test_daemon_started_with_the_database_down_spools_then_delivers(
                 return False
             return n == 2 and await conn.fetchval("SELECT count(*) FROM test_notes") == 3
 
-        await until(delivered)
+        await eventually(delivered, timeout=15)
         daemon.stop_event.set()
         assert await asyncio.wait_for(run, 30) == 0
         bodies = {r["body"] for r in await conn.fetch("SELECT body FROM test_notes")}
@@ -212,7 +206,7 @@ async def test_a_session_left_open_by_a_crash_is_closed_at_its_last_sign_of_life
         async def closed():
             return await db.fetchval("SELECT lost_at FROM ami_sessions WHERE session_id = 'crashed'") is not None
 
-        await until(closed)
+        await eventually(closed, timeout=15)
         daemon.stop_event.set()
         assert await asyncio.wait_for(run, 20) == 0
     finally:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from polling import eventually
 
 from pbx_sla.errors import ConfigError
 from pbx_sla.store import migrate
@@ -53,7 +54,8 @@ async def test_lock_blocks_a_second_runner(empty_dsn: str) -> None:
     try:
         await holder.execute("SELECT pg_advisory_lock($1)", migrate.LOCK_KEY)
         task = asyncio.create_task(migrate.upgrade(runner))
-        await asyncio.sleep(0.3)
+        waiting = "SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        await eventually(lambda: holder.fetchval(waiting), what="upgrade waiting for the advisory lock")
         assert not task.done(), "upgrade must wait for the advisory lock"
         await holder.execute("SELECT pg_advisory_unlock($1)", migrate.LOCK_KEY)
         assert await asyncio.wait_for(task, 30)

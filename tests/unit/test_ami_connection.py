@@ -8,6 +8,7 @@ import io
 import logging
 
 import pytest
+from polling import eventually
 
 from pbx_sla.ami.collector import SESSION_KIND, Backoff, Collector, Router
 from pbx_sla.ami.connection import AmiActions, AmiManager, AuthenticationError, parse_message
@@ -34,14 +35,6 @@ async def ami():
 
 def server_for(ami: FakeAmi, secret: str = SECRET, **kw) -> AsteriskServer:
     return AsteriskServer(name="pbx1", port=ami.port, secret=Secret(secret), **kw)
-
-
-async def until(predicate, limit: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + limit
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
 
 
 class Sink:
@@ -87,7 +80,7 @@ async def test_events_survive_bad_bytes_bad_messages_and_a_failing_handler(ami: 
     collector = Collector(server_for(ami), Router([{"Test": good}, {"*": bad}], sink), sink)
     task = start(collector)
     await asyncio.wait_for(ami.authenticated.wait(), 5)
-    await until(lambda: collector.status.state == "connected")
+    await eventually(lambda: collector.status.state == "connected")
     ami.broadcast(encode({"Event": "Test", "N": "1", "Timestamp": "1700000000.123456"}))
     ami.broadcast(b"this is not an AMI message\r\nno separator here\r\n\r\n")  # malformed: skipped
     ami.broadcast(b"Event: Test\r\nN: 2\r\nCallerIDName: Ren\xe9\xff\r\n\r\n")  # latin-1, not UTF-8
@@ -96,11 +89,11 @@ async def test_events_survive_bad_bytes_bad_messages_and_a_failing_handler(ami: 
     cut = data.index("ë".encode()) + 1  # split inside the two-byte character
     ami.broadcast(data[:cut])
     await ami.drain()
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # the scenario: the two halves arrive in two TCP reads
     ami.broadcast(data[cut:])
     ami.broadcast(encode({"Event": "Unrouted", "N": "5"}))
     ami.broadcast(encode({"Event": "Test", "N": "6"}))
-    await until(lambda: len(seen) == 5)
+    await eventually(lambda: len(seen) == 5)
     await stop(collector, task)
 
     assert [e["N"] for e in seen] == ["1", "2", "3", "4", "6"]
@@ -129,7 +122,7 @@ async def test_session_records_login_resync_and_stop(ami: FakeAmi) -> None:
     sink = Sink()
     collector = Collector(server_for(ami), Router([], sink), sink, [on_login])
     task = start(collector)
-    await until(lambda: collector.status.resynced)
+    await eventually(lambda: collector.status.resynced)
     await stop(collector, task)
     sessions = sink.of(SESSION_KIND)
     assert calls == ["Pong"]
@@ -152,10 +145,10 @@ async def test_failing_resync_hook_leaves_the_session_unresynced_but_collecting(
         server_for(ami), Router([{"Test": lambda s, e: seen.append(e) or ()}], sink), sink, [on_login]
     )
     task = start(collector)
-    await until(lambda: collector.status.state == "connected")
-    await until(lambda: "resync hook" in (collector.status.last_error or ""))
+    await eventually(lambda: collector.status.state == "connected")
+    await eventually(lambda: "resync hook" in (collector.status.last_error or ""))
     ami.broadcast(encode({"Event": "Test"}))
-    await until(lambda: len(seen) == 1)
+    await eventually(lambda: len(seen) == 1)
     await stop(collector, task)
     assert all("resynced_at" not in s for s in sink.of(SESSION_KIND))
     assert "feature bug" in caplog.text
@@ -166,7 +159,7 @@ async def test_wrong_secret_backs_off_and_never_logs_the_secret(ami: FakeAmi, ca
     sink = Sink()
     collector = Collector(server_for(ami, secret=wrong), Router([], sink), sink, backoff=Backoff(0.2, 60))
     task = start(collector)
-    await asyncio.sleep(2.5)
+    await asyncio.sleep(2.5)  # the scenario: count the login attempts made in 2.5 s
     await stop(collector, task)
     # 0.2, 0.4, 0.8, 1.6 s (±25 %) between attempts: about 4 in 2.5 s, never a tight loop
     assert 3 <= ami.login_attempts <= 5
@@ -188,12 +181,12 @@ async def test_unanswered_ping_drops_the_connection_and_reconnects(ami: FakeAmi)
     server = server_for(ami, ping_interval=0.2, action_timeout=0.3)
     collector = Collector(server, Router([], sink), sink, backoff=Backoff(0.05, 1))
     task = start(collector)
-    await until(lambda: collector.status.state == "connected")
+    await eventually(lambda: collector.status.state == "connected")
     first = collector.status.session_id
     ami.mute = True  # half-open: TCP stays up, nothing answers
-    await until(lambda: collector.status.reconnects >= 1)
+    await eventually(lambda: collector.status.reconnects >= 1)
     ami.mute = False
-    await until(lambda: collector.status.state == "connected" and collector.status.session_id != first)
+    await eventually(lambda: collector.status.state == "connected" and collector.status.session_id != first)
     await stop(collector, task)
     lost = [s for s in sink.of(SESSION_KIND) if s["session_id"] == first and "lost_at" in s]
     assert lost and lost[-1]["lost_reason"] == "connection-lost"
@@ -204,11 +197,11 @@ async def test_server_closing_the_connection_is_a_lost_session_then_a_new_one(am
     sink = Sink()
     collector = Collector(server_for(ami), Router([], sink), sink, backoff=Backoff(0.05, 1))
     task = start(collector)
-    await until(lambda: collector.status.state == "connected")
+    await eventually(lambda: collector.status.state == "connected")
     ami.broadcast(b"Event: Partial\r\nN: 1\r\n")  # truncated by the drop below
     await ami.drain()
     ami.drop_clients()
-    await until(lambda: ami.logins == 2 and collector.status.state == "connected")
+    await eventually(lambda: ami.logins == 2 and collector.status.state == "connected")
     await stop(collector, task)
     sessions = {s["session_id"] for s in sink.of(SESSION_KIND)}
     assert len(sessions) == 2
@@ -271,12 +264,12 @@ async def test_back_pressure_pauses_reading_and_resumes_without_losing_events(am
     )
     collector.MAX_PAUSE = 0.3
     task = start(collector)
-    await until(lambda: collector.status.state == "connected")
+    await eventually(lambda: collector.status.state == "connected")
     ami.broadcast(b"".join(encode({"Event": "Test", "N": str(n)}) for n in range(5000)))
-    await until(lambda: collector.status.pauses >= 1)
+    await eventually(lambda: collector.status.pauses >= 1)
     paused_at = len(seen)
     assert paused_at < 5000  # reading stopped part-way
     congestion.congested, congestion.relieved = False, True
-    await until(lambda: len(seen) == 5000)
+    await eventually(lambda: len(seen) == 5000)
     await stop(collector, task)
     assert [e["N"] for e in seen] == [str(n) for n in range(5000)]
