@@ -1,4 +1,4 @@
-"""The ``pbx-sla`` console script: the commands of spec.md.
+"""The ``pbx-sla`` console script: the commands listed in README.md ("Commands").
 
 Parsing only: each command lives in :mod:`pbx_sla.commands` as ``async def <name>(args, settings) -> int``.
 Exit status: 0 success; 1 the command ran and found bad input; 2 usage or configuration error.

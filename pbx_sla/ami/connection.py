@@ -1,6 +1,6 @@
 """One AMI connection to one Asterisk: panoramisk's ``Manager``, wrapped so that it fails loudly and cheaply.
 
-What the wrapper changes (see shared/library-notes.md):
+What the wrapper changes, and why:
 
 * no reconnect and no ping of panoramisk's own: :class:`pbx_sla.ami.collector.Collector` owns the
   reconnect loop (exponential backoff, so a wrong secret is not a login storm) and runs its own ``Ping``

@@ -1,1 +1,1 @@
-"""One module per top-level command of spec.md; each exposes ``async def run(args, settings) -> int``."""
+"""One module per top-level command (README.md, "Commands"); each exposes ``async def run(args, settings) -> int``."""

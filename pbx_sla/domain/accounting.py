@@ -1,6 +1,6 @@
 """Usage figures and tier accounting for one tenant and one period. Pure: numbers in, numbers out.
 
-Definitions (spec.md): ASR = answered / attempts; NER = (answered + busy + no answer) / attempts;
+Definitions (docs/figures.md): ASR = answered / attempts; NER = (answered + busy + no answer) / attempts;
 ACD = billable seconds / answered, where billable seconds count only ANSWERED legs (computed with the
 calls, sql/repeatable/calls_compute_sql.sql). ``calls_per_day`` counts every day of the period (zeros included);
 p95 is the nearest-rank percentile (the ⌈0.95·n⌉-th smallest of n days). ``tier_by_usage`` is the

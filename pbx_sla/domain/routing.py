@@ -1,7 +1,7 @@
 """The support-line decision: who is calling, for which tenant, and where the call goes.
 
 Pure: (caller, dialled number, instant, catalogue, optional PIN outcome) → :class:`Decision`, which
-carries exactly the channel variables of spec.md "Support line (AGI)" plus ``SUPPORT_OUT_OF_HOURS``.
+carries exactly the channel variables listed in docs/support-line.md (``SUPPORT_ACTION``, ...).
 The FastAGI server and the classic script both call :func:`decide`, so they cannot disagree.
 
 Rules, in order (docs/support-line.md):

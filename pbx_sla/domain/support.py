@@ -1,4 +1,4 @@
-"""Support SLA figures of one tenant over a period (spec.md "Definitions"), from per-call outcomes.
+"""Support SLA figures of one tenant over a period (docs/figures.md), from per-call outcomes.
 
 * answered: an agent answered; wait = queue entry → answer (AgentConnect HoldTime).
 * abandoned: entered a queue and was never answered (the caller hung up, or the queue gave up).

@@ -1,4 +1,4 @@
-"""Render a report as table, CSV or JSON. JSON follows spec.md: ISO 8601 times with offset, ratios as
+"""Render a report as table, CSV or JSON. JSON conventions (docs/figures.md): ISO 8601 times with offset, ratios as
 floats, money as decimal strings. Table and CSV show the rows a report chooses to flatten.
 """
 

@@ -53,7 +53,7 @@ def _credits(raw: Any) -> tuple[CreditRule, ...]:
 
 
 async def sla_report(conn: asyncpg.Connection, period: Period, tenant: str | None = None) -> dict[str, Any]:
-    """The report as spec.md's JSON document (``period`` and ``tenants``)."""
+    """The report as its JSON document (``period`` and ``tenants``; keys in docs/figures.md)."""
     outcomes = await support_outcomes(conn, period.start, period.end, tenant)
     tenants = await conn.fetch(
         """SELECT t.id, t.tier, t.contract_start, t.contract_end, r.price_per_year, r.currency,

@@ -1,7 +1,7 @@
 """The ``trunks`` report: availability, outages and MTTR per trunk, and the figures the SLA report reuses.
 
 Every figure comes from :func:`pbx_sla.domain.trunks.trunk_summary`; this module only loads, shapes and
-renders. JSON keys are spec.md's plus ``in_catalogue``, ``outage_count`` and ``mttr_seconds``.
+renders. JSON keys and where each is computed: docs/figures.md.
 ``target`` is the trunk's own ``availability_target`` (the catalogue's ``[[trunks]]``), else null: tier
 targets belong to tenants and are judged by the ``sla`` report over a tenant's trunks combined.
 """

@@ -1,4 +1,4 @@
-"""The ``usage`` report: call volumes and tier accounting per tenant (spec.md, "Reports").
+"""The ``usage`` report: call volumes and tier accounting per tenant (keys and definitions: docs/figures.md).
 
 Reads the per-(tenant, day) rollup ``usage_daily`` (kept exact by every leg insert), so a month over
 millions of calls costs a few thousand rows. The figures are computed in

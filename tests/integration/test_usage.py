@@ -73,7 +73,7 @@ def generate(year: int, month: int, seed: int, n_calls: int):
 
 
 def expected_usage(calls, year, month, bistro_start):
-    """The usage figures, written out straight from spec.md's definitions."""
+    """The usage figures, written out straight from the definitions (docs/figures.md)."""
     days = []
     d = date(year, month, 1)
     while d.month == month:

@@ -1,4 +1,4 @@
-"""Accounting figures against values worked out by hand (spec.md "Definitions")."""
+"""Accounting figures against values worked out by hand (definitions: docs/figures.md)."""
 
 from __future__ import annotations
 

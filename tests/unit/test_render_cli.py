@@ -1,4 +1,4 @@
-"""Report rendering (spec JSON conventions) and the CLI's parsing, dispatch and exit codes."""
+"""Report rendering (JSON conventions of docs/figures.md) and the CLI's parsing, dispatch and exit codes."""
 
 from __future__ import annotations
 
