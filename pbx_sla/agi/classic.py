@@ -103,7 +103,8 @@ class Call:
         if self.hung_up:
             return None
         try:
-            return self.agi.execute(command, *args)
+            result: dict[str, tuple[str, str]] = self.agi.execute(command, *args)  # pyst2 is untyped
+            return result
         except AGI_ERRORS as exc:
             self.hung_up = True
             note(f"{command.split()[0]} ended the session: {type(exc).__name__}")
