@@ -20,13 +20,14 @@ from collections.abc import Callable, Mapping
 from datetime import date
 from decimal import Decimal
 from itertools import pairwise
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pbx_sla.domain.calendar import ALWAYS, DAYS, parse_day
 from pbx_sla.domain.catalogue import (
     Calendar,
     Catalogue,
+    CreditMetric,
     CreditRule,
     MaintenanceWindow,
     OutOfHours,
@@ -75,6 +76,12 @@ _CREDIT_METRICS = {
     "qos_poor_ratio": "above",
 }
 _MOS_LOW, _MOS_HIGH = Decimal(1), Decimal("4.5")
+
+
+def _is_credit_metric(value: object) -> TypeGuard[CreditMetric]:
+    return isinstance(value, str) and value in _CREDIT_METRICS
+
+
 _TRUNK, _TRUNK_REQUIRED = file_keys(Trunk)
 _TENANT, _TENANT_REQUIRED = file_keys(Tenant)
 _REQUESTER, _REQUESTER_REQUIRED = file_keys(Requester, not_in_file=frozenset({"pin_hash"}))  # files hold PINs
@@ -203,7 +210,7 @@ def _credits(t: dict[str, Any], path: str, p: Problems) -> tuple[CreditRule, ...
             p.add(f"{rp}.percent", f"must be between 0 and 100, got {percent}")
             percent = None
         metric = c.get("metric", "availability")
-        if not isinstance(metric, str) or metric not in _CREDIT_METRICS:
+        if not _is_credit_metric(metric):
             names = ", ".join(f'"{m}"' for m in _CREDIT_METRICS)
             p.add(f"{rp}.metric", f"must be one of {names}, got {metric!r}")
             continue

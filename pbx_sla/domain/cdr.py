@@ -232,7 +232,8 @@ def _local_time(field: str, text: str, tz: ZoneInfo, *, required: bool) -> tuple
     if not m:
         raise CdrError(field, f"expected 'YYYY-MM-DD HH:MM:SS', got {text!r}")
     try:
-        naive = datetime(*(int(g) for g in m.groups()))
+        year, month, day, hour, minute, second = (int(g) for g in m.groups())
+        naive = datetime(year, month, day, hour, minute, second)
     except ValueError as exc:
         raise CdrError(field, f"not a valid time {text!r}: {exc}") from None
     return naive.replace(tzinfo=tz, fold=0), naive.replace(tzinfo=tz, fold=1)

@@ -31,14 +31,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from decimal import Decimal
-from fractions import Fraction
 from typing import Any
 
 from pbx_sla.domain.cdr import endpoint
 from pbx_sla.domain.events import ParseError, parse_timestamp
+from pbx_sla.domain.percentile import nearest_rank
 from pbx_sla.errors import PbxSlaError
 
 #: the channel variables pbx-sla reads (manager.conf ``channelvars``)
@@ -276,18 +276,9 @@ class MeasuredLeg:
     mos: float
 
 
-def nearest_rank(values: Sequence[float], percentile: float = 0.95) -> float | None:
-    """The ⌈p·n⌉-th smallest of n values (spec.md's p95); None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(Fraction(str(percentile)) * len(ordered)))
-    return ordered[rank - 1]
-
-
 @dataclass(frozen=True)
 class QosFigures:
-    """spec.md's ``qos`` figures of one trunk or tenant; a figure without data is None."""
+    """The ``qos`` figures of one trunk or tenant (docs/qos.md); a figure without data is None."""
 
     legs_measured: int
     packets_received: int
@@ -303,7 +294,8 @@ class QosFigures:
 
     def metric(self, name: str) -> float | None:
         """The figure a ``qos_…`` target or credit rule names (see :data:`QOS_METRICS`)."""
-        return getattr(self, QOS_METRICS[name])
+        value: float | None = getattr(self, QOS_METRICS[name])
+        return value
 
 
 #: target / credit metric name → figure; a ``max`` metric breaches above its target, ``min`` below

@@ -43,7 +43,7 @@ def _round(value: float | None, digits: int = 6) -> float | None:
 
 
 def figures_json(f: QosFigures, targets: QosTargets | None) -> dict[str, Any]:
-    """spec.md's figures (ratios 0..1, ms, MOS; null without data) and the breaches of ``targets``."""
+    """The figures (ratios 0..1, ms, MOS; null without data; docs/qos.md) and the breaches of ``targets``."""
     out: dict[str, Any] = {k: _round(v) if isinstance(v, float) else v for k, v in asdict(f).items()}
     out["breaches"] = [
         {"metric": b.metric, "target": float(b.target), "actual": _round(b.actual)} for b in breaches(f, targets)
@@ -51,10 +51,10 @@ def figures_json(f: QosFigures, targets: QosTargets | None) -> dict[str, Any]:
     return out
 
 
-def measured(rows: Iterable[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], MeasuredLeg]]:
+def measured(rows: Iterable[asyncpg.Record]) -> list[tuple[asyncpg.Record, MeasuredLeg]]:
     out = []
     for r in rows:
-        leg = leg_from_record(r)
+        leg = leg_from_record(dict(r))
         value = leg_mos(leg, codec(r["codec"]))
         if value is None:
             continue
@@ -94,7 +94,7 @@ async def tenant_figures(
 async def qos_report(
     conn: asyncpg.Connection, period: Period, *, trunk: str | None = None, tenant: str | None = None
 ) -> dict[str, Any]:
-    """The report as spec.md's JSON document (``period``, ``trunks``, ``tenants``)."""
+    """The report as its JSON document (``period``, ``trunks``, ``tenants``; keys in docs/qos.md)."""
     cat = await load_catalogue(conn)
     only_trunk = _trunk_ref(cat, trunk) if trunk else None
     if tenant is not None and (cat is None or tenant not in cat.tenants):

@@ -79,7 +79,7 @@ class StoreResult:
     present: int  # legs already stored (from either source)
 
 
-async def lock_calls(conn: asyncpg.Connection, servers: Iterable[str], buckets: Iterable[int] | None = None) -> None:
+async def lock_calls(conn: DbConnection, servers: Iterable[str], buckets: Iterable[int] | None = None) -> None:
     """Take the advisory locks of these servers' call buckets (all buckets by default), in one order."""
     wanted = sorted(range(CALL_BUCKETS) if buckets is None else set(buckets))
     keys = [f"{server}:{bucket}" for server in sorted(set(servers)) for bucket in wanted]
@@ -90,17 +90,17 @@ async def lock_calls(conn: asyncpg.Connection, servers: Iterable[str], buckets: 
     )
 
 
-async def _prepare_stage(conn: asyncpg.Connection, servers: Iterable[str]) -> None:
+async def _prepare_stage(conn: DbConnection, servers: Iterable[str]) -> None:
     await conn.execute("INSERT INTO servers (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", sorted(servers))
     await conn.execute(_STAGE)
 
 
-async def _store_staged(conn: asyncpg.Connection, source: str, rows: int, fresh: bool = False) -> StoreResult:
+async def _store_staged(conn: DbConnection, source: str, rows: int, fresh: bool = False) -> StoreResult:
     inserted = int(await conn.fetchval("SELECT cdr_store_stage($1, $2)", source, fresh))
     return StoreResult(inserted, rows - inserted)
 
 
-async def store_rows(conn: asyncpg.Connection, rows: Sequence[LegRow], source: str) -> StoreResult:
+async def store_rows(conn: DbConnection, rows: Sequence[LegRow], source: str) -> StoreResult:
     """Store legs (:class:`~pbx_sla.domain.cdr.LegRow`) and bring their calls and the usage
     rollup up to date; runs in the caller's transaction (a savepoint of it), under every bucket lock
     of the rows' servers. The same leg twice, in the batch or already stored, is stored once."""
@@ -122,7 +122,7 @@ async def _chunks(data: bytes) -> AsyncIterator[bytes]:
 
 
 async def store_staging_text(
-    conn: asyncpg.Connection,
+    conn: DbConnection,
     server: str,
     bucket: int | None,
     data: bytes,
@@ -169,7 +169,7 @@ class CdrLegSink:
     async def write(self, conn: DbConnection, items: Sequence[Mapping[str, Any]]) -> None:
         await self.write_legs(conn, [leg_from_data(item) for item in items])
 
-    async def write_legs(self, conn: asyncpg.Connection, legs: Sequence[LegRow]) -> StoreResult:
+    async def write_legs(self, conn: DbConnection, legs: Sequence[LegRow]) -> StoreResult:
         return await store_rows(conn, legs, self.source)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from pbx_sla.domain.qos import KIND
+from pbx_sla.pipeline import DbConnection
 
 
 def _time(value: Any) -> datetime:
@@ -39,7 +40,7 @@ class QosLegSink:
 
     kind = KIND
 
-    async def write(self, conn: asyncpg.Connection, items: Sequence[Mapping[str, Any]]) -> None:
+    async def write(self, conn: DbConnection, items: Sequence[Mapping[str, Any]]) -> None:
         if not items:
             return
         rows = [
