@@ -12,7 +12,7 @@ import asyncpg
 
 from pbx_sla.config import Settings
 from pbx_sla.domain.calendar import hours_to_text
-from pbx_sla.domain.catalogue import Catalogue
+from pbx_sla.domain.catalogue import Catalogue, CreditRule
 from pbx_sla.domain.catalogue_document import from_document
 from pbx_sla.domain.catalogue_file import parse_catalogue
 from pbx_sla.errors import ConfigError, InputError
@@ -77,6 +77,12 @@ def _ratio(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def _credit(rule: CreditRule) -> dict[str, Any]:
+    """A credit rule as shown: its one bound, ``below`` (a figure under it triggers) or ``above``."""
+    bound = {"below": float(rule.below)} if rule.below is not None else {"above": float(rule.above or 0)}
+    return {"metric": rule.metric, **bound, "percent": float(rule.percent)}
+
+
 def show_report(cat: Catalogue | None, revision: Any, pbx_trunks: list[dict[str, Any]]) -> dict[str, Any]:
     """The ``contracts show --format json`` document (keys in docs/catalogue.md). Requesters carry
     ``pin: true/false``, never a PIN or its hash."""
@@ -122,9 +128,7 @@ def show_report(cat: Catalogue | None, revision: Any, pbx_trunks: list[dict[str,
                 "answer_target_seconds": t.answer_target_seconds,
                 "service_level_target": _ratio(t.service_level_target),
                 "availability_target": _ratio(t.availability_target),
-                "credits": [
-                    {"metric": c.metric, "below": float(c.below), "percent": float(c.percent)} for c in t.credits
-                ],
+                "credits": [_credit(c) for c in t.credits],
             }
             for t in cat.tiers.values()
         ],
@@ -170,7 +174,10 @@ def _tables(report: dict[str, Any]) -> list[Table]:
         return "24/7" if c["always"] else "; ".join(f"{d} {' '.join(r)}" for d, r in c["hours"].items())
 
     def credits(t: dict[str, Any]) -> str:
-        return join(f"{c['metric'][:5]}<{c['below']:g}:{c['percent']:g}%" for c in t["credits"])
+        def bound(c: dict[str, Any]) -> str:
+            return f"<{c['below']:g}" if "below" in c else f">{c['above']:g}"
+
+        return join(f"{c['metric'][:5]}{bound(c)}:{c['percent']:g}%" for c in t["credits"])
 
     return [
         Table(
