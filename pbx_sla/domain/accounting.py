@@ -21,6 +21,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
+from pbx_sla.domain.percentile import nearest_rank
+
 CENT = Decimal("0.01")
 
 
@@ -89,20 +91,11 @@ def daily_series(counts: Mapping[date, int], days: Sequence[date]) -> dict[date,
     return {day: counts.get(day, 0) for day in days}
 
 
-def nearest_rank(values: Iterable[int], percentile: float = 0.95) -> int:
-    """The ⌈p·n⌉-th smallest of n values (nearest-rank percentile); 0 for no values."""
-    ordered = sorted(values)
-    if not ordered:
-        return 0
-    rank = max(1, math.ceil(Fraction(str(percentile)) * len(ordered)))
-    return ordered[rank - 1]
-
-
 def daily_stats(series: Mapping[date, int]) -> DailyStats:
     values = list(series.values())
     if not values:
         return DailyStats(0.0, 0, 0)
-    return DailyStats(sum(values) / len(values), nearest_rank(values), max(values))
+    return DailyStats(sum(values) / len(values), nearest_rank(values) or 0, max(values))
 
 
 def _holds(limit: int | None, value: int) -> bool:

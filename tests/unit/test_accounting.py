@@ -14,11 +14,11 @@ from pbx_sla.domain.accounting import (
     contract_days,
     every_day,
     fee,
-    nearest_rank,
     over_tier_days,
     tenant_usage,
     tier_by_usage,
 )
+from pbx_sla.domain.percentile import nearest_rank
 
 TIERS = {
     "tier1": TierTerms("tier1", Decimal("25000"), "CZK", 100, 20),
@@ -31,7 +31,7 @@ TIERS = {
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
-        ([], 0),
+        ([], None),
         ([7], 7),
         (list(range(1, 21)), 19),  # ceil(0.95*20) = 19th smallest
         (list(range(1, 32)), 30),  # ceil(29.45) = 30
