@@ -151,8 +151,8 @@ async def store_staging_text(
         await conn.copy_to_table("cdr_legs_stage", source=_chunks(data), columns=STAGE_COLUMNS, format="text", null="")
         result = await _store_staged(conn, source, rows, fresh)
         if result.present:  # only a batch with legs already stored can disagree with them
-            differ = await conn.fetchrow(_TIMES_DIFFER)
-            if differ["legs"]:
+            differ = await conn.fetchrow(_TIMES_DIFFER)  # an aggregate: always one row
+            if differ is not None and differ["legs"]:
                 raise StoredUnderAnotherZone(differ["legs"], differ["shift"])
         return result
 
