@@ -47,6 +47,21 @@ def record_instant(value: Any, kind: str, field: str) -> datetime:
     return stamp
 
 
+def optional_int(value: Any) -> int | None:
+    """A record's optional integer (None stays None)."""
+    return None if value is None else int(value)
+
+
+def optional_float(value: Any) -> float | None:
+    """A record's optional number (None stays None)."""
+    return None if value is None else float(value)
+
+
+def optional_text(value: Any) -> str | None:
+    """A record's optional text: None or the empty string are None."""
+    return None if value is None or value == "" else str(value)
+
+
 #: (server name, AMI event as a plain str→str mapping) → records to store. Pure, never raises for bad
 #: input it can name (it logs and returns nothing instead).
 EventHandler = Callable[[str, Mapping[str, str]], Iterable[Record]]

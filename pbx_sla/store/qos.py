@@ -13,26 +13,7 @@ from typing import Any
 import asyncpg
 
 from pbx_sla.domain.qos import KIND
-from pbx_sla.pipeline import DbConnection
-
-
-def _time(value: Any) -> datetime:
-    stamp = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    if stamp.tzinfo is None:
-        raise ValueError(f"{KIND}: at has no UTC offset: {value!r}")
-    return stamp
-
-
-def _opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _opt_int(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
-def _opt_str(value: Any) -> str | None:
-    return None if value is None or value == "" else str(value)
+from pbx_sla.pipeline import DbConnection, optional_float, optional_int, optional_text, record_instant
 
 
 class QosLegSink:
@@ -47,22 +28,22 @@ class QosLegSink:
             (
                 str(i["server"]),
                 str(i["uniqueid"]),
-                _opt_str(i.get("linkedid")),
+                optional_text(i.get("linkedid")),
                 str(i.get("channel") or ""),
-                _opt_str(i.get("endpoint")),
-                _time(i["at"]),
-                _opt_str(i.get("codec")),
+                optional_text(i.get("endpoint")),
+                record_instant(i["at"], KIND, "at"),
+                optional_text(i.get("codec")),
                 int(i["received"]),
                 int(i["lost"]),
                 int(i.get("sent") or 0),
-                _opt_float(i.get("jitter_ms")),
-                _opt_float(i.get("jitter_max_ms")),
-                _opt_float(i.get("jitter_avg_ms")),
-                _opt_int(i.get("far_lost")),
-                _opt_float(i.get("far_jitter_ms")),
-                _opt_float(i.get("rtt_ms")),
-                _opt_float(i.get("rtt_max_ms")),
-                _opt_float(i.get("asterisk_mes")),
+                optional_float(i.get("jitter_ms")),
+                optional_float(i.get("jitter_max_ms")),
+                optional_float(i.get("jitter_avg_ms")),
+                optional_int(i.get("far_lost")),
+                optional_float(i.get("far_jitter_ms")),
+                optional_float(i.get("rtt_ms")),
+                optional_float(i.get("rtt_max_ms")),
+                optional_float(i.get("asterisk_mes")),
             )
             for i in items
         ]

@@ -13,17 +13,9 @@ import asyncpg
 
 from pbx_sla.domain.queue_events import KIND as QUEUE_EVENT
 from pbx_sla.domain.support import CallOutcome
-from pbx_sla.pipeline import DbConnection, record_instant
+from pbx_sla.pipeline import DbConnection, optional_int, optional_text, record_instant
 
 SUPPORT_CALL = "support_call"
-
-
-def _opt_int(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
-def _opt_str(value: Any) -> str | None:
-    return None if value is None or value == "" else str(value)
 
 
 class SupportCallSink:
@@ -38,21 +30,21 @@ class SupportCallSink:
             (
                 str(i["server"] or "unknown"),
                 str(i["uniqueid"]),
-                _opt_str(i.get("linkedid")),
+                optional_text(i.get("linkedid")),
                 record_instant(i["decided_at"], SUPPORT_CALL, "decided_at"),
                 str(i.get("caller") or ""),
-                _opt_str(i.get("caller_e164")),
+                optional_text(i.get("caller_e164")),
                 str(i.get("caller_name") or ""),
                 str(i.get("channel") or ""),
-                _opt_str(i.get("dialled")),
-                _opt_str(i.get("tenant")),
-                _opt_str(i.get("requester")),
+                optional_text(i.get("dialled")),
+                optional_text(i.get("tenant")),
+                optional_text(i.get("requester")),
                 bool(i["authorised"]),
                 bool(i.get("in_hours", False)),
-                _opt_str(i.get("tier")),
+                optional_text(i.get("tier")),
                 str(i["action"]),
                 str(i["reason"]),
-                _opt_str(i.get("queue")),
+                optional_text(i.get("queue")),
                 int(i.get("priority") or 0),
                 None if i.get("latency_ms") is None else float(i["latency_ms"]),
                 int(i.get("pin_attempts") or 0),
@@ -88,16 +80,16 @@ class QueueEventSink:
             (
                 str(i["server"]),
                 str(i["uniqueid"]),
-                _opt_str(i.get("linkedid")),
+                optional_text(i.get("linkedid")),
                 str(i["event"]),
                 record_instant(i["at"], QUEUE_EVENT, "at"),
                 str(i.get("queue") or ""),
-                _opt_int(i.get("hold_time")),
-                _opt_int(i.get("ring_time")),
-                _opt_int(i.get("talk_time")),
-                _opt_int(i.get("position")),
-                _opt_str(i.get("member")),
-                _opt_str(i.get("reason")),
+                optional_int(i.get("hold_time")),
+                optional_int(i.get("ring_time")),
+                optional_int(i.get("talk_time")),
+                optional_int(i.get("position")),
+                optional_text(i.get("member")),
+                optional_text(i.get("reason")),
             )
             for i in items
         ]
