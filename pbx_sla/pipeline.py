@@ -11,6 +11,10 @@ interprets each record with the same :func:`pbx_sla.domain.cdr.read_leg` as the 
 handler, and stores batches through the same staging table and SQL statement as the daemon's sink
 (:mod:`pbx_sla.store.calls`), as COPY text on two connections. It needs no spool: the file is its own
 durable source, and running the import again completes an interrupted one.
+
+Beside the chain's types (:class:`Record`, :data:`EventHandler`, :class:`Sink`) this module holds what the
+adapters share without importing each other or the wiring above them: :data:`DbConnection`,
+:class:`CatalogueSource`, and the readers of a record's values (:func:`record_instant`, ``optional_*``).
 """
 
 from __future__ import annotations
