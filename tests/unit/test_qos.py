@@ -301,3 +301,13 @@ def test_parse_fields_matches_a_naive_split(fields: dict[str, str], pad: str, tr
     assert qos.parse_fields("X", text) == naive
     some = frozenset(list(fields)[:2])
     assert qos.parse_fields("X", text, some) == {k: v for k, v in naive.items() if k in some}
+
+
+def test_variables_only_split_out_of_hangup_events() -> None:
+    # with channelvars every channel event carries the lines (empty until the hangup); only Hangup's are read
+    varset = "Event: VarSet\r\nChannel: PJSIP/a-1\r\nChanVariable: RTPAUDIOQOS=\r\nChanVariable: RTPAUDIOQOSRTT=\r\n"
+    event = parse_message(varset + "Variable: X\r\nValue: 1")
+    assert event == {"Event": "VarSet", "Channel": "PJSIP/a-1", "Variable": "X", "Value": "1"}
+    hangup = parse_message(hangup_block(RTPAUDIOQOS=MAIN_5, RTPAUDIOQOSRTT=""))
+    assert (hangup["ChanVariable(RTPAUDIOQOSRTT)"], hangup["Cause"], hangup["Linkedid"]) == ("", "16", "1796118656.3")
+    assert "ChanVariable" not in hangup
