@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import tomllib
 from pathlib import Path
@@ -15,6 +16,7 @@ from pbx_sla.domain.calendar import hours_to_text
 from pbx_sla.domain.catalogue import Catalogue, CreditRule
 from pbx_sla.domain.catalogue_document import from_document
 from pbx_sla.domain.catalogue_file import parse_catalogue
+from pbx_sla.domain.qos import QosTargets
 from pbx_sla.errors import ConfigError, InputError
 from pbx_sla.reports.render import Table, to_json, to_table
 from pbx_sla.store import migrate
@@ -83,6 +85,13 @@ def _credit(rule: CreditRule) -> dict[str, Any]:
     return {"metric": rule.metric, **bound, "percent": float(rule.percent)}
 
 
+def _qos(q: QosTargets | None) -> dict[str, dict[str, float]]:
+    """``{"qos": targets}`` for ``show`` when a tier or trunk has voice-quality targets (docs/qos.md), else ``{}``."""
+    if q is None:
+        return {}
+    return {"qos": {k: float(v) for k, v in dataclasses.asdict(q).items() if v is not None}}
+
+
 def show_report(cat: Catalogue | None, revision: Any, pbx_trunks: list[dict[str, Any]]) -> dict[str, Any]:
     """The ``contracts show --format json`` document (keys in docs/catalogue.md). Requesters carry
     ``pin: true/false``, never a PIN or its hash."""
@@ -129,6 +138,7 @@ def show_report(cat: Catalogue | None, revision: Any, pbx_trunks: list[dict[str,
                 "service_level_target": _ratio(t.service_level_target),
                 "availability_target": _ratio(t.availability_target),
                 "credits": [_credit(c) for c in t.credits],
+                **_qos(t.qos),
             }
             for t in cat.tiers.values()
         ],
@@ -154,6 +164,7 @@ def show_report(cat: Catalogue | None, revision: Any, pbx_trunks: list[dict[str,
                 "server": t.server,
                 "name": t.name,
                 "availability_target": _ratio(t.availability_target),
+                **_qos(t.qos),
                 "in_catalogue": True,
             }
             for t in cat.trunks

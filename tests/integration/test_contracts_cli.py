@@ -130,3 +130,22 @@ def test_apply_on_a_fresh_database_runs_migrations(empty_dsn: str, tmp_path: Pat
     code, out, err = run(capsys, "contracts", "apply", str(EXAMPLE))
     assert code == 0, err
     assert fetchval(empty_dsn, "SELECT count(*) FROM tenants WHERE active") == 2
+
+
+def test_show_with_voice_quality_targets_and_rules(cli_env: dict[str, str], tmp_path: Path, capsys) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    old = "credits = [ { below = 0.9995, percent = 10 }, { below = 0.999, percent = 25 } ]"
+    assert old in text
+    new = old[:-2] + ', { metric = "qos_loss", above = 0.02, percent = 30 } ]\nqos = { min_mos = 4, max_loss = 0.01 }'
+    file = tmp_path / "contracts.toml"
+    file.write_text(text.replace(old, new), encoding="utf-8")
+    code, out, err = run(capsys, "contracts", "apply", str(file))
+    assert code == 0, err
+    code, out, err = run(capsys, "contracts", "show", "--format", "json")
+    assert code == 0, err
+    tier4 = json.loads(out)["tiers"][3]
+    assert tier4["qos"] == {"max_loss": 0.01, "min_mos": 4.0}
+    assert tier4["credits"][-1] == {"metric": "qos_loss", "above": 0.02, "percent": 30.0}
+    code, out, err = run(capsys, "contracts", "show")
+    assert code == 0, err
+    assert "qos_l>0.02:30%" in out
