@@ -38,9 +38,12 @@ _plain_event = base._event
 #: events that carry a channel snapshot, hence manager.conf ``channelvars`` (empty until the hangup)
 CHANNEL_EVENTS = frozenset({"VarSet", "Newexten", "Newstate", "QueueCallerJoin", "AgentConnect", "AgentComplete",
                             "QueueCallerLeave"})  # fmt: skip
-EMPTY_VARS = "".join(
-    f"ChanVariable: {name}=\r\n"
-    for name in ("RTPAUDIOQOS", "RTPAUDIOQOSJITTER", "RTPAUDIOQOSLOSS", "RTPAUDIOQOSRTT", "RTPAUDIOQOSMES")
+EMPTY_VARS = (
+    "".join(
+        f"ChanVariable: {name}=\r\n"
+        for name in ("RTPAUDIOQOS", "RTPAUDIOQOSJITTER", "RTPAUDIOQOSLOSS", "RTPAUDIOQOSRTT", "RTPAUDIOQOSMES")
+    )
+    + "ChanVariable: CHANNEL(audionativeformat)=(ulaw)\r\n"
 )
 
 
@@ -71,7 +74,8 @@ def _hangup(i: int, ts: float, with_vars: bool) -> str:
         "     stdevrtt=000.000000;\r\n"
         "ChanVariable: RTPAUDIOQOSMES=   minrxmes=088.087887;   maxrxmes=088.087887;   avgrxmes=088.087887;"
         "   stdevrxmes=000.000000;   mintxmes=000.000000;   maxtxmes=000.000000;   avgtxmes=000.000000;"
-        "   stdevtxmes=000.000000;\r\n" + tail
+        "   stdevtxmes=000.000000;\r\n"
+        "ChanVariable: CHANNEL(audionativeformat)=(ulaw)\r\n" + tail
     )
 
 

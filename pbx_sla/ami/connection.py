@@ -90,15 +90,19 @@ _CHAN_VARIABLE = re.compile(r"^((?:Dest)?ChanVariable)(?:\([^)\r\n]*\))?: ([^=\r
 
 def _cut_variables(block: str) -> tuple[str, str]:
     """(the block without its ``ChanVariable`` lines, those lines). Asterisk writes a snapshot's variables as
-    one run of lines, so two searches find them; the per-line loop never sees them."""
+    one run of lines, so two searches find them and the per-line loop never sees them; a block where other
+    lines sit between them is split line by line."""
     start = block.find("\r\nChanVariable")
     if start < 0:
         return block, ""
     last = block.rfind("\r\nChanVariable")
     end = block.find("\r\n", last + 2)
-    if end < 0:
-        return block[:start], block[start + 2 :]
-    return block[:start] + block[end:], block[start + 2 : end]
+    run = block[start + 2 :] if end < 0 else block[start + 2 : end]
+    if run.count("\r\n") != run.count("\r\nChanVariable"):  # other lines between them: one by one
+        lines = block.split("\r\n")
+        kept = [line for line in lines if not line.startswith("ChanVariable")]
+        return "\r\n".join(kept), "\r\n".join(line for line in lines if line.startswith("ChanVariable"))
+    return (block[:start] if end < 0 else block[:start] + block[end:]), run
 
 
 def _parse_plain(block: str) -> dict[str, str]:

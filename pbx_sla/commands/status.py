@@ -87,8 +87,8 @@ def qos_warnings(snapshot: dict[str, Any]) -> list[str]:
     per_server = (snapshot.get("features") or {}).get("qos") or {}
     return [
         f"{server}: {c.get('hangups', 0)} Hangup events without RTPAUDIOQOS: voice quality is not collected; "
-        "set channelvars = RTPAUDIOQOS,RTPAUDIOQOSJITTER,RTPAUDIOQOSLOSS,RTPAUDIOQOSRTT,RTPAUDIOQOSMES "
-        "in manager.conf [general] (docs/qos.md)"
+        "set channelvars = RTPAUDIOQOS,RTPAUDIOQOSJITTER,RTPAUDIOQOSLOSS,RTPAUDIOQOSRTT,RTPAUDIOQOSMES,"
+        "CHANNEL(audionativeformat) in manager.conf [general] (docs/qos.md)"
         for server, c in sorted(per_server.items())
         if c.get("hangups", 0) > 0 and c.get("hangups_with_qos", 0) == 0
     ]

@@ -357,9 +357,19 @@ def hangup_record(server: str, event: Mapping[str, str]) -> dict[str, Any] | Non
         "channel": channel,
         "endpoint": endpoint(channel),
         "at": parse_timestamp(event, HANGUP).isoformat(),
-        "codec": (event.get("ChanVariable(CHANNEL(audionativeformat))") or "").strip() or None,
+        "codec": native_format(event.get(CODEC_KEY)),
         **dict(zip(_LEG_FIELDS, values, strict=True)),
     }
+
+
+#: manager.conf ``channelvars`` may name a function: CHANNEL(audionativeformat) gives ``(ulaw)`` or ``(ulaw|alaw)``
+CODEC_KEY = "ChanVariable(CHANNEL(audionativeformat))"
+
+
+def native_format(value: str | None) -> str | None:
+    """``(ulaw|alaw)`` → ``ulaw`` (the first of the channel's native formats); empty or absent → None."""
+    first = (value or "").strip().strip("()").split("|")[0].strip()
+    return first or None
 
 
 _LEG_FIELDS = tuple(f.name for f in fields(LegQuality))

@@ -311,3 +311,15 @@ def test_variables_only_split_out_of_hangup_events() -> None:
     hangup = parse_message(hangup_block(RTPAUDIOQOS=MAIN_5, RTPAUDIOQOSRTT=""))
     assert (hangup["ChanVariable(RTPAUDIOQOSRTT)"], hangup["Cause"], hangup["Linkedid"]) == ("", "16", "1796118656.3")
     assert "ChanVariable" not in hangup
+
+
+def test_codec_from_the_native_format_variable() -> None:
+    assert qos.native_format("(ulaw)") == "ulaw"
+    assert qos.native_format("(g729|ulaw)") == "g729"
+    assert qos.native_format("") is None and qos.native_format(None) is None
+    block = hangup_block(RTPAUDIOQOS=MAIN_5) + "\r\nChanVariable: CHANNEL(audionativeformat)=(alaw)"
+    event = parse_message(block)  # a variable after other lines: still found, and the lines between kept
+    assert (event["Cause"], event["Cause-txt"]) == ("16", "Normal Clearing")
+    data = qos.hangup_record("pbx1", event)
+    assert data is not None and data["codec"] == "alaw" and data["lost"] == 20
+    assert qos.codec(data["codec"]) == qos.CODECS["g711"]
