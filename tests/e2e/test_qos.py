@@ -119,6 +119,7 @@ async def test_qos_of_calls_with_known_loss_and_jitter(
         assert (row["received"], row["lost"]) == (stream.received, stream.lost), name
         assert row["jitter_ms"] == pytest.approx(stream.jitter_ms(), abs=0.5), (name, dict(row))
         assert row["rtt_ms"] is None and row["far_lost"] is None  # sipp sends no RTCP: no data, not 0
+        assert row["codec"] == "ulaw", name  # CHANNEL(audionativeformat) through channelvars: the caller offers PCMU
         loss_pct = 100 * stream.lost / (stream.received + stream.lost)
         expected = mos_formula(loss_pct, stream.jitter_ms())
         assert leg_mos(leg_from_record(dict(row)), codec(row["codec"])) == pytest.approx(expected, abs=0.05), name
