@@ -1,0 +1,223 @@
+"""Support requests: what an identified tenant asked for on the support line, and when support reacted.
+
+Rules (docs/requests.md):
+
+* A support call of an identified tenant (an authorised requester, by number or PIN) opens a request
+  when none of that tenant is open. A request is per tenant: later calls of any of its requesters join
+  the open request, and the clock keeps its first start.
+* Reaction = the first of: an agent answering a call of the request (the opening call itself when it was
+  answered live, or a later one that joined), or an answered **callback** made after the request opened.
+  A callback is a call from a support staff endpoint to one of the tenant's requester numbers, answered
+  and lasting at least the catalogue's minimum (:func:`is_callback`).
+* Once reacted, the request is closed; the next unanswered call opens a new one. A callback made while
+  no request is open reacts to nothing (it still consumes prepaid hours, see :mod:`.support_hours`).
+* Business time: the calendar's open seconds between opening and reaction (or ``now`` while unreacted);
+  the deadline is ``reaction_target`` open seconds after the opening (a request opened out of hours starts
+  at the next opening). Status: ``met`` (reacted by the deadline), ``breached`` (reacted after it),
+  ``open`` (unreacted, deadline ahead or no target), ``overdue`` (unreacted, deadline passed).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pbx_sla.domain.business_time import add_open_seconds, open_seconds
+from pbx_sla.domain.catalogue import Calendar
+from pbx_sla.domain.phone import normalise
+
+ReactedBy = Literal["answer", "callback"]
+Status = Literal["met", "breached", "open", "overdue"]
+
+
+@dataclass(frozen=True)
+class SupportContact:
+    """One support-line call of an identified tenant: when it arrived, whether and when an agent answered."""
+
+    key: str  # server/uniqueid: identifies the call in reports and tests
+    tenant: str
+    requester: str | None
+    caller: str | None  # E.164
+    at: datetime  # the support line decided (the call's arrival)
+    why: str  # see :func:`why`
+    answered_at: datetime | None = None  # an agent answered (AgentConnect)
+
+
+@dataclass(frozen=True)
+class Callback:
+    """An answered call from support staff to a tenant's requester number."""
+
+    key: str
+    tenant: str
+    staff: str  # the endpoint that called
+    number: str  # the requester number called (E.164)
+    answered_at: datetime
+    seconds: int  # talk time (billsec)
+
+
+@dataclass
+class Request:
+    tenant: str
+    requester: str | None
+    caller: str | None
+    opened_at: datetime
+    why: str
+    calls: list[str] = field(default_factory=list)
+    reacted_at: datetime | None = None
+    reacted_by: ReactedBy | None = None
+    reaction: str | None = None  # the answered call's key or the callback's key
+
+
+@dataclass(frozen=True)
+class Assessed:
+    """A request measured against its tier: deadline, business seconds, status."""
+
+    request: Request
+    deadline: datetime | None
+    business_seconds: float
+    status: Status
+
+
+def why(action: str, reason: str, outcome: str) -> str:
+    """Why a call left its caller waiting for a reaction, from the support record and its queue outcome.
+
+    ``answered`` (answered live), ``abandoned`` (hung up or the queue gave up), ``oncall-unanswered`` (the
+    same in the out-of-hours queue), ``closed`` (out of hours, closed message), ``voicemail``,
+    ``agi-failure`` (the AGI failed and the general line took the call), ``not-queued`` (hung up before
+    reaching a queue), ``waiting`` (in a queue, no outcome recorded yet).
+    """
+    if outcome == "answered":
+        return "answered"
+    if reason.startswith("agi-") or action == "fallback":
+        return "agi-failure"
+    if reason == "out-of-hours-voicemail":
+        return "voicemail"
+    if action == "closed":
+        return "closed"
+    if outcome == "abandoned":
+        return "oncall-unanswered" if reason == "out-of-hours-queue" else "abandoned"
+    return "waiting" if outcome == "waiting" else "not-queued"
+
+
+def is_callback(
+    staff_endpoint: str | None,
+    dialled: str,
+    billsec: int,
+    *,
+    staff: frozenset[str],
+    numbers: frozenset[str],
+    minimum_seconds: int,
+    country_code: str,
+) -> str | None:
+    """The requester number (E.164) a staff call reached, when it counts as a callback; else None.
+
+    ``dialled`` is normalised like the support line normalises callers (:func:`pbx_sla.domain.phone.normalise`),
+    so ``00420777000001``, ``777000001`` and ``+420 777 000 001`` all match ``+420777000001``.
+    """
+    if staff_endpoint is None or staff_endpoint not in staff or billsec < minimum_seconds:
+        return None
+    number = normalise(dialled, country_code)
+    return number if number is not None and number in numbers else None
+
+
+def derive_requests(contacts: Iterable[SupportContact], callbacks: Iterable[Callback]) -> list[Request]:
+    """The requests of the given calls and callbacks (any tenants), ordered by tenant then opening."""
+    by_tenant: dict[str, list[tuple[datetime, int, object]]] = {}
+    for c in contacts:
+        events = by_tenant.setdefault(c.tenant, [])
+        events.append((c.at, 1, c))
+        if c.answered_at is not None:
+            events.append((max(c.answered_at, c.at), 2, c))
+    for cb in callbacks:
+        by_tenant.setdefault(cb.tenant, []).append((cb.answered_at, 0, cb))
+    out: list[Request] = []
+    for tenant in sorted(by_tenant):
+        # at one instant: a callback first (it reacted before the call arrived), then arrivals, then answers
+        events = sorted(by_tenant[tenant], key=lambda e: (e[0], e[1], getattr(e[2], "key", "")))
+        current: Request | None = None
+        for at, kind, item in events:
+            if kind == 0 and current is not None:
+                assert isinstance(item, Callback)
+                current.reacted_at, current.reacted_by, current.reaction = at, "callback", item.key
+                current = None
+            elif kind == 1:
+                assert isinstance(item, SupportContact)
+                if current is None:
+                    current = Request(tenant, item.requester, item.caller, item.at, item.why)
+                    out.append(current)
+                current.calls.append(item.key)
+            elif kind == 2 and current is not None:
+                assert isinstance(item, SupportContact)
+                if item.key in current.calls:
+                    current.reacted_at, current.reacted_by, current.reaction = at, "answer", item.key
+                    current = None
+    return out
+
+
+def assess(request: Request, calendar: Calendar, tz: ZoneInfo, target_seconds: int | None, now: datetime) -> Assessed:
+    """Deadline, business seconds (to the reaction, or to ``now`` while unreacted) and status."""
+    deadline = None if target_seconds is None else add_open_seconds(calendar, tz, request.opened_at, target_seconds)
+    until = request.reacted_at if request.reacted_at is not None else max(now, request.opened_at)
+    seconds = open_seconds(calendar, tz, request.opened_at, until)
+    status: Status
+    if request.reacted_at is not None:
+        status = "breached" if deadline is not None and request.reacted_at > deadline else "met"
+    else:
+        status = "overdue" if deadline is not None and now >= deadline else "open"
+    return Assessed(request, deadline, seconds, status)
+
+
+@dataclass(frozen=True)
+class ReactionFigures:
+    """A tenant's reaction figures over the requests opened in a period."""
+
+    requests: int
+    met: int
+    breached: int
+    open: int
+    overdue: int
+    target_seconds: int | None
+    median_business_seconds: float | None
+    p95_business_seconds: float | None
+
+    @property
+    def share(self) -> float | None:
+        """met / (met + breached + overdue): requests still open within their deadline are not judged yet."""
+        judged = self.met + self.breached + self.overdue
+        return None if judged == 0 else self.met / judged
+
+
+def nearest_rank(values: Sequence[float], q: float) -> float | None:
+    """The ⌈q·n⌉-th smallest value (nearest-rank percentile, as the rest of the reports), None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(q * len(ordered))) - 1]
+
+
+def median(values: Sequence[float]) -> float | None:
+    if not values:
+        return None
+    ordered, n = sorted(values), len(values)
+    return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+
+
+def reaction_figures(assessed: Iterable[Assessed], target_seconds: int | None) -> ReactionFigures:
+    """Counts by status; median and p95 over the reacted requests' business seconds."""
+    items = list(assessed)
+    count = {s: sum(1 for a in items if a.status == s) for s in ("met", "breached", "open", "overdue")}
+    reacted = [a.business_seconds for a in items if a.request.reacted_at is not None]
+    return ReactionFigures(
+        len(items),
+        count["met"],
+        count["breached"],
+        count["open"],
+        count["overdue"],
+        target_seconds,
+        median(reacted),
+        nearest_rank(reacted, 0.95),
+    )
