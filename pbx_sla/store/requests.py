@@ -1,0 +1,135 @@
+"""The stored facts support requests are derived from (docs/requests.md): support calls of identified
+tenants with their queue outcome, answer time and talk time, and the answered calls support staff placed.
+
+Nothing about requests is stored: they are computed when a report asks, from the records the durable
+writer keeps (support_calls, queue_events, cdr_legs). A late CDR leg or queue event is therefore part of
+the next report without any re-evaluation step, and a replayed record changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from pbx_sla.domain.requests import SupportContact, why
+
+
+@dataclass(frozen=True)
+class ContactFact:
+    """A support call of an identified tenant as stored, with what the queue made of it."""
+
+    contact: SupportContact
+    talk_seconds: int  # AgentComplete TalkTime, 0 when not answered or not (yet) known
+
+
+@dataclass(frozen=True)
+class StaffCall:
+    """An answered call placed by an endpoint (a candidate callback, before number matching)."""
+
+    key: str
+    endpoint: str
+    dialled: str
+    answered_at: datetime
+    billsec: int
+
+
+async def contact_facts(conn: asyncpg.Connection, before: datetime, tenants: Iterable[str] | None) -> list[ContactFact]:
+    """Authorised support calls of the given tenants (None: all) decided before ``before``, oldest first."""
+    rows = await conn.fetch(
+        """
+        SELECT s.server, s.uniqueid, s.decided_at, s.tenant_id, s.requester, s.caller_e164, s.action, s.reason,
+               j.at AS joined_at, c.at AS answered_at, a.at AS abandoned_at, l.at AS left_at, m.talk_time
+        FROM support_calls s
+        LEFT JOIN LATERAL (
+            SELECT q.at FROM queue_events q
+            WHERE q.uniqueid = s.uniqueid AND (q.server = s.server OR s.server = 'unknown')
+              AND q.event = 'QueueCallerJoin' ORDER BY q.at LIMIT 1) j ON true
+        LEFT JOIN LATERAL (
+            SELECT q.at FROM queue_events q
+            WHERE q.uniqueid = s.uniqueid AND (q.server = s.server OR s.server = 'unknown')
+              AND q.event = 'AgentConnect' ORDER BY q.at LIMIT 1) c ON true
+        LEFT JOIN LATERAL (
+            SELECT q.at FROM queue_events q
+            WHERE q.uniqueid = s.uniqueid AND (q.server = s.server OR s.server = 'unknown')
+              AND q.event = 'QueueCallerAbandon' ORDER BY q.at LIMIT 1) a ON true
+        LEFT JOIN LATERAL (
+            SELECT q.at FROM queue_events q
+            WHERE q.uniqueid = s.uniqueid AND (q.server = s.server OR s.server = 'unknown')
+              AND q.event = 'QueueCallerLeave' ORDER BY q.at DESC LIMIT 1) l ON true
+        LEFT JOIN LATERAL (
+            SELECT q.talk_time FROM queue_events q
+            WHERE q.uniqueid = s.uniqueid AND (q.server = s.server OR s.server = 'unknown')
+              AND q.event = 'AgentComplete' ORDER BY q.at LIMIT 1) m ON true
+        WHERE s.authorised AND s.tenant_id IS NOT NULL AND s.decided_at < $1
+          AND ($2::text[] IS NULL OR s.tenant_id = ANY($2::text[]))
+        ORDER BY s.decided_at, s.server, s.uniqueid
+        """,
+        before,
+        None if tenants is None else list(tenants),
+    )
+    out = []
+    for r in rows:
+        if r["answered_at"] is not None:
+            outcome = "answered"
+        elif r["abandoned_at"] is not None or (r["left_at"] is not None and r["joined_at"] is not None):
+            outcome = "abandoned"
+        elif r["joined_at"] is not None:
+            outcome = "waiting"
+        else:
+            outcome = "not-queued"
+        contact = SupportContact(
+            key=f"{r['server']}/{r['uniqueid']}",
+            tenant=r["tenant_id"],
+            requester=r["requester"],
+            caller=r["caller_e164"],
+            at=r["decided_at"],
+            why=why(r["action"], r["reason"], outcome),
+            answered_at=r["answered_at"],
+        )
+        talk = r["talk_time"] if r["answered_at"] is not None and r["talk_time"] is not None else 0
+        out.append(ContactFact(contact, int(talk)))
+    return out
+
+
+async def queue_member_endpoints(conn: asyncpg.Connection) -> set[str]:
+    """Endpoints that answered a call a queue offered them (CDR legs of the Queue application): the queues'
+    members as the PBX itself reports them."""
+    rows = await conn.fetch(
+        """
+        SELECT DISTINCT dst_endpoint FROM cdr_legs
+        WHERE lastapp = 'Queue' AND disposition = 'ANSWERED' AND dst_endpoint IS NOT NULL AND dst_endpoint <> ''
+        """
+    )
+    return {r["dst_endpoint"] for r in rows}
+
+
+async def staff_calls(conn: asyncpg.Connection, endpoints: Iterable[str], before: datetime) -> list[StaffCall]:
+    """Answered CDR legs placed by ``endpoints`` that started before ``before``, oldest first."""
+    rows = await conn.fetch(
+        """
+        SELECT server, fingerprint, src_endpoint, dst, dialled_e164, start_at, answer_at, end_at, billsec
+        FROM cdr_legs
+        WHERE src_endpoint = ANY($1::text[]) AND disposition = 'ANSWERED' AND start_at < $2
+        ORDER BY start_at, fingerprint
+        """,
+        sorted(set(endpoints)),
+        before,
+    )
+    out = []
+    for r in rows:
+        answered = r["answer_at"]
+        if answered is None:  # legs without an answer time: the end minus the billable seconds
+            answered = r["end_at"] - timedelta(seconds=r["billsec"])
+        out.append(
+            StaffCall(
+                key=f"{r['server']}/{r['fingerprint']}",
+                endpoint=r["src_endpoint"],
+                dialled=r["dialled_e164"] or r["dst"],
+                answered_at=answered,
+                billsec=int(r["billsec"]),
+            )
+        )
+    return out
