@@ -36,6 +36,7 @@ HANDLERS: dict[tuple[str, ...], str] = {
     ("usage",): "usage:usage",
     ("sla",): "sla:sla",
     ("qos",): "qos:qos",
+    ("requests",): "requests:requests",
 }
 
 
@@ -116,11 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (
         ("usage", "call volumes and tier accounting per tenant"),
         ("sla", "SLA outcomes per tenant: targets, actuals, breaches, credits"),
+        ("requests", "support requests and their reaction in business time: the call-back list"),
     ):
         p = add(sub, name, text)
         _period(p)
         p.add_argument("--tenant", metavar="ID", help="only this tenant")
         _format(p)
+        if name != "usage":
+            p.add_argument(
+                "--now",
+                metavar="INSTANT",
+                help="judge requests as of this ISO 8601 instant with offset (default: the current time)",
+            )
 
     qos = add(sub, "qos", "voice quality (loss, jitter, round-trip time, MOS) per trunk and tenant")
     _period(qos)
@@ -128,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     only.add_argument("--trunk", metavar="NAME", help="only this trunk (NAME or SERVER/NAME)")
     only.add_argument("--tenant", metavar="ID", help="only this tenant")
     _format(qos)
+    requests = sub.choices["requests"]
+    requests.add_argument("--open", action="store_true", help="only requests not reacted to yet (open or overdue)")
     return parser
 
 

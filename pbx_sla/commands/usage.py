@@ -11,7 +11,11 @@ from pbx_sla.reports.render import render
 
 
 async def usage(args: argparse.Namespace, settings: Settings) -> int:
-    period, rows = await query_period(args, settings, lambda conn, period: report.usage_rows(conn, period, args.tenant))
-    data = report.as_json(period, rows)
+    async def query(conn, period):  # type: ignore[no-untyped-def]
+        rows = await report.usage_rows(conn, period, args.tenant)
+        return rows, await report.support_hours_by_tenant(conn, period, rows)
+
+    period, (rows, hours) = await query_period(args, settings, query)
+    data = report.as_json(period, rows, hours)
     print(render(data, report.as_table(period, data), args.format))
     return 0

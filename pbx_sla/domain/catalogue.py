@@ -28,7 +28,7 @@ from pbx_sla.domain.qos import QosTargets
 
 OutOfHoursAction = Literal["closed", "voicemail", "queue"]
 CreditMetric = Literal[
-    "availability", "service_level", "qos_loss", "qos_jitter_ms", "qos_rtt_ms", "qos_mos", "qos_poor_ratio"
+    "availability", "service_level", "qos_loss", "qos_jitter_ms", "qos_rtt_ms", "qos_mos", "qos_poor_ratio", "reaction"
 ]
 
 #: ``field(metadata=TRANSIENT)``: a value that exists only in memory, never in the stored document
@@ -98,6 +98,10 @@ class Tier:
     credits: tuple[CreditRule, ...] = ()
     #: voice-quality targets of the tier's tenants (over their calls' trunk legs, docs/qos.md)
     qos: QosTargets | None = field(default=None, metadata=OPTIONAL_KEY)
+    #: support requests must see a reaction within this many business seconds (file: ``"4h"``); None: no target
+    reaction_target: int | None = field(default=None, metadata=OPTIONAL_KEY)
+    #: the share of requests that must meet ``reaction_target``
+    reaction_share_target: Decimal | None = field(default=None, metadata=OPTIONAL_KEY)
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,23 @@ class Requester:
     #: the plain PIN, only between parsing a file and applying it (which hashes it); never stored,
     #: never shown, never compared. See :func:`pbx_sla.domain.pins.seal_pins`.
     pin: str | None = field(default=None, repr=False, compare=False, metadata=TRANSIENT)
+
+
+@dataclass(frozen=True)
+class SupportPackage:
+    """Prepaid support hours usable from ``start`` to ``end`` (local days, both inclusive)."""
+
+    hours: Decimal
+    start: date
+    end: date
+
+
+@dataclass(frozen=True)
+class SupportSettings:
+    """Who counts as support staff for callbacks, and how long a callback must last to count."""
+
+    staff: tuple[str, ...] = ()  # PJSIP endpoint names
+    callback_min_seconds: int = 30
 
 
 @dataclass(frozen=True)
@@ -126,6 +147,10 @@ class Tenant:
     dids: tuple[str, ...] = ()
     trunks: tuple[str, ...] = ()  # trunk names, see Catalogue.trunk()
     requesters: tuple[Requester, ...] = ()
+    #: prepaid support hours for each contract year (None: none bought per year)
+    support_hours_per_year: Decimal | None = field(default=None, metadata=OPTIONAL_KEY)
+    #: prepaid support hour packages, each valid between two days
+    support_packages: tuple[SupportPackage, ...] = field(default=(), metadata=OPTIONAL_KEY)
 
 
 @dataclass(frozen=True)
@@ -160,6 +185,7 @@ class Catalogue:
     tenants: Mapping[str, Tenant] = field(default_factory=dict)
     trunks: tuple[Trunk, ...] = ()
     maintenance: tuple[MaintenanceWindow, ...] = ()
+    support: SupportSettings = field(default=SupportSettings(), metadata=OPTIONAL_KEY)
 
     def trunk(self, ref: str) -> Trunk | None:
         """The trunk a tenant or maintenance window names: ``name`` (unique) or ``server/name``."""

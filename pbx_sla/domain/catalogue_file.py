@@ -32,11 +32,14 @@ from pbx_sla.domain.catalogue import (
     MaintenanceWindow,
     OutOfHours,
     Requester,
+    SupportPackage,
+    SupportSettings,
     Tenant,
     Tier,
     TimeRange,
     Trunk,
 )
+from pbx_sla.domain.durations import parse_duration
 from pbx_sla.domain.phone import COUNTRY_CODE, normalise
 from pbx_sla.domain.pins import valid_pin
 from pbx_sla.domain.qos import QosTargets
@@ -54,6 +57,7 @@ from pbx_sla.domain.toml_checks import (
     ratio,
     string,
     string_list,
+    sub,
     table,
     tables,
 )
@@ -74,6 +78,7 @@ _CREDIT_METRICS = {
     "qos_jitter_ms": "above",
     "qos_rtt_ms": "above",
     "qos_poor_ratio": "above",
+    "reaction": "below",
 }
 _MOS_LOW, _MOS_HIGH = Decimal(1), Decimal("4.5")
 
@@ -86,6 +91,8 @@ _TRUNK, _TRUNK_REQUIRED = file_keys(Trunk)
 _TENANT, _TENANT_REQUIRED = file_keys(Tenant)
 _REQUESTER, _REQUESTER_REQUIRED = file_keys(Requester, not_in_file=frozenset({"pin_hash"}))  # files hold PINs
 _MAINTENANCE, _MAINTENANCE_REQUIRED = file_keys(MaintenanceWindow)
+_PACKAGE, _PACKAGE_REQUIRED = file_keys(SupportPackage)
+_SUPPORT, _SUPPORT_REQUIRED = file_keys(SupportSettings)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+@:-]*$")  # ids, tier/calendar names, endpoints, servers
 _QUEUE = re.compile(r"^[A-Za-z0-9_.+-]+$")
@@ -274,8 +281,79 @@ def _tier(name: str, raw: Any, calendars: set[str], p: Problems) -> Tier | None:
         "availability_target": ratio(t, "availability_target", path, p, max_places=6),
         "credits": _credits(t, path, p),
         "qos": _qos(t, path, p),
+        "reaction_target": _duration(t, "reaction_target", path, p),
+        "reaction_share_target": ratio(t, "reaction_share_target", path, p, max_places=5),
     }
     return _build(Tier, _TIER, values, name=name) if len(p.items) == before else None
+
+
+def _duration(t: dict[str, Any], key: str, path: str, p: Problems) -> int | None:
+    """``"4h"``, ``"48h"``, ``"30m"``, ``"1h30m"`` → seconds (at least one minute)."""
+    if key not in t:
+        return None
+    where = sub(path, key)
+    try:
+        seconds = parse_duration(t[key])
+    except ValueError as exc:
+        p.add(where, str(exc))
+        return None
+    if seconds < 60:
+        p.add(where, f"must be at least 1 minute, got {t[key]!r}")
+        return None
+    return seconds
+
+
+def _hours(t: dict[str, Any], key: str, path: str, p: Problems) -> Decimal | None:
+    """Support hours: a number or a decimal string, at least 0, at most 2 decimal places."""
+    if key not in t:
+        return None
+    where = sub(path, key)
+    number = decimal(t[key], where, p, floats=True)
+    if number is not None and (number < 0 or places(number) > 2 or number >= Decimal(10) ** 6):
+        p.add(where, f"must be hours between 0 and 999999 with at most 2 decimal places, got {number}")
+        return None
+    return number
+
+
+def _support_packages(t: dict[str, Any], path: str, p: Problems) -> tuple[SupportPackage, ...]:
+    raw, where = t.get("support_packages", []), sub(path, "support_packages")
+    if not isinstance(raw, list):
+        p.add(where, f"must be an array of tables ([[tenants.support_packages]]), got {kind(raw)}")
+        return ()
+    out = []
+    for j, item in enumerate(raw):
+        pp = f"{where}[{j}]"
+        k = table(item, pp, _PACKAGE, _PACKAGE_REQUIRED, p)
+        if k is None:
+            continue
+        start, end = day(k, "start", pp, p), day(k, "end", pp, p)
+        if start is not None and end is not None and end < start:
+            p.add(f"{pp}.end", f"{end} is before start {start}")
+            continue
+        package = _build(SupportPackage, _PACKAGE, {"hours": _hours(k, "hours", pp, p), "start": start, "end": end})
+        if package is not None:
+            out.append(package)
+    return tuple(out)
+
+
+def _support(raw: Any, p: Problems) -> SupportSettings | None:
+    """``[support]``: the staff endpoints whose calls to requesters are callbacks, and their minimum length."""
+    t = table(raw, "support", _SUPPORT, _SUPPORT_REQUIRED, p)
+    if t is None:
+        return None
+    staff: list[str] = []
+    for where, name in string_list(t, "staff", "support", p):
+        if not _NAME.match(name):
+            p.add(where, f"{name!r} is not an endpoint name")
+        elif name in staff:
+            p.add(where, f"endpoint {name!r} is listed twice")
+        else:
+            staff.append(name)
+    values = {
+        "staff": tuple(staff),
+        "callback_min_seconds": integer(t, "callback_min_seconds", "support", p, minimum=0),
+    }
+    return _build(SupportSettings, _SUPPORT, values)
 
 
 def _price(t: dict[str, Any], path: str, p: Problems) -> Decimal | None:
@@ -418,6 +496,8 @@ def _tenants(raw: Any, cc: str | None, tiers: set[str], trunks: list[Trunk], p: 
             "dids": tuple(tenant_dids),
             "trunks": tuple(tenant_trunks),
             "requesters": tuple(requesters),
+            "support_hours_per_year": _hours(t, "support_hours_per_year", path, p),
+            "support_packages": _support_packages(t, path, p),
         }
         tenant = _build(Tenant, _TENANT, values) if len(p.items) == before else None
         if tenant is not None:
@@ -547,6 +627,7 @@ def parse_catalogue(data: Mapping[str, Any], source: str) -> Catalogue:
     trunks = _trunks(t.get("trunks", []), p)
     tenants = _tenants(t.get("tenants", []), cc, set(raw_tiers), trunks, p)
     maintenance = _maintenance(t.get("maintenance", []), trunks, p)
+    support = _support(t["support"], p) if "support" in t else None
     if p.items:
         raise InputError(f"{source}: catalogue invalid ({len(p.items)} problem{'s' * (len(p.items) != 1)})", p.items)
     values = {
@@ -557,6 +638,7 @@ def parse_catalogue(data: Mapping[str, Any], source: str) -> Catalogue:
         "tenants": {x.id: x for x in tenants},
         "trunks": tuple(trunks),
         "maintenance": tuple(maintenance),
+        "support": support,
     }
     catalogue = _build(Catalogue, _TOP, values)
     if catalogue is None:  # a missing timezone or country code is a problem, raised above

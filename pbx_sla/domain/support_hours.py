@@ -21,17 +21,14 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from pbx_sla.domain.catalogue import SupportPackage
+
 HOUR = Decimal(3600)
 CENTI = Decimal("0.01")
 
 
-@dataclass(frozen=True)
-class HoursPackage:
-    """Prepaid support hours valid from ``start`` to ``end`` (both inclusive, local days)."""
-
-    hours: Decimal
-    start: date
-    end: date
+#: prepaid support hours valid from ``start`` to ``end`` (both inclusive, local days)
+HoursPackage = SupportPackage
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,15 @@ maintenance excluded; null when the tenant has no trunk or nothing was observed)
 :func:`pbx_sla.domain.accounting.fee` (the days of the period under contract); voice quality (``qos``) from
 :func:`pbx_sla.reports.qos.tenant_figures`, whose ``qos_…`` figures feed the tier's QoS breaches and credit
 rules. Tenants listed: the active ones and any with support calls in the period.
+Reaction figures (support requests opened in the period, judged as of ``now``) and prepaid support hours
+come from :mod:`pbx_sla.reports.requests`; ``reaction`` (the share of requests that met the tier's reaction
+target) is a metric like the others for breaches and credit rules.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -26,6 +30,13 @@ from pbx_sla.errors import ConfigError
 from pbx_sla.reports.period import Period
 from pbx_sla.reports.qos import figures_json, tenant_figures
 from pbx_sla.reports.render import Table
+from pbx_sla.reports.requests import (
+    reaction_json,
+    support_history,
+    support_hours_json,
+    tenant_reaction,
+    tenant_support_hours,
+)
 from pbx_sla.reports.trunks import trunk_availability
 from pbx_sla.store.catalogue import load_catalogue
 from pbx_sla.store.support import support_outcomes
@@ -52,8 +63,12 @@ def _credits(raw: Any) -> tuple[CreditRule, ...]:
     )
 
 
-async def sla_report(conn: asyncpg.Connection, period: Period, tenant: str | None = None) -> dict[str, Any]:
-    """The report as its JSON document (``period`` and ``tenants``; keys in docs/figures.md)."""
+async def sla_report(
+    conn: asyncpg.Connection, period: Period, tenant: str | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """The report as its JSON document (``period`` and ``tenants``; keys in docs/figures.md); support requests
+    judged as of ``now`` (default: the current time)."""
+    now = now or datetime.now(UTC)
     outcomes = await support_outcomes(conn, period.start, period.end, tenant)
     tenants = await conn.fetch(
         """SELECT t.id, t.tier, t.contract_start, t.contract_end, r.price_per_year, r.currency,
@@ -71,15 +86,27 @@ async def sla_report(conn: asyncpg.Connection, period: Period, tenant: str | Non
     for r in trunk_rows:
         trunks.setdefault(r["tenant_id"], []).append((r["server"], r["trunk"]))
     days = list(period.days())
-    quality = await tenant_figures(conn, period, await load_catalogue(conn))
+    catalogue = await load_catalogue(conn)
+    quality = await tenant_figures(conn, period, catalogue)
+    history = await support_history(conn, catalogue, now, [t["id"] for t in tenants]) if catalogue else None
     out = []
     for t in tenants:
         figures = service_figures(outcomes.get(t["id"], []), t["answer_target_seconds"])
         own = trunks.get(t["id"], [])
         rows = await trunk_availability(conn, period, own) if own else []
         availability = combine(r.summary for r in rows).availability if own else None
-        actuals = {"service_level": figures.service_level, "availability": availability}
-        targets = {"service_level": t["service_level_target"], "availability": t["availability_target"]}
+        reaction = tenant_reaction(history, period, t["id"]) if history else None
+        tier = catalogue.tiers.get(t["tier"]) if catalogue else None
+        actuals = {
+            "service_level": figures.service_level,
+            "availability": availability,
+            "reaction": reaction.share if reaction else None,
+        }
+        targets = {
+            "service_level": t["service_level_target"],
+            "availability": t["availability_target"],
+            "reaction": tier.reaction_share_target if tier else None,
+        }
         period_fee = fee(t["price_per_year"], contract_days(days, t["contract_start"], t["contract_end"]))
         qos = figures_json(*quality[t["id"]]) if t["id"] in quality else None
         if t["id"] in quality:
@@ -110,6 +137,11 @@ async def sla_report(conn: asyncpg.Connection, period: Period, tenant: str | Non
                 "answer_target_seconds": t["answer_target_seconds"],
                 "fee": {"amount": str(period_fee), "currency": t["currency"]},
                 "qos": qos,
+                "reaction": None if reaction is None else reaction_json(reaction),
+                "reaction_share_target": _float(tier.reaction_share_target if tier else None),
+                "support_hours": support_hours_json(
+                    tenant_support_hours(history, period, t["id"]) if history else None
+                ),
             }
         )
     return {"period": period.as_json(), "tenants": out}
@@ -117,6 +149,19 @@ async def sla_report(conn: asyncpg.Connection, period: Period, tenant: str | Non
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.2f} %"
+
+
+def _reaction(r: dict[str, Any] | None) -> str:
+    if r is None or r["requests"] == 0:
+        return "-"
+    return f"{r['met']}/{r['requests']} ({_pct(r['share'])}), {r['overdue']} overdue"
+
+
+def _hours(h: dict[str, str] | None) -> str:
+    if h is None:
+        return "-"
+    over = f", {h['overage']} h over" if h["overage"] != "0.00" else ""
+    return f"{h['remaining']} of {h['bought']} h{over}"
 
 
 def as_table(report: dict[str, Any]) -> Table:
@@ -134,6 +179,8 @@ def as_table(report: dict[str, Any]) -> Table:
             _pct(t["availability_target"]),
             _pct((t["qos"] or {}).get("loss_ratio")),
             "-" if (t["qos"] or {}).get("mos_mean") is None else f"{t['qos']['mos_mean']:.2f}",
+            _reaction(t["reaction"]),
+            _hours(t["support_hours"]),
             ", ".join(b["metric"] for b in t["breaches"]) or "-",
             f"{t['credit']['percent']:g} % = {t['credit']['amount']} {t['credit']['currency']}",
         )
@@ -142,6 +189,7 @@ def as_table(report: dict[str, Any]) -> Table:
     p = report["period"]
     columns = (
         *("tenant", "tier", "calls", "answered", "abandoned", "in target", "service level", "SL target"),
-        *("availability", "avail. target", "loss", "MOS", "breaches", "credit"),
+        *("availability", "avail. target", "loss", "MOS", "reaction met", "support hours left", "breaches"),
+        "credit",
     )
     return Table(columns, rows, title=f"SLA {p['from']} .. {p['to']}")

@@ -18,6 +18,8 @@ from pbx_sla.domain.accounting import Contract, Outcomes, TenantUsage, TierTerms
 from pbx_sla.errors import ConfigError
 from pbx_sla.reports.period import Period
 from pbx_sla.reports.render import Table
+from pbx_sla.reports.requests import support_history, support_hours_json, tenant_support_hours
+from pbx_sla.store.catalogue import load_catalogue
 
 _DAILY = """
 SELECT tenant_id, day, calls, answered, busy, no_answer, failed, congestion, billsec
@@ -68,7 +70,23 @@ def _ratio(value: float | None, digits: int = 6) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def as_json(period: Period, rows: list[TenantUsage]) -> dict[str, Any]:
+async def support_hours_by_tenant(
+    conn: asyncpg.Connection, period: Period, rows: list[TenantUsage]
+) -> dict[str, dict[str, str] | None]:
+    """Tenant → its prepaid support hours figures (None: it bought none), for the tenants of ``rows``: the
+    support time stored up to the period's end."""
+    cat = await load_catalogue(conn)
+    ids = [r.contract.tenant for r in rows if r.contract is not None]
+    if cat is None or not ids:
+        return {}
+    history = await support_history(conn, cat, period.end, ids)
+    return {t: support_hours_json(tenant_support_hours(history, period, t)) for t in ids}
+
+
+def as_json(
+    period: Period, rows: list[TenantUsage], support_hours: dict[str, dict[str, str] | None] | None = None
+) -> dict[str, Any]:
+    """spec.md's document; ``support_hours`` (tenant → figures) adds each tenant's prepaid hours."""
     tenants = []
     for row in rows:
         o = row.outcomes
@@ -93,6 +111,8 @@ def as_json(period: Period, rows: list[TenantUsage]) -> dict[str, Any]:
                 "fee": {"amount": row.fee, "currency": row.currency},
             }
         )
+        if support_hours is not None:
+            tenants[-1]["support_hours"] = support_hours.get(row.contract.tenant) if row.contract else None
     return {"period": period.as_json(), "tenants": tenants}
 
 

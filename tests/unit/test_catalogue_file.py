@@ -139,7 +139,7 @@ def test_all_problems_collected() -> None:
         "tiers.tier3.credits[3]: a second credit rule for availability below 0.99",
         "tiers.tier4.queue: missing required key",
         'tiers.tier4.credits[0].metric: must be one of "availability", "service_level", "qos_mos", "qos_loss", '
-        '"qos_jitter_ms", "qos_rtt_ms", "qos_poor_ratio", got \'uptime\'',
+        '"qos_jitter_ms", "qos_rtt_ms", "qos_poor_ratio", "reaction", got \'uptime\'',
         "trunks[2]: trunk pbx1/trunk-a is also trunks[0]",
         "tenants[0].employees: must be an integer, got string",
         "tenants[0].contract_end: 2025-12-31 is before contract_start 2026-01-01",
