@@ -594,10 +594,13 @@ def sipp_binary() -> str:
 
 
 class SippPeer:
-    """A long-running sipp UAS (scripts/sipp/peer_uas.xml): answers OPTIONS and INVITE/BYE."""
+    """A long-running sipp UAS (scripts/sipp/peer_uas.xml): answers OPTIONS and INVITE/BYE; with
+    ``scenario="agent_ringing.xml"`` an agent phone that rings and is never picked up."""
 
-    def __init__(self, name: str, host: str, port: int, target: AsteriskTarget, workdir: Path):
-        self.name, self.host, self.port = name, host, port
+    def __init__(
+        self, name: str, host: str, port: int, target: AsteriskTarget, workdir: Path, scenario: str = "peer_uas.xml"
+    ):
+        self.name, self.host, self.port, self.scenario = name, host, port, scenario
         self.target = target
         self.workdir = workdir
         self.proc: subprocess.Popen | None = None
@@ -607,7 +610,7 @@ class SippPeer:
         if self.proc and self.proc.poll() is None:
             return self
         cmd = [
-            sipp_binary(), "-sf", str(SIPP_DIR / "peer_uas.xml"),
+            sipp_binary(), "-sf", str(SIPP_DIR / self.scenario),
             "-i", self.host, "-p", str(self.port), "-mp", str(_next_media_port()),
             "-nostdin", "-trace_err", "-error_file", str(self.workdir / f"peer-{self.name}-errors.log"),
             f"{self.target.sip_host}:{self.target.sip_port}",
@@ -696,21 +699,24 @@ class Sipp:
         self.calls: list[SippCall] = []
         self._seq = itertools.count(1)
 
-    def _peer(self, name: str) -> SippPeer:
+    def _peer(self, name: str, scenario: str = "peer_uas.xml") -> SippPeer:
+        if name in self.peers and self.peers[name].scenario != scenario:
+            self.peers.pop(name).stop()
         if name not in self.peers:
             if name not in self.target.peer_ports:
                 raise KeyError(f"no peer port for {name!r} (known: {sorted(self.target.peer_ports)})")
             self.peers[name] = SippPeer(name, self.target.peer_host, self.target.peer_ports[name], self.target,
-                                        self.workdir)  # fmt: skip
+                                        self.workdir, scenario)  # fmt: skip
         return self.peers[name]
 
     def trunk_peer(self, name: str) -> SippPeer:
         """The carrier side of trunk ``name`` (trunk-a, trunk-b): answers qualify OPTIONS and outbound INVITEs."""
         return self._peer(name)
 
-    def agent(self, name: str) -> SippPeer:
-        """The phone of agent ``name`` (agent1, agent2): answers queue calls (and qualify OPTIONS)."""
-        return self._peer(name)
+    def agent(self, name: str, *, answers: bool = True) -> SippPeer:
+        """The phone of agent ``name`` (agent1, agent2): answers queue calls (and qualify OPTIONS); with
+        ``answers=False`` it rings and is never picked up (callers in the queue end up abandoning)."""
+        return self._peer(name, "peer_uas.xml" if answers else "agent_ringing.xml")
 
     def _render(self, template: str, caller: str, dtmf: str | None, hold_seconds: float,
                 dtmf_delay: float, audio: tuple[Path, float] | None = None) -> Path:  # fmt: skip
