@@ -127,10 +127,14 @@ class SupportPackage:
 
 @dataclass(frozen=True)
 class SupportSettings:
-    """Who counts as support staff for callbacks, and how long a callback must last to count."""
+    """Who counts as support staff for callbacks, how long a callback must last to count, and where the
+    support line runs in the dialplan."""
 
     staff: tuple[str, ...] = ()  # PJSIP endpoint names
     callback_min_seconds: int = 30
+    #: dialplan contexts of the support line: a requester's call that ran there without a support-call record
+    #: went through the AGI-failure route
+    line_contexts: tuple[str, ...] = ("support-line", "support-line-classic")
 
 
 @dataclass(frozen=True)

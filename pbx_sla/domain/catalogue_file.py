@@ -349,9 +349,16 @@ def _support(raw: Any, p: Problems) -> SupportSettings | None:
             p.add(where, f"endpoint {name!r} is listed twice")
         else:
             staff.append(name)
+    contexts: list[str] = []
+    for where, name in string_list(t, "line_contexts", "support", p):
+        if not _NAME.match(name):
+            p.add(where, f"{name!r} is not a dialplan context name")
+        elif name not in contexts:
+            contexts.append(name)
     values = {
         "staff": tuple(staff),
         "callback_min_seconds": integer(t, "callback_min_seconds", "support", p, minimum=0),
+        "line_contexts": tuple(contexts) if "line_contexts" in t else None,
     }
     return _build(SupportSettings, _SUPPORT, values)
 

@@ -32,7 +32,13 @@ from pbx_sla.errors import ConfigError
 from pbx_sla.reports.period import Period
 from pbx_sla.reports.render import Table
 from pbx_sla.store.catalogue import load_catalogue
-from pbx_sla.store.requests import ContactFact, contact_facts, queue_member_endpoints, staff_calls
+from pbx_sla.store.requests import (
+    ContactFact,
+    agi_failure_facts,
+    contact_facts,
+    queue_member_endpoints,
+    staff_calls,
+)
 
 
 @dataclass
@@ -73,13 +79,16 @@ async def support_history(
     conn: asyncpg.Connection, cat: Catalogue, now: datetime, tenants: list[str] | None = None
 ) -> SupportHistory:
     """Requests (assessed as of ``now``) and callbacks of ``tenants`` (None: all) from the stored facts."""
-    contacts = await contact_facts(conn, now, tenants)
     owner: dict[str, str] = {}  # requester number → tenant
+    requesters: dict[str, tuple[str, str]] = {}  # requester number → (tenant, requester name)
     for t in cat.tenants.values():
         if tenants is None or t.id in tenants:
             for r in t.requesters:
                 for phone in r.phones:
                     owner.setdefault(phone, t.id)
+                    requesters.setdefault(phone, (t.id, r.name))
+    contacts = await contact_facts(conn, now, tenants)
+    contacts += await agi_failure_facts(conn, now, cat.support.line_contexts, requesters)
     staff = set(cat.support.staff) | await queue_member_endpoints(conn)
     callbacks = []
     for call in await staff_calls(conn, staff, now) if staff and owner else []:

@@ -8,7 +8,7 @@ the next report without any re-evaluation step, and a replayed record changes no
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -36,33 +36,45 @@ class StaffCall:
     billsec: int
 
 
+def _queue_outcome(alias: str) -> str:
+    """Lateral joins giving the first join, answer, abandon, the last leave and the talk time of the queue
+    events of ``alias``'s channel (``alias.server`` ``'unknown'`` matches the uniqueid on any server)."""
+    match = f"q.uniqueid = {alias}.uniqueid AND (q.server = {alias}.server OR {alias}.server = 'unknown')"
+    return f"""
+        LEFT JOIN LATERAL (SELECT q.at FROM queue_events q WHERE {match}
+            AND q.event = 'QueueCallerJoin' ORDER BY q.at LIMIT 1) j ON true
+        LEFT JOIN LATERAL (SELECT q.at FROM queue_events q WHERE {match}
+            AND q.event = 'AgentConnect' ORDER BY q.at LIMIT 1) c ON true
+        LEFT JOIN LATERAL (SELECT q.at FROM queue_events q WHERE {match}
+            AND q.event = 'QueueCallerAbandon' ORDER BY q.at LIMIT 1) a ON true
+        LEFT JOIN LATERAL (SELECT q.at FROM queue_events q WHERE {match}
+            AND q.event = 'QueueCallerLeave' ORDER BY q.at DESC LIMIT 1) l ON true
+        LEFT JOIN LATERAL (SELECT q.talk_time FROM queue_events q WHERE {match}
+            AND q.event = 'AgentComplete' ORDER BY q.at LIMIT 1) m ON true"""
+
+
+_OUTCOME_COLUMNS = "j.at AS joined_at, c.at AS answered_at, a.at AS abandoned_at, l.at AS left_at, m.talk_time"
+
+
+def _outcome(r: asyncpg.Record) -> str:
+    if r["answered_at"] is not None:
+        return "answered"
+    if r["abandoned_at"] is not None or (r["left_at"] is not None and r["joined_at"] is not None):
+        return "abandoned"
+    return "waiting" if r["joined_at"] is not None else "not-queued"
+
+
+def _talk(r: asyncpg.Record) -> int:
+    return int(r["talk_time"]) if r["answered_at"] is not None and r["talk_time"] is not None else 0
+
+
 async def contact_facts(conn: asyncpg.Connection, before: datetime, tenants: Iterable[str] | None) -> list[ContactFact]:
     """Authorised support calls of the given tenants (None: all) decided before ``before``, oldest first."""
     rows = await conn.fetch(
-        """
+        f"""
         SELECT s.server, s.uniqueid, s.decided_at, s.tenant_id, s.requester, s.caller_e164, s.action, s.reason,
-               j.at AS joined_at, c.at AS answered_at, a.at AS abandoned_at, l.at AS left_at, m.talk_time
-        FROM support_calls s
-        LEFT JOIN LATERAL (
-            SELECT q.at FROM queue_events q
-            WHERE q.uniqueid = s.uniqueid AND (q.server = s.server OR s.server = 'unknown')
-              AND q.event = 'QueueCallerJoin' ORDER BY q.at LIMIT 1) j ON true
-        LEFT JOIN LATERAL (
-            SELECT q.at FROM queue_events q
-            WHERE q.uniqueid = s.uniqueid AND (q.server = s.server OR s.server = 'unknown')
-              AND q.event = 'AgentConnect' ORDER BY q.at LIMIT 1) c ON true
-        LEFT JOIN LATERAL (
-            SELECT q.at FROM queue_events q
-            WHERE q.uniqueid = s.uniqueid AND (q.server = s.server OR s.server = 'unknown')
-              AND q.event = 'QueueCallerAbandon' ORDER BY q.at LIMIT 1) a ON true
-        LEFT JOIN LATERAL (
-            SELECT q.at FROM queue_events q
-            WHERE q.uniqueid = s.uniqueid AND (q.server = s.server OR s.server = 'unknown')
-              AND q.event = 'QueueCallerLeave' ORDER BY q.at DESC LIMIT 1) l ON true
-        LEFT JOIN LATERAL (
-            SELECT q.talk_time FROM queue_events q
-            WHERE q.uniqueid = s.uniqueid AND (q.server = s.server OR s.server = 'unknown')
-              AND q.event = 'AgentComplete' ORDER BY q.at LIMIT 1) m ON true
+               {_OUTCOME_COLUMNS}
+        FROM support_calls s {_queue_outcome("s")}
         WHERE s.authorised AND s.tenant_id IS NOT NULL AND s.decided_at < $1
           AND ($2::text[] IS NULL OR s.tenant_id = ANY($2::text[]))
         ORDER BY s.decided_at, s.server, s.uniqueid
@@ -72,25 +84,58 @@ async def contact_facts(conn: asyncpg.Connection, before: datetime, tenants: Ite
     )
     out = []
     for r in rows:
-        if r["answered_at"] is not None:
-            outcome = "answered"
-        elif r["abandoned_at"] is not None or (r["left_at"] is not None and r["joined_at"] is not None):
-            outcome = "abandoned"
-        elif r["joined_at"] is not None:
-            outcome = "waiting"
-        else:
-            outcome = "not-queued"
         contact = SupportContact(
             key=f"{r['server']}/{r['uniqueid']}",
             tenant=r["tenant_id"],
             requester=r["requester"],
             caller=r["caller_e164"],
             at=r["decided_at"],
-            why=why(r["action"], r["reason"], outcome),
+            why=why(r["action"], r["reason"], _outcome(r)),
             answered_at=r["answered_at"],
         )
-        talk = r["talk_time"] if r["answered_at"] is not None and r["talk_time"] is not None else 0
-        out.append(ContactFact(contact, int(talk)))
+        out.append(ContactFact(contact, _talk(r)))
+    return out
+
+
+async def agi_failure_facts(
+    conn: asyncpg.Connection, before: datetime, contexts: Sequence[str], requesters: Mapping[str, tuple[str, str]]
+) -> list[ContactFact]:
+    """Calls of requester numbers (``requesters``: E.164 → (tenant, requester name)) that reached the support
+    line's dialplan ``contexts`` but have no support-call record: the AGI failed (pbx-sla's AGI server down
+    or unreachable) and the dialplan's failure route took them. Found by their CDR legs (the caller's
+    channel, first leg), with their queue outcome; oldest first."""
+    if not contexts or not requesters:
+        return []
+    rows = await conn.fetch(
+        f"""
+        SELECT f.server, f.uniqueid, f.start_at, f.caller_e164, {_OUTCOME_COLUMNS}
+        FROM (
+            SELECT DISTINCT ON (l.server, l.uniqueid) l.server, l.uniqueid, l.start_at, l.caller_e164
+            FROM cdr_legs l
+            WHERE l.dcontext = ANY($1::text[]) AND l.uniqueid <> '' AND l.caller_e164 = ANY($2::text[])
+              AND l.start_at < $3
+              AND NOT EXISTS (SELECT 1 FROM support_calls s WHERE s.uniqueid = l.uniqueid)
+            ORDER BY l.server, l.uniqueid, l.start_at
+        ) f {_queue_outcome("f")}
+        ORDER BY f.start_at, f.server, f.uniqueid
+        """,
+        list(contexts),
+        sorted(requesters),
+        before,
+    )
+    out = []
+    for r in rows:
+        tenant, requester = requesters[r["caller_e164"]]
+        contact = SupportContact(
+            key=f"{r['server']}/{r['uniqueid']}",
+            tenant=tenant,
+            requester=requester,
+            caller=r["caller_e164"],
+            at=r["start_at"],
+            why=why("fallback", "agi-failure", _outcome(r)),
+            answered_at=r["answered_at"],
+        )
+        out.append(ContactFact(contact, _talk(r)))
     return out
 
 

@@ -24,7 +24,7 @@ BASE = tomllib.loads(SHARED_FORM.read_text(encoding="utf-8"))
 
 def with_keys() -> dict:
     data = copy.deepcopy(BASE)
-    data["support"] = {"staff": ["agent1", "staff"], "callback_min_seconds": 20}
+    data["support"] = {"staff": ["agent1", "staff"], "callback_min_seconds": 20, "line_contexts": ["support-in"]}
     data["tiers"]["tier1"] |= {"reaction_target": "48h", "reaction_share_target": 0.9}
     data["tiers"]["tier3"] |= {"reaction_target": "4h", "reaction_share_target": 0.95}
     data["tiers"]["tier3"]["credits"].append({"below": 0.9, "percent": 5, "metric": "reaction"})
@@ -43,7 +43,7 @@ def problems(data: dict) -> list[str]:
 
 def test_keys_parsed() -> None:
     cat = parse_catalogue(with_keys(), "c.toml")
-    assert cat.support == SupportSettings(("agent1", "staff"), 20)
+    assert cat.support == SupportSettings(("agent1", "staff"), 20, ("support-in",))
     assert (cat.tiers["tier1"].reaction_target, cat.tiers["tier1"].reaction_share_target) == (172800, Decimal("0.9"))
     assert cat.tiers["tier3"].reaction_target == 14400
     assert cat.tiers["tier3"].credits[-1].metric == "reaction"
@@ -55,7 +55,7 @@ def test_keys_parsed() -> None:
 
 def test_defaults_without_the_keys() -> None:
     cat = parse_catalogue(copy.deepcopy(BASE), "c.toml")
-    assert cat.support == SupportSettings((), 30)
+    assert cat.support == SupportSettings((), 30, ("support-line", "support-line-classic"))
     assert cat.tenants["acme"].support_hours_per_year is None
 
 
@@ -77,7 +77,8 @@ def test_document_round_trip_and_older_documents() -> None:
 
 def test_bad_values_name_the_key() -> None:
     data = with_keys()
-    data["support"] = {"staff": ["ok", "bad name!", "ok"], "callback_min_seconds": -1, "extra": 1}
+    data["support"] = {"staff": ["ok", "bad name!", "ok"], "callback_min_seconds": -1, "extra": 1,
+                       "line_contexts": ["a b"]}  # fmt: skip
     data["tiers"]["tier1"]["reaction_target"] = "4 hours"
     data["tiers"]["tier2"]["reaction_target"] = "30s"
     data["tiers"]["tier3"]["reaction_share_target"] = 1.5
@@ -89,6 +90,7 @@ def test_bad_values_name_the_key() -> None:
         "support.staff[1]: 'bad name!' is not an endpoint name",
         "support.staff[2]: endpoint 'ok' is listed twice",
         "support.callback_min_seconds: must be at least 0, got -1",
+        "support.line_contexts[0]: 'a b' is not a dialplan context name",
         "tiers.tier1.reaction_target: '4 hours' is not a duration",
         "tiers.tier2.reaction_target: must be at least 1 minute, got '30s'",
         "tiers.tier3.reaction_share_target: must be a ratio between 0 and 1",
