@@ -16,6 +16,7 @@ from pbx_sla.domain.calendar import hours_to_text
 from pbx_sla.domain.catalogue import Catalogue, CreditRule
 from pbx_sla.domain.catalogue_document import from_document
 from pbx_sla.domain.catalogue_file import parse_catalogue
+from pbx_sla.domain.durations import format_duration
 from pbx_sla.domain.qos import QosTargets
 from pbx_sla.errors import ConfigError, InputError
 from pbx_sla.reports.render import Table, to_json, to_table
@@ -98,7 +99,7 @@ def show_report(cat: Catalogue | None, revision: Any, pbx_trunks: list[dict[str,
     if cat is None:
         return {
             "revision": None, "timezone": None, "country_code": None, "calendars": [], "tiers": [], "tenants": [],
-            "trunks": pbx_trunks, "maintenance": [],
+            "trunks": pbx_trunks, "maintenance": [], "support": None,
         }  # fmt: skip
 
     def trunk_ref(ref: str) -> str:
@@ -139,6 +140,8 @@ def show_report(cat: Catalogue | None, revision: Any, pbx_trunks: list[dict[str,
                 "availability_target": _ratio(t.availability_target),
                 "credits": [_credit(c) for c in t.credits],
                 **_qos(t.qos),
+                "reaction_target_seconds": t.reaction_target,
+                "reaction_share_target": _ratio(t.reaction_share_target),
             }
             for t in cat.tiers.values()
         ],
@@ -155,6 +158,10 @@ def show_report(cat: Catalogue | None, revision: Any, pbx_trunks: list[dict[str,
                 "trunks": [trunk_ref(ref) for ref in t.trunks],
                 "requesters": [
                     {"name": r.name, "phones": list(r.phones), "pin": r.pin_hash is not None} for r in t.requesters
+                ],
+                "support_hours_per_year": None if t.support_hours_per_year is None else str(t.support_hours_per_year),
+                "support_packages": [
+                    {"hours": str(k.hours), "start": k.start, "end": k.end} for k in t.support_packages
                 ],
             }
             for t in cat.tenants.values()
@@ -174,6 +181,11 @@ def show_report(cat: Catalogue | None, revision: Any, pbx_trunks: list[dict[str,
             {"start": w.start, "end": w.end, "server": w.server, "trunk": w.trunk, "reason": w.reason}
             for w in cat.maintenance
         ],
+        "support": {
+            "staff": list(cat.support.staff),
+            "callback_min_seconds": cat.support.callback_min_seconds,
+            "line_contexts": list(cat.support.line_contexts),
+        },
     }
 
 
@@ -183,6 +195,13 @@ def _tables(report: dict[str, Any]) -> list[Table]:
 
     def hours(c: dict[str, Any]) -> str:
         return "24/7" if c["always"] else "; ".join(f"{d} {' '.join(r)}" for d, r in c["hours"].items())
+
+    def reaction(t: dict[str, Any]) -> str:
+        seconds = t["reaction_target_seconds"]
+        if seconds is None:
+            return "-"
+        share = t["reaction_share_target"]
+        return format_duration(seconds) + ("" if share is None else f" ({share:g})")
 
     def credits(t: dict[str, Any]) -> str:
         def bound(c: dict[str, Any]) -> str:
@@ -210,6 +229,7 @@ def _tables(report: dict[str, Any]) -> list[Table]:
                 "SL target",
                 "avail target",
                 "credits",
+                "reaction",
             ],
             [
                 [
@@ -225,6 +245,7 @@ def _tables(report: dict[str, Any]) -> list[Table]:
                     t["service_level_target"],
                     t["availability_target"],
                     credits(t),
+                    reaction(t),
                 ]
                 for t in report["tiers"]
             ],

@@ -149,3 +149,31 @@ def test_show_with_voice_quality_targets_and_rules(cli_env: dict[str, str], tmp_
     code, out, err = run(capsys, "contracts", "show")
     assert code == 0, err
     assert "qos_l>0.02:30%" in out
+
+
+def test_show_request_keys(cli_env: dict[str, str], tmp_path: Path, capsys) -> None:
+    """Reaction targets, prepaid support hours and [support] appear in `contracts show`."""
+    text = (
+        EXAMPLE.read_text(encoding="utf-8")
+        .replace("[tiers.tier1]\n", '[tiers.tier1]\nreaction_target = "48h"\nreaction_share_target = 0.9\n')
+        .replace('id = "bistro"\n', 'id = "bistro"\nsupport_hours_per_year = "12.5"\n')
+    )
+    file = tmp_path / "contracts.toml"
+    file.write_text(text + '\n[support]\nstaff = ["agent1"]\n', encoding="utf-8")
+    code, _, err = run(capsys, "contracts", "apply", str(file))
+    assert code == 0, err
+    code, out, err = run(capsys, "contracts", "show", "--format", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    tier1 = report["tiers"][0]
+    assert (tier1["reaction_target_seconds"], tier1["reaction_share_target"]) == (172800, 0.9)
+    assert report["tiers"][1]["reaction_target_seconds"] is None
+    bistro = report["tenants"][1]
+    assert (bistro["support_hours_per_year"], bistro["support_packages"]) == ("12.5", [])
+    assert report["support"] == {
+        "staff": ["agent1"],
+        "callback_min_seconds": 30,
+        "line_contexts": ["support-line", "support-line-classic"],
+    }
+    code, out, err = run(capsys, "contracts", "show")
+    assert code == 0 and "48h (0.9)" in out
