@@ -10,7 +10,8 @@ count; an unreacted one is ``open`` or ``overdue`` now).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,6 +23,7 @@ from pbx_sla.domain.requests import (
     Assessed,
     Callback,
     ReactionFigures,
+    Request,
     assess,
     derive_requests,
     is_callback,
@@ -43,29 +45,51 @@ from pbx_sla.store.requests import (
 
 @dataclass
 class SupportHistory:
-    """Everything derived for some tenants up to ``now``: assessed requests and support-time uses."""
+    """Everything derived for some tenants up to ``now``: their requests and support-time uses. Requests are
+    assessed (deadline, business time) only when a period asks for them: a year of history costs its
+    derivation, not a year of business-time arithmetic."""
 
     catalogue: Catalogue
     now: datetime
-    assessed: list[Assessed]
+    requests: list[Request]
     callbacks: list[Callback]
     contacts: list[ContactFact]
+    _uses: dict[str, list[Use]] | None = field(default=None, init=False, repr=False)
+    _by_tenant: dict[str, list[Request]] | None = field(default=None, init=False, repr=False)
+
+    def assessed(self, period: Period, tenant: str | None = None) -> list[Assessed]:
+        """The requests opened in ``period`` (of ``tenant``, or all), assessed as of ``now``, in opening order;
+        requests of tenants no longer in the catalogue are left out (no calendar to measure against)."""
+        cat, tz = self.catalogue, ZoneInfo(self.catalogue.timezone)
+        if tenant is not None and self._by_tenant is None:
+            self._by_tenant = defaultdict(list)
+            for r in self.requests:
+                self._by_tenant[r.tenant].append(r)
+        out = []
+        for request in self.requests if tenant is None else self._by_tenant.get(tenant, []):  # type: ignore[union-attr]
+            if not period.start <= request.opened_at < period.end:
+                continue
+            t = cat.tenants.get(request.tenant)
+            tier = cat.tiers.get(t.tier) if t else None
+            calendar = cat.calendars.get(tier.calendar) if tier else None
+            if tier is not None and calendar is not None:
+                out.append(assess(request, calendar, tz, tier.reaction_target, self.now))
+        return out
 
     def opened_in(self, period: Period, tenant: str) -> list[Assessed]:
-        return [
-            a for a in self.assessed if a.request.tenant == tenant and period.start <= a.request.opened_at < period.end
-        ]
+        return self.assessed(period, tenant)
 
     def uses(self, tenant: str) -> list[Use]:
         """Support time of ``tenant``: answered support calls' talk time and callbacks' billable seconds."""
-        tz = ZoneInfo(self.catalogue.timezone)
-        out = [
-            Use(f.contact.at.astimezone(tz).date(), f.talk_seconds)
-            for f in self.contacts
-            if f.contact.tenant == tenant and f.talk_seconds > 0
-        ]
-        out += [Use(c.answered_at.astimezone(tz).date(), c.seconds) for c in self.callbacks if c.tenant == tenant]
-        return out
+        if self._uses is None:
+            tz = ZoneInfo(self.catalogue.timezone)
+            self._uses = defaultdict(list)
+            for f in self.contacts:
+                if f.talk_seconds > 0:
+                    self._uses[f.contact.tenant].append(Use(f.contact.at.astimezone(tz).date(), f.talk_seconds))
+            for c in self.callbacks:
+                self._uses[c.tenant].append(Use(c.answered_at.astimezone(tz).date(), c.seconds))
+        return self._uses.get(tenant, [])
 
 
 async def current_catalogue(conn: asyncpg.Connection) -> Catalogue:
@@ -78,7 +102,7 @@ async def current_catalogue(conn: asyncpg.Connection) -> Catalogue:
 async def support_history(
     conn: asyncpg.Connection, cat: Catalogue, now: datetime, tenants: list[str] | None = None
 ) -> SupportHistory:
-    """Requests (assessed as of ``now``) and callbacks of ``tenants`` (None: all) from the stored facts."""
+    """Requests and callbacks of ``tenants`` (None: all) from the facts stored before ``now``."""
     owner: dict[str, str] = {}  # requester number → tenant
     requesters: dict[str, tuple[str, str]] = {}  # requester number → (tenant, requester name)
     for t in cat.tenants.values():
@@ -103,16 +127,8 @@ async def support_history(
         )
         if number is not None:
             callbacks.append(Callback(call.key, owner[number], call.endpoint, number, call.answered_at, call.billsec))
-    tz = ZoneInfo(cat.timezone)
-    assessed = []
-    for request in derive_requests((f.contact for f in contacts), callbacks):
-        tenant = cat.tenants.get(request.tenant)
-        tier = cat.tiers.get(tenant.tier) if tenant else None
-        calendar = cat.calendars.get(tier.calendar) if tier else None
-        if tier is None or calendar is None:
-            continue  # the tenant left the catalogue: no calendar to measure against
-        assessed.append(assess(request, calendar, tz, tier.reaction_target, now))
-    return SupportHistory(cat, now, assessed, callbacks, contacts)
+    requests = derive_requests((f.contact for f in contacts), callbacks)
+    return SupportHistory(cat, now, requests, callbacks, contacts)
 
 
 def _iso(value: datetime | None, tz: ZoneInfo) -> str | None:
@@ -132,11 +148,7 @@ async def requests_report(
         raise ConfigError(f"--tenant: no tenant {tenant!r} in the catalogue")
     history = await support_history(conn, cat, now, None if tenant is None else [tenant])
     tz = ZoneInfo(cat.timezone)
-    items = [
-        a
-        for a in history.assessed
-        if period.start <= a.request.opened_at < period.end and (not only_open or a.status in ("open", "overdue"))
-    ]
+    items = [a for a in history.assessed(period) if not only_open or a.status in ("open", "overdue")]
     items.sort(key=lambda a: (a.request.opened_at, a.request.tenant))
     out = []
     for a in items:

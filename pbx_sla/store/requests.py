@@ -37,23 +37,21 @@ class StaffCall:
 
 
 def _queue_outcome(alias: str) -> str:
-    """Lateral joins giving the first join, answer, abandon, the last leave and the talk time of the queue
-    events of ``alias``'s channel (``alias.server`` ``'unknown'`` matches the uniqueid on any server)."""
+    """One lateral aggregate over the queue events of ``alias``'s channel (``alias.server`` ``'unknown'``
+    matches the uniqueid on any server): its first join, answer and abandon, its last leave, and the talk
+    time of its first AgentComplete; one index look-up per call."""
     match = f"q.uniqueid = {alias}.uniqueid AND (q.server = {alias}.server OR {alias}.server = 'unknown')"
     return f"""
-        LEFT JOIN LATERAL (SELECT q.at FROM queue_events q WHERE {match}
-            AND q.event = 'QueueCallerJoin' ORDER BY q.at LIMIT 1) j ON true
-        LEFT JOIN LATERAL (SELECT q.at FROM queue_events q WHERE {match}
-            AND q.event = 'AgentConnect' ORDER BY q.at LIMIT 1) c ON true
-        LEFT JOIN LATERAL (SELECT q.at FROM queue_events q WHERE {match}
-            AND q.event = 'QueueCallerAbandon' ORDER BY q.at LIMIT 1) a ON true
-        LEFT JOIN LATERAL (SELECT q.at FROM queue_events q WHERE {match}
-            AND q.event = 'QueueCallerLeave' ORDER BY q.at DESC LIMIT 1) l ON true
-        LEFT JOIN LATERAL (SELECT q.talk_time FROM queue_events q WHERE {match}
-            AND q.event = 'AgentComplete' ORDER BY q.at LIMIT 1) m ON true"""
+        LEFT JOIN LATERAL (
+            SELECT min(q.at) FILTER (WHERE q.event = 'QueueCallerJoin') AS joined_at,
+                   min(q.at) FILTER (WHERE q.event = 'AgentConnect') AS answered_at,
+                   min(q.at) FILTER (WHERE q.event = 'QueueCallerAbandon') AS abandoned_at,
+                   max(q.at) FILTER (WHERE q.event = 'QueueCallerLeave') AS left_at,
+                   (array_agg(q.talk_time ORDER BY q.at) FILTER (WHERE q.event = 'AgentComplete'))[1] AS talk_time
+            FROM queue_events q WHERE {match}) o ON true"""
 
 
-_OUTCOME_COLUMNS = "j.at AS joined_at, c.at AS answered_at, a.at AS abandoned_at, l.at AS left_at, m.talk_time"
+_OUTCOME_COLUMNS = "o.joined_at, o.answered_at, o.abandoned_at, o.left_at, o.talk_time"
 
 
 def _outcome(r: asyncpg.Record) -> str:
