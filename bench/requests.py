@@ -48,12 +48,12 @@ from pbx_sla.domain.catalogue import (  # noqa: E402
     Tier,
     TimeRange,
 )
-from pbx_sla.domain.cdr import CdrLeg  # noqa: E402
+from pbx_sla.domain.cdr import LocalClock, read_leg  # noqa: E402
 from pbx_sla.reports.period import month_period  # noqa: E402
 from pbx_sla.reports.requests import requests_report  # noqa: E402
 from pbx_sla.reports.sla import sla_report  # noqa: E402
 from pbx_sla.store import migrate  # noqa: E402
-from pbx_sla.store.calls import store_legs  # noqa: E402
+from pbx_sla.store.calls import store_rows  # noqa: E402
 from pbx_sla.store.catalogue import apply_catalogue  # noqa: E402
 from pbx_sla.store.requests import (  # noqa: E402
     agi_failure_facts,
@@ -67,6 +67,7 @@ PRAGUE = ZoneInfo("Europe/Prague")
 HOLIDAYS = frozenset({date(2026, 1, 1), date(2026, 4, 6), date(2026, 5, 1), date(2026, 12, 24), date(2026, 12, 25)})
 BUSINESS = Calendar("business", False, {d: (TimeRange(540, 1080),) for d in range(5)}, HOLIDAYS)
 MINUTE = timedelta(minutes=1)
+FMT = "%Y-%m-%d %H:%M:%S"
 NOW = datetime(2027, 1, 5, 12, tzinfo=UTC)
 
 
@@ -146,6 +147,7 @@ def catalogue(tenants: int) -> Catalogue:
 
 def traffic(tenants: int, per_day: int, seed: int = 11):
     rnd = random.Random(seed)
+    clock = LocalClock(ZoneInfo("UTC"))
     calls, events, legs = [], [], []
     day = datetime(2026, 1, 1, 7, tzinfo=UTC)
     n = 0
@@ -181,13 +183,14 @@ def traffic(tenants: int, per_day: int, seed: int = 11):
                 answer = at + timedelta(seconds=rnd.randint(600, 86400))
                 billsec = rnd.choice([10, 120, 300])
                 endpoint = rnd.choice(["staff1", "staff2", "staff1", "trunk-a"])
-                legs.append(CdrLeg(
-                    server="pbx1", accountcode="", src=endpoint, dst="00420" + number[4:], dcontext="staff",
-                    clid="", channel=f"PJSIP/{endpoint}-{n:08x}", dstchannel=f"PJSIP/trunk-a-{n:08x}",
-                    lastapp="Dial", lastdata="", start=answer - timedelta(seconds=5), answer=answer,
-                    end=answer + timedelta(seconds=billsec), duration=billsec + 5, billsec=billsec,
-                    disposition="ANSWERED", amaflags="DOCUMENTATION", uniqueid=f"cb{n}", linkedid=f"cb{n}",
-                ))  # fmt: skip
+                start, end = answer - timedelta(seconds=5), answer + timedelta(seconds=billsec)
+                row = [
+                    "", endpoint, "00420" + number[4:], "staff", "", f"PJSIP/{endpoint}-{n:08x}",
+                    f"PJSIP/trunk-a-{n:08x}", "Dial", "", start.strftime(FMT), answer.strftime(FMT),
+                    end.strftime(FMT), str(billsec + 5), str(billsec), "ANSWERED", "DOCUMENTATION", f"cb{n}", "",
+                    "", f"cb{n}", "",
+                ]  # fmt: skip
+                legs.append(read_leg("pbx1", row, clock))
         day += timedelta(days=1)
     return calls, events, legs
 
@@ -217,7 +220,7 @@ async def bench_reports(dsn: str, tenants: int, per_day: int) -> list[str]:
             for i in range(0, len(events), 5000):
                 await QueueEventSink().write(conn, events[i : i + 5000])
             for i in range(0, len(legs), 5000):
-                await store_legs(conn, legs[i : i + 5000], "csv")
+                await store_rows(conn, legs[i : i + 5000], "csv")
             await conn.execute("ANALYZE")
             period = month_period(2026, 12, PRAGUE)
             n_requests = len((await requests_report(conn, period, NOW))["requests"])
