@@ -19,7 +19,6 @@ Rules (docs/requests.md):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 from pbx_sla.domain.business_time import add_open_seconds, open_seconds
 from pbx_sla.domain.catalogue import Calendar
+from pbx_sla.domain.percentile import nearest_rank
 from pbx_sla.domain.phone import normalise
 
 ReactedBy = Literal["answer", "callback"]
@@ -189,14 +189,6 @@ class ReactionFigures:
         """met / (met + breached + overdue): requests still open within their deadline are not judged yet."""
         judged = self.met + self.breached + self.overdue
         return None if judged == 0 else self.met / judged
-
-
-def nearest_rank(values: Sequence[float], q: float) -> float | None:
-    """The ⌈q·n⌉-th smallest value (nearest-rank percentile, as the rest of the reports), None when empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(q * len(ordered))) - 1]
 
 
 def median(values: Sequence[float]) -> float | None:

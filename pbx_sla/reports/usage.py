@@ -87,7 +87,7 @@ def as_json(
     period: Period, rows: list[TenantUsage], support_hours: dict[str, dict[str, str] | None] | None = None
 ) -> dict[str, Any]:
     """spec.md's document; ``support_hours`` (tenant → figures) adds each tenant's prepaid hours."""
-    tenants = []
+    tenants: list[dict[str, Any]] = []
     for row in rows:
         o = row.outcomes
         tenants.append(

@@ -18,7 +18,6 @@ from pbx_sla.domain.requests import (
     assess,
     derive_requests,
     is_callback,
-    nearest_rank,
     reaction_figures,
     why,
 )
@@ -146,12 +145,6 @@ def test_reaction_figures() -> None:
     assert f.median_business_seconds == 3600.0  # of 3600, 24000, 60
     assert f.p95_business_seconds == 24000.0
     assert reaction_figures([], 3600).share is None
-
-
-def test_nearest_rank() -> None:
-    assert nearest_rank(list(range(1, 21)), 0.95) == 19
-    assert nearest_rank([5.0], 0.95) == 5.0
-    assert nearest_rank([], 0.95) is None
 
 
 def test_is_callback_normalises_like_routing() -> None:
