@@ -142,7 +142,7 @@ async def requests_report(
     tenant: str | None = None,
     only_open: bool = False,
 ) -> dict[str, Any]:
-    """spec.md's ``requests`` document: the requests opened in ``period``, oldest first."""
+    """The ``requests`` JSON document (keys in docs/figures.md): the requests opened in ``period``, oldest first."""
     cat = await current_catalogue(conn)
     if tenant is not None and tenant not in cat.tenants:
         raise ConfigError(f"--tenant: no tenant {tenant!r} in the catalogue")

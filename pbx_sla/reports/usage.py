@@ -86,7 +86,7 @@ async def support_hours_by_tenant(
 def as_json(
     period: Period, rows: list[TenantUsage], support_hours: dict[str, dict[str, str] | None] | None = None
 ) -> dict[str, Any]:
-    """spec.md's document; ``support_hours`` (tenant → figures) adds each tenant's prepaid hours."""
+    """The report's JSON document (keys in docs/figures.md); ``support_hours`` (tenant → figures) adds prepaid hours."""
     tenants: list[dict[str, Any]] = []
     for row in rows:
         o = row.outcomes
