@@ -13,6 +13,7 @@
    before requests existed.
 
 Creates and drops its own database on the server of --dsn (default: the machine's PostgreSQL).
+``BENCH_PROFILE=1`` (or ``=sla``) prints a cProfile of one requests (or sla) report.
 """
 
 from __future__ import annotations
@@ -230,7 +231,10 @@ async def bench_reports(dsn: str, tenants: int, per_day: int) -> list[str]:
 
                 prof = cProfile.Profile()
                 prof.enable()
-                await requests_report(conn, period, NOW)
+                if os.environ["BENCH_PROFILE"] == "sla":
+                    await sla_report(conn, period, None, NOW)
+                else:
+                    await requests_report(conn, period, NOW)
                 prof.disable()
                 pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
             out.append(f"stored: {len(calls):,} support calls, {len(events):,} queue events, {len(legs):,} staff legs;"
