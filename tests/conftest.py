@@ -8,9 +8,11 @@ The server is, in order: ``PBX_SLA_TEST_DSN`` (a DSN with rights to CREATE DATAB
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -56,48 +58,45 @@ async def pg_server() -> str:
     return await _find_server()
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def template_db(pg_server: str):
-    """A database with every migration applied, cloned for each test."""
-    name = f"pbx_sla_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = await asyncpg.connect(pg_server)
+@contextlib.asynccontextmanager
+async def scratch_database(
+    server: str, *, template: str | None = None, prefix: str = "pbx_sla_t_"
+) -> AsyncIterator[str]:
+    """A new database on ``server`` (a copy of ``template``, else empty), dropped on exit; yields its name."""
+    name = f"{prefix}{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        conn = await asyncpg.connect(with_database(pg_server, name))
-        try:
-            await migrate.upgrade(conn)
-        finally:
-            await conn.close()
+        await admin.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         yield name
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
 
 
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def template_db(pg_server: str):
+    """A database with every migration applied, cloned for each test."""
+    async with scratch_database(pg_server, prefix=f"pbx_sla_tpl_{os.getpid()}_") as name:
+        conn = await asyncpg.connect(with_database(pg_server, name))
+        try:
+            await migrate.upgrade(conn)
+        finally:
+            await conn.close()
+        yield name
+
+
 @pytest_asyncio.fixture
 async def empty_dsn(pg_server: str):
     """DSN of a fresh, empty database (no migrations)."""
-    name = f"pbx_sla_t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_server)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+    async with scratch_database(pg_server) as name:
         yield with_database(pg_server, name)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 @pytest_asyncio.fixture
 async def db_dsn(pg_server: str, template_db: str):
     """DSN of a fresh database holding the whole schema, dropped after the test."""
-    name = f"pbx_sla_t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_server)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    async with scratch_database(pg_server, template=template_db) as name:
         yield with_database(pg_server, name)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 @pytest_asyncio.fixture
