@@ -33,20 +33,16 @@ from pbx_sla.domain.qos import (
 )
 from pbx_sla.errors import ConfigError
 from pbx_sla.reports.period import Period
-from pbx_sla.reports.render import Table
+from pbx_sla.reports.render import Table, rounded
 from pbx_sla.store.catalogue import load_catalogue
 from pbx_sla.store.qos import trunk_legs
 
 
-def _round(value: float | None, digits: int = 6) -> float | None:
-    return None if value is None else round(value, digits)
-
-
 def figures_json(f: QosFigures, targets: QosTargets | None) -> dict[str, Any]:
     """The figures (ratios 0..1, ms, MOS; null without data; docs/qos.md) and the breaches of ``targets``."""
-    out: dict[str, Any] = {k: _round(v) if isinstance(v, float) else v for k, v in asdict(f).items()}
+    out: dict[str, Any] = {k: rounded(v) if isinstance(v, float) else v for k, v in asdict(f).items()}
     out["breaches"] = [
-        {"metric": b.metric, "target": float(b.target), "actual": _round(b.actual)} for b in breaches(f, targets)
+        {"metric": b.metric, "target": float(b.target), "actual": rounded(b.actual)} for b in breaches(f, targets)
     ]
     return out
 

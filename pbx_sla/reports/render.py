@@ -24,6 +24,11 @@ class Table:
     footer: Sequence[str] = ()
 
 
+def rounded(value: float | None, digits: int = 6) -> float | None:
+    """A figure as the JSON reports print it: ratios to 6 decimals (fewer ``digits`` for seconds); None stays."""
+    return None if value is None else round(value, digits)
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)

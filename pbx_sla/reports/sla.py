@@ -29,7 +29,7 @@ from pbx_sla.domain.trunks import combine
 from pbx_sla.errors import ConfigError
 from pbx_sla.reports.period import Period
 from pbx_sla.reports.qos import figures_json, tenant_figures
-from pbx_sla.reports.render import Table
+from pbx_sla.reports.render import Table, rounded
 from pbx_sla.reports.requests import (
     reaction_json,
     support_history,
@@ -40,10 +40,6 @@ from pbx_sla.reports.requests import (
 from pbx_sla.reports.trunks import trunk_availability
 from pbx_sla.store.catalogue import load_catalogue
 from pbx_sla.store.support import support_outcomes
-
-
-def _ratio(value: float | None, digits: int = 6) -> float | None:
-    return None if value is None else round(value, digits)
 
 
 def _float(value: Decimal | None) -> float | None:
@@ -120,12 +116,12 @@ async def sla_report(
                 "answered": figures.answered,
                 "abandoned": figures.abandoned,
                 "answered_within_target": figures.answered_within_target,
-                "service_level": _ratio(figures.service_level),
+                "service_level": rounded(figures.service_level),
                 "service_level_target": _float(t["service_level_target"]),
-                "availability": _ratio(availability),
+                "availability": rounded(availability),
                 "availability_target": _float(t["availability_target"]),
                 "breaches": [
-                    {"metric": b.metric, "target": float(b.target), "actual": _ratio(b.actual)}
+                    {"metric": b.metric, "target": float(b.target), "actual": rounded(b.actual)}
                     for b in breaches(actuals, targets)
                 ]
                 + (qos["breaches"] if qos else []),

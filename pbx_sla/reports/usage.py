@@ -17,7 +17,7 @@ import asyncpg
 from pbx_sla.domain.accounting import Contract, Outcomes, TenantUsage, TierTerms, tenant_usage
 from pbx_sla.errors import ConfigError
 from pbx_sla.reports.period import Period
-from pbx_sla.reports.render import Table
+from pbx_sla.reports.render import Table, rounded
 from pbx_sla.reports.requests import support_history, support_hours_json, tenant_support_hours
 from pbx_sla.store.catalogue import load_catalogue
 
@@ -66,10 +66,6 @@ async def usage_rows(conn: asyncpg.Connection, period: Period, tenant: str | Non
     return rows
 
 
-def _ratio(value: float | None, digits: int = 6) -> float | None:
-    return None if value is None else round(value, digits)
-
-
 async def support_hours_by_tenant(
     conn: asyncpg.Connection, period: Period, rows: list[TenantUsage]
 ) -> dict[str, dict[str, str] | None]:
@@ -100,9 +96,9 @@ def as_json(
                 "no_answer": o.no_answer,
                 "failed": o.failed,
                 "congestion": o.congestion,
-                "asr": _ratio(o.asr),
-                "ner": _ratio(o.ner),
-                "acd_seconds": _ratio(o.acd, 2),
+                "asr": rounded(o.asr),
+                "ner": rounded(o.ner),
+                "acd_seconds": rounded(o.acd, 2),
                 "billable_seconds": o.billsec,
                 "daily": {d.isoformat(): n for d, n in row.daily.items()},
                 "calls_per_day": {"mean": round(row.stats.mean, 3), "p95": row.stats.p95, "max": row.stats.max},
