@@ -56,6 +56,25 @@ class AsteriskServer:
     ping_interval: float = 10.0
     #: seconds an action may take before the connection is considered dead
     action_timeout: float = 5.0
+    #: addresses or networks (CIDR) this Asterisk's FastAGI connections come from; empty: its ``host``
+    agi_peers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AgiOptions:
+    """``[agi]`` limits of the FastAGI server (docs/support-line.md, docs/security.md)."""
+
+    #: seconds from connect to the end of the ``agi_*`` headers (the whole header, not per read)
+    header_timeout: float = 5.0
+    #: seconds one session may last in total, PIN prompt included
+    session_timeout: float = 60.0
+    #: sessions served at once; more are closed at once and counted. None: derived from the open-file limit
+    max_sessions: int | None = None
+    #: wrong PINs allowed per window: per caller number (all unnumbered callers share one), per tenant, overall
+    pin_caller_limit: int = 5
+    pin_tenant_limit: int = 20
+    pin_global_limit: int = 60
+    pin_window_seconds: float = 900.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +88,7 @@ class Settings:
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
     log_level: str = "info"
+    agi: AgiOptions = field(default_factory=AgiOptions)
 
     @property
     def embedded(self) -> bool:
@@ -112,7 +132,16 @@ def parse_listen(value: str, where: str) -> tuple[str, int]:
 _KNOWN = {
     "": {"database", "asterisk", "agi", "daemon", "log_level"},
     "database": {"dsn"},
-    "agi": {"listen"},
+    "agi": {
+        "listen",
+        "header_timeout",
+        "session_timeout",
+        "max_sessions",
+        "pin_caller_limit",
+        "pin_tenant_limit",
+        "pin_global_limit",
+        "pin_window_seconds",
+    },
     "daemon": {"data_dir"},
     "asterisk": {
         "name",
@@ -124,6 +153,7 @@ _KNOWN = {
         "timezone",
         "ping_interval",
         "action_timeout",
+        "agi_peers",
     },
 }
 
@@ -185,9 +215,52 @@ def _parse_asterisk(items: Any, file: str, base: Path) -> tuple[AsteriskServer, 
                 timezone=tz,
                 ping_interval=float(_get(raw, "ping_interval", (int, float), where, 10.0)),
                 action_timeout=float(_get(raw, "action_timeout", (int, float), where, 5.0)),
+                agi_peers=_parse_peers(raw, where),
             )
         )
     return tuple(servers)
+
+
+def _parse_peers(server: dict[str, Any], where: str) -> tuple[str, ...]:
+    import ipaddress
+
+    peers = _get(server, "agi_peers", list, where, [])
+    out = []
+    for i, peer in enumerate(peers):
+        if not isinstance(peer, str):
+            raise ConfigError(f"{where}: key 'agi_peers'[{i}] must be a string (an address or a network)")
+        try:
+            out.append(str(ipaddress.ip_network(peer.strip(), strict=False)))
+        except ValueError:
+            raise ConfigError(f"{where}: key 'agi_peers'[{i}]: not an IP address or network: {peer!r}") from None
+    return tuple(out)
+
+
+def _number(table: dict[str, Any], key: str, where: str, default: float, low: float, high: float) -> float:
+    value = _get(table, key, (int, float), where, default)
+    if isinstance(value, bool) or not (low <= float(value) <= high):  # NaN fails both comparisons
+        raise ConfigError(f"{where}: key '{key}' must be a number from {low:g} to {high:g}")
+    return float(value)
+
+
+def _count(table: dict[str, Any], key: str, where: str, default: int | None, low: int, high: int) -> int | None:
+    value = _get(table, key, int, where, default)
+    if value is not None and not (low <= value <= high):
+        raise ConfigError(f"{where}: key '{key}' must be an integer from {low} to {high}")
+    return value
+
+
+def _parse_agi_options(agi: dict[str, Any], where: str) -> AgiOptions:
+    d = AgiOptions()
+    return AgiOptions(
+        header_timeout=_number(agi, "header_timeout", where, d.header_timeout, 0.1, 60),
+        session_timeout=_number(agi, "session_timeout", where, d.session_timeout, 1, 3600),
+        max_sessions=_count(agi, "max_sessions", where, None, 1, 1_000_000),
+        pin_caller_limit=int(_count(agi, "pin_caller_limit", where, d.pin_caller_limit, 1, 1000) or 0),
+        pin_tenant_limit=int(_count(agi, "pin_tenant_limit", where, d.pin_tenant_limit, 1, 100_000) or 0),
+        pin_global_limit=int(_count(agi, "pin_global_limit", where, d.pin_global_limit, 1, 1_000_000) or 0),
+        pin_window_seconds=_number(agi, "pin_window_seconds", where, d.pin_window_seconds, 1, 7 * 86400),
+    )
 
 
 def load_settings(
@@ -234,6 +307,7 @@ def load_settings(
     _check_keys(agi, "agi", f"{file}: [agi]")
     listen = env.get("PBX_SLA_AGI_LISTEN") or _get(agi, "listen", str, f"{file}: [agi]", DEFAULT_AGI_LISTEN)
     agi_host, agi_port = parse_listen(listen, f"{file}: [agi] key 'listen'")
+    agi_options = _parse_agi_options(agi, f"{file}: [agi]")
 
     base = path.parent if used else Path.cwd()
     servers = _parse_asterisk(data.get("asterisk", []), file, base)
@@ -250,4 +324,5 @@ def load_settings(
         agi_host=agi_host,
         agi_port=agi_port,
         log_level=level,
+        agi=agi_options,
     )

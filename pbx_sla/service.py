@@ -22,7 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from pbx_sla import __version__, features
+from pbx_sla import __version__, fd_limit, features
 from pbx_sla.ami.collector import Collector, Router, iso
 from pbx_sla.ami.sessions import AmiSessionSink, close_dangling
 from pbx_sla.config import Settings
@@ -114,6 +114,7 @@ class Daemon:
     async def run(self) -> int:
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        fd_before, fd_after = fd_limit.raise_soft_limit()
         dsn = await resolve_dsn(settings)
         log.info(
             "pbx-sla daemon starting",
@@ -124,6 +125,8 @@ class Daemon:
             embedded_pgdata=str(settings.data_dir / "postgres") if settings.embedded else None,
             servers=[f"{s.name}={s.username}@{s.host}:{s.port}" for s in settings.asterisk],
             agi_listen=f"{settings.agi_host}:{settings.agi_port}",
+            open_file_limit=fd_after,
+            open_file_limit_raised_from=fd_before if fd_after != fd_before else None,
         )
         if not settings.asterisk:
             log.warning("no [[asterisk]] server configured: no AMI collection")

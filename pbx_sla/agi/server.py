@@ -2,8 +2,15 @@
 
 One asyncio task per Asterisk connection, over the sans-IO codec of :mod:`pbx_sla.agi.protocol`:
 
-* headers are read with a deadline and a size limit; a client that goes away or stalls mid-headers
-  costs one closed socket, never a spinning loop;
+* deadlines are overall, never per read: the headers must be complete ``header_timeout`` seconds after
+  the connection (5 s), each command's reply within its own deadline, and the whole session ends
+  ``session_timeout`` seconds after the connection (60 s), whatever the peer dribbles in between
+  (blank lines and ``HANGUP`` notices included); headers have a size limit too;
+* at most ``max_sessions`` sessions at once (default: derived from the open-file limit, see
+  :mod:`pbx_sla.fd_limit`); connections beyond it are closed at once and counted; accept backs off when
+  descriptors run out (:mod:`pbx_sla.agi.listener`);
+* only the addresses of the configured ``[[asterisk]]`` servers (their ``agi_peers``, else their
+  ``host``) are served; other connections are closed at once and counted;
 * the decision comes from the in-memory catalogue (``catalogue.current``) through
   :func:`pbx_sla.domain.routing.decide`: nothing here ever waits on PostgreSQL;
 * an unknown caller who dialled a tenant's DID is asked for a PIN (``GET DATA``, up to 3 tries);
@@ -11,12 +18,14 @@ One asyncio task per Asterisk connection, over the sans-IO codec of :mod:`pbx_sl
 * the variables are set, the call's ``linkedid`` is read, and one ``support_call`` record goes to
   ``submit`` (the durable writer, which spools while the database is away);
 * a ``HANGUP`` at any point ends the session quietly; the record is still kept when the call reached
-  the script (reason kept, action ``hangup`` if it hung up before a decision was set);
+  the script (reason kept, action ``hangup`` if it hung up before a decision was set), also when the
+  call ends during the PIN prompt (hang-up, timeout, garbage, a closed connection);
 * an unknown script name is logged and the AGI session is closed (the call continues its dialplan).
 
-Which Asterisk sent a call (``server`` of the record): ``agi_arg_2`` when the dialplan passes it,
-else the ``[[asterisk]]`` whose host is the peer address, else the only configured one, else
-``unknown``.
+Which Asterisk sent a call (``server`` of the record) comes from the peer address: the ``[[asterisk]]``
+whose allow-list holds it. ``agi_arg_2`` only chooses among the servers sharing that address (it is never
+trusted beyond them); ``unknown`` when it stays ambiguous. With no ``[[asterisk]]`` configured, only
+loopback peers are served and ``agi_arg_2`` names the server.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ipaddress
 import logging
 import re
 import socket
@@ -34,7 +44,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pbx_sla import fd_limit
 from pbx_sla.agi import protocol as p
+from pbx_sla.agi.listener import Listener, RateLimitedLog
 from pbx_sla.agi.pins import MAX_ATTEMPTS, PIN_MAX_DIGITS, PIN_PROMPT, PIN_TIMEOUT_MS, PinLimiter, match_pin
 from pbx_sla.agi.record import record_data
 from pbx_sla.config import AsteriskServer
@@ -48,6 +60,7 @@ _stdlog = logging.getLogger(__name__)
 SCRIPT = "support"
 HEADER_TIMEOUT = 5.0
 COMMAND_TIMEOUT = 5.0
+SESSION_TIMEOUT = 60.0
 #: pending connections the kernel keeps (Asterisk opens one per call; bursts beyond the default 100
 #: would see their SYN dropped and retried after 1 s)
 BACKLOG = 1024
@@ -60,9 +73,12 @@ class SessionClosed(Exception):
 class Session(asyncio.Protocol):
     """One FastAGI connection as a bare protocol (no streams: a call is ~11 round trips, so per-message
     overhead is what limits decisions/s). ``send`` writes one command and awaits its reply; ``HANGUP``
-    notices are noted (:attr:`hung_up`), never taken for replies."""
+    notices are noted (:attr:`hung_up`), never taken for replies.
 
-    def __init__(self, on_connect: Callable[[Session], Any]) -> None:
+    Every wait has an absolute deadline: the header's, a command's, and the session's (``session_timeout``
+    after the connection), whichever comes first. Nothing the peer sends moves a deadline."""
+
+    def __init__(self, on_connect: Callable[[Session], Any], session_timeout: float = SESSION_TIMEOUT) -> None:
         self._on_connect = on_connect
         self.parser = p.FastAGIParser()
         self.hung_up = False
@@ -74,12 +90,17 @@ class Session(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._loop = asyncio.get_running_loop()
         self.task: asyncio.Task[None] | None = None
+        self.session_timeout = session_timeout
+        self.deadline = self._loop.time() + session_timeout
+        #: True once the session deadline cut a wait short
+        self.expired = False
 
     # protocol callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         peername = transport.get_extra_info("peername")
         self.peer = str(peername[0]) if isinstance(peername, tuple) and peername else None
+        self.deadline = self._loop.time() + self.session_timeout
         self.task = self._loop.create_task(self._on_connect(self))
 
     def data_received(self, data: bytes) -> None:
@@ -107,14 +128,26 @@ class Session(asyncio.Protocol):
             waiter.set_result(None)
 
     # the call's side
-    async def _next(self, timeout: float) -> p.Event:  # noqa: ASYNC109
+    async def _next(self, deadline: float) -> p.Event:
+        """The next event, or TimeoutError at ``deadline`` (loop time) or the session deadline."""
+        if deadline >= self.deadline:
+            deadline = self.deadline
+            session_bound = True
+        else:
+            session_bound = False
         while not self._events:
             if self.closed:
                 raise SessionClosed(self.error or "connection closed")
+            if self._loop.time() >= deadline:
+                self.expired = self.expired or session_bound
+                raise TimeoutError("session deadline reached" if session_bound else "")
             waiter = self._waiter = self._loop.create_future()
-            timer = self._loop.call_later(timeout, _expire, waiter)
+            timer = self._loop.call_at(deadline, _expire, waiter)
             try:
                 await waiter
+            except TimeoutError:
+                self.expired = self.expired or session_bound
+                raise TimeoutError("session deadline reached" if session_bound else "") from None
             finally:
                 timer.cancel()
                 self._waiter = None
@@ -123,7 +156,7 @@ class Session(asyncio.Protocol):
     async def headers(self, timeout: float = HEADER_TIMEOUT) -> p.Headers:  # noqa: ASYNC109
         deadline = self._loop.time() + timeout
         while True:
-            event = await self._next(max(0.0, deadline - self._loop.time()))
+            event = await self._next(deadline)
             if isinstance(event, p.Headers):
                 return event
 
@@ -132,8 +165,9 @@ class Session(asyncio.Protocol):
         if self.closed or self.transport is None or self.transport.is_closing():
             raise SessionClosed(self.error or "connection closed")
         self.transport.write(line)
+        deadline = self._loop.time() + timeout
         while True:
-            event = await self._next(timeout)
+            event = await self._next(deadline)
             if isinstance(event, p.Hangup):
                 self.hung_up = True
             elif isinstance(event, p.Reply):
@@ -142,8 +176,12 @@ class Session(asyncio.Protocol):
                 return event
 
     def close(self) -> None:
+        """Close; a session cut by a deadline is aborted (its peer may not be reading what we send)."""
         if self.transport is not None:
-            self.transport.close()
+            if self.expired or self.error:
+                self.transport.abort()
+            else:
+                self.transport.close()
 
 
 _LINKEDID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -193,6 +231,8 @@ class _Call:
     decided_at: datetime | None = None
     variables_set: bool = False
     decide_ms: float | None = None
+    #: wrong PINs keyed during this call (the record says ``pin-failed`` if it ends during the prompt)
+    pin_wrong: int = 0
 
     @functools.cached_property
     def log(self) -> Any:
@@ -204,6 +244,17 @@ class _Call:
 def _commands(items: tuple[tuple[str, str], ...]) -> tuple[list[tuple[bytes, list[str]]], list[tuple[bytes, str]]]:
     """:func:`protocol.set_variables`, memoised: a catalogue yields few distinct decisions."""
     return p.set_variables(dict(items))
+
+
+def _address(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The peer address, IPv4-mapped IPv6 (``::ffff:10.0.0.5``) as the IPv4 address it is."""
+    try:
+        address = ipaddress.ip_address((text or "").split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 class SupportAGIServer:
@@ -218,6 +269,8 @@ class SupportAGIServer:
         limiter: PinLimiter | None = None,
         header_timeout: float = HEADER_TIMEOUT,
         command_timeout: float = COMMAND_TIMEOUT,
+        session_timeout: float = SESSION_TIMEOUT,
+        max_sessions: int | None = None,
         pin_timeout_ms: int = PIN_TIMEOUT_MS,
         pin_prompt: str = PIN_PROMPT,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -226,44 +279,113 @@ class SupportAGIServer:
         self.servers = tuple(servers)
         self.limiter = limiter or PinLimiter()
         self.header_timeout, self.command_timeout = header_timeout, command_timeout
+        self.session_timeout = session_timeout
+        self.max_sessions = max_sessions if max_sessions is not None else fd_limit.auto_max_sessions()
         self.pin_timeout_ms, self.pin_prompt = pin_timeout_ms, pin_prompt
         self.clock = clock
-        self._by_address: dict[str, set[str]] = {}
+        #: (network, server name) of every configured server's allow-list
+        self._peers: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = []
+        self._log = RateLimitedLog()
         self.sessions = 0
         self.decisions = 0
-        #: False once an Asterisk answered ``EXEC MSet`` with "no such application" (then SET VARIABLE)
-        self._mset = True
+        self.active = 0
+        self.rejected_over_cap = 0
+        self.refused_peers = 0
+        self.session_deadline = 0
+        self.listener: Listener | None = None
 
-    async def serve(self, host: str, port: int) -> asyncio.Server:
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters for ``status.json`` and the tests."""
+        return {
+            "sessions": self.sessions,
+            "active": self.active,
+            "max_sessions": self.max_sessions,
+            "decisions": self.decisions,
+            "rejected_over_cap": self.rejected_over_cap,
+            "refused_peers": self.refused_peers,
+            "session_deadline": self.session_deadline,
+            "accept_resource_errors": self.listener.resource_errors if self.listener else 0,
+        }
+
+    async def serve(self, host: str, port: int) -> Listener:
         await self._resolve_servers()
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: Session(self.handle), host, port, reuse_address=True, backlog=BACKLOG)
-        log.info("FastAGI server listening", host=host, port=port, script=f"/{SCRIPT}")
-        return server
+        self.listener = await Listener.bind(host, port, BACKLOG, self._accept)
+        log.info("FastAGI server listening", host=host, port=port, script=f"/{SCRIPT}", max_sessions=self.max_sessions)
+        return self.listener
 
     async def _resolve_servers(self) -> None:
         loop = asyncio.get_running_loop()
+        peers: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = []
         for s in self.servers:
+            if s.agi_peers:
+                peers.extend((ipaddress.ip_network(n, strict=False), s.name) for n in s.agi_peers)
+                continue
             addresses = {s.host}
             with contextlib.suppress(OSError):
                 async with asyncio.timeout(2):
                     infos = await loop.getaddrinfo(s.host, None, type=socket.SOCK_STREAM)
                 addresses |= {str(info[4][0]) for info in infos}
-            for address in addresses:
-                self._by_address.setdefault(address, set()).add(s.name)
+            for text in sorted(addresses):
+                address = _address(text)
+                if address is not None:
+                    peers.append((ipaddress.ip_network(address), s.name))
+            if not any(name == s.name for _, name in peers):
+                log.warning("[[asterisk]] host is not an address and does not resolve: its FastAGI calls will be "
+                            "refused (set agi_peers)", server=s.name, host=s.host)  # fmt: skip
+        self._peers = peers
+
+    def peer_servers(self, peer: str | None) -> set[str] | None:
+        """Names of the servers whose allow-list holds ``peer``; None when the peer is not allowed.
+        With no ``[[asterisk]]`` configured, loopback peers are allowed (an empty set: no name known)."""
+        address = _address(peer)
+        if address is None:
+            return None
+        if not self.servers:
+            return set() if address.is_loopback else None
+        names = {name for network, name in self._peers if address in network}
+        return names or None
 
     def server_name(self, peer: str | None, headers: p.Headers) -> str:
         explicit = p.sanitise(headers.get("arg_2"), max_chars=64).strip()
-        if explicit:
+        names = self.peer_servers(peer) or set()
+        if not self.servers:
+            return explicit or "unknown"
+        if explicit in names:
             return explicit
-        names = self._by_address.get(peer or "", set())
-        if not names and peer and peer.startswith("::ffff:"):
-            names = self._by_address.get(peer[7:], set())
-        if len(names) == 1:
-            return next(iter(names))
-        if len(self.servers) == 1:
-            return self.servers[0].name
-        return "unknown"
+        if explicit and (folded := self._log.allow(f"arg2-{peer}")) is not None:
+            log.warning("agi_arg_2 names a server this peer is not allowed for; using the allow-list's", peer=peer,
+                        arg_2=explicit, allowed=sorted(names), similar_since_last_line=folded)  # fmt: skip
+        return next(iter(names)) if len(names) == 1 else "unknown"
+
+    def _accept(self, conn: socket.socket, address: Any) -> None:
+        """A new connection (from :class:`Listener`): closed at once over the cap or from an unknown peer."""
+        peer = str(address[0]) if isinstance(address, tuple) and address else None
+        if self.active >= self.max_sessions:
+            self.rejected_over_cap += 1
+            conn.close()
+            if (folded := self._log.allow("cap")) is not None:
+                log.warning("FastAGI session cap reached; connection closed ([agi] max_sessions)", peer=peer,
+                            max_sessions=self.max_sessions, similar_since_last_line=folded,
+                            total=self.rejected_over_cap)  # fmt: skip
+            return
+        if self.peer_servers(peer) is None:
+            self.refused_peers += 1
+            conn.close()
+            if (folded := self._log.allow(f"peer-{peer}")) is not None:
+                log.warning("FastAGI connection from an address no [[asterisk]] allows; closed (agi_peers)",
+                            peer=peer, similar_since_last_line=folded, total=self.refused_peers)  # fmt: skip
+            return
+        self.active += 1
+        asyncio.get_running_loop().create_task(self._connect(conn))
+
+    async def _connect(self, conn: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.connect_accepted_socket(lambda: Session(self.handle, self.session_timeout), conn)
+        except Exception:
+            self.active -= 1
+            conn.close()
 
     async def handle(self, session: Session) -> None:
         """Serve one connection (the task :class:`Session` starts when Asterisk connects)."""
@@ -273,7 +395,10 @@ class SupportAGIServer:
             try:
                 headers = await session.headers(self.header_timeout)
             except (SessionClosed, TimeoutError) as exc:
-                log.info("FastAGI client left before its headers", peer=peer, error=str(exc) or type(exc).__name__)
+                if (folded := self._log.allow("early")) is not None:
+                    log.info("FastAGI client left before its headers", peer=peer,
+                             error=str(exc) or type(exc).__name__, similar_since_last_line=folded)  # fmt: skip
+                session.expired = session.expired or isinstance(exc, TimeoutError)
                 return
             script = headers.get("network_script").split("?", 1)[0].strip("/")
             if script != SCRIPT:
@@ -285,6 +410,9 @@ class SupportAGIServer:
         except Exception:
             log.exception("FastAGI session failed", peer=peer)
         finally:
+            self.active -= 1
+            if session.expired:
+                self.session_deadline += 1
             session.close()
 
     # --- the support script ----------------------------------------------------------------------
@@ -301,11 +429,11 @@ class SupportAGIServer:
             decision = decide(caller, dialled, self.clock(), self.catalogue.current)
             call.decide_ms = (time.perf_counter() - t) * 1000
             if decision.pin_needed:
+                call.decision = decision  # the call is recorded even if it ends during the prompt
                 watch.pause()
                 outcome = await self._pin(session, call, decision)
                 watch.resume()
                 if outcome is None:  # hung up during the prompt
-                    call.decision = decision
                     return
                 t = time.perf_counter()
                 decision = decide(caller, dialled, self.clock(), self.catalogue.current, outcome)
@@ -320,16 +448,21 @@ class SupportAGIServer:
         except (SessionClosed, TimeoutError) as exc:
             call.log.info("support call ended during the AGI session", error=str(exc) or type(exc).__name__)
         finally:
+            if call.decision is not None and call.decision.pin_needed:  # ended during the PIN prompt
+                outcome = PinOutcome("failed" if call.pin_wrong else "none")
+                call.decision = decide(caller, dialled, self.clock(), self.catalogue.current, outcome)
             self._record(call, watch.ms)
 
     async def _set_variables(self, session: Session, call: _Call, variables: dict[str, str]) -> bool:
         """All variables in as few commands as possible: one ``EXEC MSet`` for the safe tokens (all of
         them, with a valid catalogue), ``SET VARIABLE`` for anything else, or for everything if this
-        Asterisk has no ``MSet``. True when every variable was acknowledged."""
+        session refuses ``MSet``. The refusal holds for this session only: one odd channel (or peer) must
+        not cost every later call eight more round trips. True when every variable was acknowledged."""
         batches, singles = _commands(tuple(variables.items()))
         singles = list(singles)
+        mset = True
         for line, names in batches:
-            if not self._mset:
+            if not mset:
                 singles.extend((p.set_variable(n, variables[n]), n) for n in names)
                 continue
             reply = await session.send(line, self.command_timeout)
@@ -337,9 +470,13 @@ class SupportAGIServer:
                 return False
             if not reply.ok or reply.result is None or reply.result < 0:
                 if not reply.ok or reply.result == -2:
-                    self._mset = False
-                    call.log.warning("Asterisk refused EXEC MSet; setting variables one by one from now on",
-                                reply=p.sanitise(reply.text, max_chars=120))  # fmt: skip
+                    mset = False
+                    if (folded := self._log.allow("mset")) is not None:
+                        call.log.warning(
+                            "Asterisk refused EXEC MSet; this call's variables are set one by one",
+                            reply=p.sanitise(reply.text, max_chars=120),
+                            similar_since_last_line=folded,
+                        )
                 singles.extend((p.set_variable(n, variables[n]), n) for n in names)
         for line, _name in singles:
             reply = await session.send(line, self.command_timeout)
@@ -370,6 +507,7 @@ class SupportAGIServer:
                 call.log.info("PIN accepted", caller=key, requester=name, attempts=call.pin_attempts)
                 return PinOutcome("ok", name)
             wrong += 1
+            call.pin_wrong += 1
             failures = self.limiter.fail(key)
             call.log.warning("wrong PIN", caller=key, attempt=call.pin_attempts, failures_in_window=failures)
             if self.limiter.locked(key):

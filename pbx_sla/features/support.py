@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from pbx_sla.agi.classic_spool import db_writer, replay_forever, spool_directory
 from pbx_sla.agi.server import SupportAGIServer
@@ -42,18 +43,37 @@ def sinks(ctx: ServiceContext) -> Sequence[Sink]:
     return (SupportCallSink(), QueueEventSink())
 
 
+#: the FastAGI server of each running daemon (by its context), for :func:`status`
+_servers: dict[int, SupportAGIServer] = {}
+
+
+def status(ctx: ServiceContext) -> dict[str, Any]:
+    """The FastAGI server's counters (``status.json`` ``features.support``); empty before it started."""
+    agi = _servers.get(id(ctx))
+    return agi.stats if agi is not None else {}
+
+
 async def start(ctx: ServiceContext) -> Sequence[asyncio.Task[None]]:
     """Bind the FastAGI server (an OSError such as a port in use reaches the daemon: exit 2) and replay the
     classic script's spool."""
-    agi = SupportAGIServer(ctx.catalogue, ctx.submit, servers=ctx.settings.asterisk)
+    options = ctx.settings.agi
+    agi = SupportAGIServer(
+        ctx.catalogue,
+        ctx.submit,
+        servers=ctx.settings.asterisk,
+        header_timeout=options.header_timeout,
+        session_timeout=options.session_timeout,
+        max_sessions=options.max_sessions,
+    )
     server = await agi.serve(ctx.settings.agi_host, ctx.settings.agi_port)
+    _servers[id(ctx)] = agi
 
     async def serve() -> None:
         try:
             await server.serve_forever()
         finally:
             server.close()
-            log.info("FastAGI server stopped", decisions=agi.decisions, sessions=agi.sessions)
+            log.info("FastAGI server stopped", **agi.stats)
 
     spool = replay_forever(spool_directory(ctx.settings.data_dir), db_writer(ctx.dsn))
     return [asyncio.create_task(serve(), name="fastagi"), asyncio.create_task(spool, name="classic-agi-spool")]

@@ -245,12 +245,12 @@ async def test_hangup_notice_during_single_variables(agi):
 
 
 async def test_linkedid_from_the_third_argument_saves_the_round_trip(agi):
-    cmds = await fake_call(agi.port, headers(extra=b"agi_arg_2: pbx9\nagi_arg_3: 1732369999.7\n"))
+    cmds = await fake_call(agi.port, headers(extra=b"agi_arg_2: pbx1\nagi_arg_3: 1732369999.7\n"))
     assert len(cmds) == 1 and cmds[0].startswith("EXEC MSet ")
     assert set_vars(cmds) == decide("+420777000001", ACME_DID, MON, CAT).variables()
     await eventually(lambda: agi.records)
     d = agi.records[0].data
-    assert (d["linkedid"], d["server"], d["action"]) == ("1732369999.7", "pbx9", "queue")
+    assert (d["linkedid"], d["server"], d["action"]) == ("1732369999.7", "pbx1", "queue")
     assert d["decide_ms"] >= 0 and d["latency_ms"] >= 0
 
 
@@ -272,9 +272,9 @@ async def test_without_mset_every_variable_is_set_one_by_one(agi, refusal):
     assert singles == list(VARIABLES)
     expected = decide("+420777000001", ACME_DID, MON, CAT).variables()
     assert {parse_args(c)[2]: parse_args(c)[3] for c in cmds if c.startswith("SET VARIABLE")} == expected
-    # the server remembers: the next call does not try MSet again
+    # the refusal is this session's: the next call tries MSet again (and falls back again)
     cmds = await fake_call(agi.port, headers(uniqueid="2"), answer)
-    assert not any(c.startswith("EXEC") for c in cmds) and len(cmds) == 10
+    assert cmds[0].startswith("EXEC MSet") and len(cmds) == 11
     await eventually(lambda: len(agi.records) == 2)
     assert [r.data["action"] for r in agi.records] == ["queue", "queue"]
 
@@ -347,7 +347,10 @@ async def test_server_name_mapping(agi):
     assert s.server_name("127.0.0.1", Headers({})) == "pbx1"
     assert s.server_name("10.9.9.9", Headers({})) == "pbx2"
     assert s.server_name("10.0.0.1", Headers({})) == "unknown"
-    assert s.server_name("10.0.0.1", Headers({"arg_2": "pbx7"})) == "pbx7"
+    # agi_arg_2 never overrides the allow-list: a peer cannot claim another server's name
+    assert s.server_name("10.0.0.1", Headers({"arg_2": "pbx7"})) == "unknown"
+    assert s.server_name("127.0.0.1", Headers({"arg_2": "pbx2"})) == "pbx1"
+    assert s.server_name("::ffff:10.9.9.9", Headers({})) == "pbx2"
 
 
 async def test_many_concurrent_calls(agi):

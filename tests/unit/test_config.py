@@ -114,3 +114,36 @@ def test_flag_log_level_wins(tmp_path) -> None:
     assert load_settings(path, environ={}).log_level == "warning"
     assert load_settings(path, environ={"PBX_SLA_LOG_LEVEL": "error"}).log_level == "error"
     assert load_settings(path, log_level="debug", environ={"PBX_SLA_LOG_LEVEL": "error"}).log_level == "debug"
+
+
+def test_agi_limits_and_peers(tmp_path) -> None:
+    path = write(
+        tmp_path,
+        "[agi]\nheader_timeout = 2\nsession_timeout = 30.5\nmax_sessions = 500\npin_caller_limit = 3\n"
+        "pin_tenant_limit = 10\npin_global_limit = 40\npin_window_seconds = 600\n"
+        '[[asterisk]]\nname = "a"\nhost = "pbx.example"\nagi_peers = ["10.0.0.5", "192.168.1.7/24"]\n',
+    )
+    s = load_settings(path, environ={})
+    a = s.agi
+    assert (a.header_timeout, a.session_timeout, a.max_sessions) == (2.0, 30.5, 500)
+    assert (a.pin_caller_limit, a.pin_tenant_limit, a.pin_global_limit, a.pin_window_seconds) == (3, 10, 40, 600.0)
+    assert s.asterisk[0].agi_peers == ("10.0.0.5/32", "192.168.1.0/24")
+    d = load_settings(write(tmp_path, ""), environ={}).agi
+    assert (d.header_timeout, d.session_timeout, d.max_sessions, d.pin_caller_limit) == (5.0, 60.0, None, 5)
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[agi]\nsession_timeout = 0\n", "[agi]: key 'session_timeout' must be a number from 1 to 3600"),
+        ("[agi]\nheader_timeout = nan\n", "[agi]: key 'header_timeout' must be a number"),
+        ("[agi]\nmax_sessions = 0\n", "[agi]: key 'max_sessions' must be an integer from 1"),
+        ("[agi]\npin_caller_limit = true\n", "[agi]: key 'pin_caller_limit' must be an integer"),
+        ('[[asterisk]]\nname = "a"\nagi_peers = ["pbx.example"]\n', "key 'agi_peers'[0]: not an IP address"),
+        ('[[asterisk]]\nname = "a"\nagi_peers = "10.0.0.5"\n', "key 'agi_peers' must be list"),
+    ],
+)
+def test_agi_option_errors_name_the_key(tmp_path, text: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text), environ={})
+    assert needle in str(info.value)
