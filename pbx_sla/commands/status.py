@@ -124,6 +124,7 @@ async def status(args: argparse.Namespace, settings: Settings) -> int:
         "last_event_at": max(last_events) if last_events else None,
         "trunks": trunks,
         "trunks_error": trunks_error,
+        "agi": (snap.get("features") or {}).get("support") or None,
         "backlog": {
             "memory": writer.get("memory", 0),
             "spooled": writer.get("spooled", 0),
@@ -166,6 +167,14 @@ async def status(args: argparse.Namespace, settings: Settings) -> int:
         f"Write backlog: {b['memory']} in memory, {b['spooled']} spooled to disk, "
         f"{b['dead_letters']} dead letters; database {b['database']}"
     )
+    agi = report["agi"]
+    if agi:
+        print(
+            f"FastAGI: {agi.get('sessions', 0)} sessions, {agi.get('active', 0)} active "
+            f"(cap {agi.get('max_sessions')}), {agi.get('rejected_over_cap', 0)} closed over the cap, "
+            f"{agi.get('refused_peers', 0)} from peers not allowed, {agi.get('session_deadline', 0)} cut by "
+            f"a deadline, {agi.get('accept_resource_errors', 0)} accept failures (no descriptors)"
+        )
     for warning in report["warnings"]:
         print(f"WARNING: {warning}")
     return 0
