@@ -1,13 +1,16 @@
-"""PIN entry for unknown callers: the prompt loop, slow verification off the event loop, rate limiting.
+"""PIN entry for unknown callers: the prompt loop's constants, slow verification off the event loop, and
+the guess limits of :mod:`pbx_sla.domain.pin_limits` kept where they survive a restart.
 
-A caller gets :data:`MAX_ATTEMPTS` tries per call. Wrong PINs are counted per caller (normalised
-number, else the raw caller ID, so all anonymous callers share one bucket): after
-:data:`MAX_FAILURES` wrong PINs within :data:`WINDOW_SECONDS`, further calls skip the prompt
-(``pin-locked``) until the oldest failure leaves the window. A correct PIN clears the caller's count.
-Only the caller and counts are logged, never the digits.
+A caller gets :data:`MAX_ATTEMPTS` tries per call. Every PIN keyed is a guess reserved in the caller's,
+the tenant's and the global bucket *before* it is checked (a full bucket: the PIN is not checked and the
+call goes on as ``pin-locked``); a correct PIN gives its guess back and clears the caller's bucket. Only
+buckets and counts are logged, never the digits.
 
-:class:`PinLimiter` is in-memory (the daemon, one per FastAGI server); :class:`FilePinLimiter` keeps the
-same counts in a JSON file under an exclusive ``flock``, for the classic script (one process per call).
+:class:`PinLimiter` (the daemon) keeps the state in memory, loads it at start from ``<data_dir>/pin-limits.json``
+and rewrites that file atomically (0600, fsync'd, renamed) after every change: a few hundred bytes, bounded
+by the global limit, never PostgreSQL on the call path. :class:`FilePinLimiter` (the classic script, one
+process per call) applies the same functions to ``<data_dir>/pin-failures.json`` under an exclusive
+``flock`` of ``pin-failures.json.lock``, with the same atomic rewrite.
 """
 
 from __future__ import annotations
@@ -17,15 +20,14 @@ import fcntl
 import json
 import os
 import time
-from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+from pbx_sla.domain import pin_limits as pl
 from pbx_sla.domain.pins import verify_pin
 
 MAX_ATTEMPTS = 3
-MAX_FAILURES = 5
-WINDOW_SECONDS = 15 * 60
 PIN_MAX_DIGITS = 12  # domain.pins.valid_pin: 4..12 digits
 PIN_MIN_DIGITS = 4
 PIN_TIMEOUT_MS = 6000
@@ -44,91 +46,133 @@ def match_pin(pin: str, candidates: Sequence[tuple[str, str]]) -> str | None:
     return found
 
 
+def write_state(path: Path, state: dict[str, list[float]]) -> None:
+    """Atomically replace ``path`` with ``state`` (0600, fsync'd): a crash leaves the old file or the new."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(state, fh, separators=(",", ":"), sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def read_state(path: Path) -> dict[str, list[float]]:
+    try:
+        return pl.load(json.loads(path.read_text(encoding="utf-8") or "{}"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        return {}
+
+
 class PinLimiter:
-    """Failures per caller in a sliding window, in memory."""
+    """The limits in memory, persisted to ``path`` (None: memory only, for tests and benchmarks)."""
 
-    def __init__(self, max_failures: int = MAX_FAILURES, window: float = WINDOW_SECONDS) -> None:
-        self.max_failures, self.window = max_failures, window
-        self._failures: dict[str, deque[float]] = {}
+    def __init__(
+        self,
+        limits: pl.PinLimits | None = None,
+        path: Path | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_error: Callable[[OSError], None] | None = None,
+    ) -> None:
+        self.limits = limits or pl.PinLimits()
+        self.path = Path(path) if path is not None else None
+        self.clock = clock
+        self.on_error = on_error
+        self.state: dict[str, list[float]] = read_state(self.path) if self.path is not None else {}
+        pl.prune(self.state, self.clock(), self.limits.window)
+        #: guesses refused because a bucket was full, and lockouts begun, since start
+        self.denied = 0
+        self.lockouts_started = 0
 
-    def _recent(self, caller: str, now: float) -> deque[float]:
-        q = self._failures.get(caller)
-        if q is None:
-            return deque()
-        while q and q[0] <= now - self.window:
-            q.popleft()
-        if not q:
-            del self._failures[caller]
-        return q
+    def blocked(self, caller: str | None, tenant: str | None) -> str | None:
+        """The full bucket that stops this caller from being asked at all, else None."""
+        return pl.full(self.state, pl.buckets(caller, tenant, self.limits), self.clock(), self.limits.window)
 
-    def locked(self, caller: str, now: float | None = None) -> bool:
-        now = time.time() if now is None else now
-        return len(self._recent(caller, now)) >= self.max_failures
+    def reserve(self, caller: str | None, tenant: str | None) -> tuple[str | None, float, list[str]]:
+        """Reserve one guess: (full bucket or None, its stamp, buckets this guess filled up)."""
+        wanted = pl.buckets(caller, tenant, self.limits)
+        now = self.clock()
+        blocked = pl.reserve(self.state, wanted, now, self.limits.window)
+        if blocked is not None:
+            self.denied += 1
+            return blocked, now, []
+        filled = [b for b, limit in wanted if len(self.state.get(b, ())) == limit]
+        self.lockouts_started += len(filled)
+        self._save()
+        return None, now, filled
 
-    def failures(self, caller: str, now: float | None = None) -> int:
-        return len(self._recent(caller, time.time() if now is None else now))
+    def release(self, caller: str | None, tenant: str | None, stamp: float) -> None:
+        pl.release(self.state, pl.buckets(caller, tenant, self.limits), stamp)
+        self._save()
 
-    def fail(self, caller: str, now: float | None = None) -> int:
-        """Count one wrong PIN; returns the caller's failures in the window."""
-        now = time.time() if now is None else now
-        q = self._recent(caller, now)
-        q.append(now)
-        self._failures[caller] = q
-        if len(self._failures) > 100_000:  # bound memory against number-spraying callers
-            self._prune(now)
-        return len(q)
+    def failures(self, bucket: str) -> int:
+        return len(self.state.get(bucket, ()))
 
-    def succeed(self, caller: str) -> None:
-        self._failures.pop(caller, None)
+    def lockouts(self) -> list[dict[str, Any]]:
+        return pl.lockouts(self.state, self.limits, self.clock())
 
-    def _prune(self, now: float) -> None:
-        for caller in list(self._failures):
-            self._recent(caller, now)
+    def status(self) -> dict[str, Any]:
+        return {"lockouts": self.lockouts(), "denied": self.denied, "lockouts_started": self.lockouts_started}
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        if len(self.state) > 1000:
+            pl.prune(self.state, self.clock(), self.limits.window)
+        try:
+            write_state(self.path, self.state)
+        except OSError as exc:  # the counts stay in memory; the next change tries again
+            if self.on_error is not None:
+                self.on_error(exc)
 
 
 class FilePinLimiter:
-    """The same policy over a JSON file ``{caller: [epoch, ...]}``, for one-process-per-call scripts."""
+    """The same limits over a file shared by one-process-per-call scripts (flock on a lock file)."""
 
-    def __init__(self, path: Path, max_failures: int = MAX_FAILURES, window: float = WINDOW_SECONDS) -> None:
-        self.path, self.max_failures, self.window = Path(path), max_failures, window
+    def __init__(self, path: Path, limits: pl.PinLimits | None = None) -> None:
+        self.path = Path(path)
+        self.limits = limits or pl.PinLimits()
 
     @contextlib.contextmanager
     def _state(self) -> Iterator[dict[str, list[float]]]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "r+", encoding="utf-8") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                data = json.loads(fh.read() or "{}")
-                if not isinstance(data, dict):
-                    data = {}
-            except ValueError:
-                data = {}
-            now = time.time()
-            state = {
-                k: [t for t in v if isinstance(t, int | float) and t > now - self.window]
-                for k, v in data.items()
-                if isinstance(v, list)
-            }
-            state = {k: v for k, v in state.items() if v}
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            state = read_state(self.path)
             before = json.dumps(state, sort_keys=True)
+            pl.prune(state, time.time(), self.limits.window)
             yield state
-            after = json.dumps({k: v for k, v in state.items() if v}, sort_keys=True)
-            if after != before or after != json.dumps(data, sort_keys=True):
-                fh.seek(0)
-                fh.truncate()
-                fh.write(after)
-                fh.flush()
+            if json.dumps(state, sort_keys=True) != before:
+                write_state(self.path, state)
+        finally:
+            os.close(fd)
 
-    def locked(self, caller: str) -> bool:
+    def blocked(self, caller: str | None, tenant: str | None) -> str | None:
         with self._state() as state:
-            return len(state.get(caller, [])) >= self.max_failures
+            return pl.full(state, pl.buckets(caller, tenant, self.limits), time.time(), self.limits.window)
 
-    def fail(self, caller: str) -> int:
+    def reserve(self, caller: str | None, tenant: str | None) -> tuple[str | None, float, list[str]]:
+        wanted = pl.buckets(caller, tenant, self.limits)
         with self._state() as state:
-            state.setdefault(caller, []).append(time.time())
-            return len(state[caller])
+            now = time.time()
+            blocked = pl.reserve(state, wanted, now, self.limits.window)
+            filled = [] if blocked else [b for b, limit in wanted if len(state.get(b, ())) == limit]
+            return blocked, now, filled
 
-    def succeed(self, caller: str) -> None:
+    def release(self, caller: str | None, tenant: str | None, stamp: float) -> None:
         with self._state() as state:
-            state.pop(caller, None)
+            pl.release(state, pl.buckets(caller, tenant, self.limits), stamp)
+
+    def failures(self, bucket: str) -> int:
+        with self._state() as state:
+            return len(state.get(bucket, ()))

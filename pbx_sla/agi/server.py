@@ -50,6 +50,7 @@ from pbx_sla.agi.listener import Listener, RateLimitedLog
 from pbx_sla.agi.pins import MAX_ATTEMPTS, PIN_MAX_DIGITS, PIN_PROMPT, PIN_TIMEOUT_MS, PinLimiter, match_pin
 from pbx_sla.agi.record import record_data
 from pbx_sla.config import AsteriskServer
+from pbx_sla.domain import pin_limits as pl
 from pbx_sla.domain.routing import VARIABLES, Decision, PinOutcome, decide
 from pbx_sla.log import get_logger
 from pbx_sla.pipeline import CatalogueSource, Record
@@ -485,9 +486,12 @@ class SupportAGIServer:
         return True
 
     async def _pin(self, session: Session, call: _Call, decision: Decision) -> PinOutcome | None:
-        key = decision.caller or p.sanitise(call.headers.get("callerid"), max_chars=64) or "anonymous"
-        if self.limiter.locked(key):
-            call.log.warning("PIN prompt skipped: too many wrong PINs", caller=key)
+        """Up to :data:`MAX_ATTEMPTS` prompts; each PIN keyed is reserved in the guess limits *before* it is
+        checked (one synchronous step: concurrent calls cannot all pass a check and then guess)."""
+        caller, tenant = decision.caller, decision.tenant or None
+        blocked = self.limiter.blocked(caller, tenant)
+        if blocked is not None:
+            call.log.warning("PIN prompt skipped: too many wrong PINs", bucket=blocked)
             return PinOutcome("locked")
         wrong = 0
         for _ in range(MAX_ATTEMPTS):
@@ -501,16 +505,23 @@ class SupportAGIServer:
             digits, _timed_out = p.digits_of(reply)
             if not digits:
                 continue
+            blocked, stamp, filled = self.limiter.reserve(caller, tenant)
+            for bucket in filled:
+                log.warning("PIN lockout begins: wrong-PIN limit reached", bucket=bucket,
+                            window_seconds=self.limiter.limits.window)  # fmt: skip
+            if blocked is not None:
+                call.log.warning("PIN not checked: too many wrong PINs", bucket=blocked)
+                return PinOutcome("failed" if wrong else "locked")
             name = await asyncio.to_thread(match_pin, digits, decision.pin_candidates)
             if name is not None:
-                self.limiter.succeed(key)
-                call.log.info("PIN accepted", caller=key, requester=name, attempts=call.pin_attempts)
+                self.limiter.release(caller, tenant, stamp)
+                call.log.info("PIN accepted", caller=caller, requester=name, attempts=call.pin_attempts)
                 return PinOutcome("ok", name)
             wrong += 1
             call.pin_wrong += 1
-            failures = self.limiter.fail(key)
-            call.log.warning("wrong PIN", caller=key, attempt=call.pin_attempts, failures_in_window=failures)
-            if self.limiter.locked(key):
+            call.log.warning("wrong PIN", caller=caller or pl.ANONYMOUS, attempt=call.pin_attempts,
+                             failures_in_window=self.limiter.failures(pl.caller_bucket(caller)))  # fmt: skip
+            if self.limiter.blocked(caller, tenant) is not None:
                 break
         return PinOutcome("failed") if wrong else PinOutcome("none")
 

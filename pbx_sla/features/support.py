@@ -15,8 +15,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pbx_sla.agi.classic_spool import db_writer, replay_forever, spool_directory
+from pbx_sla.agi.pins import PinLimiter
 from pbx_sla.agi.server import SupportAGIServer
+from pbx_sla.config import AgiOptions
 from pbx_sla.domain.events import ParseError
+from pbx_sla.domain.pin_limits import PinLimits
 from pbx_sla.domain.queue_events import EVENTS, KIND, parse_queue_event
 from pbx_sla.features import ServiceContext
 from pbx_sla.log import get_logger
@@ -24,6 +27,19 @@ from pbx_sla.pipeline import EventHandler, Record, Sink
 from pbx_sla.store.support import QueueEventSink, SupportCallSink
 
 log = get_logger(__name__)
+
+
+#: under ``data_dir``: the daemon's PIN guess counts (0600, rewritten atomically), so a restart keeps them
+PIN_STATE = "pin-limits.json"
+
+
+def pin_limits(options: AgiOptions) -> PinLimits:
+    return PinLimits(options.pin_caller_limit, options.pin_tenant_limit, options.pin_global_limit,
+                     options.pin_window_seconds)  # fmt: skip
+
+
+def _pin_state_error(exc: OSError) -> None:
+    log.warning("PIN guess counts not saved (kept in memory)", error=str(exc))
 
 
 def queue_event_handler(server: str, event: Mapping[str, str]) -> Iterable[Record]:
@@ -50,17 +66,22 @@ _servers: dict[int, SupportAGIServer] = {}
 def status(ctx: ServiceContext) -> dict[str, Any]:
     """The FastAGI server's counters (``status.json`` ``features.support``); empty before it started."""
     agi = _servers.get(id(ctx))
-    return agi.stats if agi is not None else {}
+    return {**agi.stats, "pin": agi.limiter.status()} if agi is not None else {}
 
 
 async def start(ctx: ServiceContext) -> Sequence[asyncio.Task[None]]:
     """Bind the FastAGI server (an OSError such as a port in use reaches the daemon: exit 2) and replay the
     classic script's spool."""
     options = ctx.settings.agi
+    limiter = PinLimiter(pin_limits(options), ctx.settings.data_dir / PIN_STATE, on_error=_pin_state_error)
+    if limiter.state:
+        log.info("PIN guess counts loaded", file=str(limiter.path), buckets=len(limiter.state),
+                 lockouts=len(limiter.lockouts()))  # fmt: skip
     agi = SupportAGIServer(
         ctx.catalogue,
         ctx.submit,
         servers=ctx.settings.asterisk,
+        limiter=limiter,
         header_timeout=options.header_timeout,
         session_timeout=options.session_timeout,
         max_sessions=options.max_sessions,

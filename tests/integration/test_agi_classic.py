@@ -126,8 +126,11 @@ async def test_pin_path_and_lock_file(env, db):
     cmds, _ = await run_script(env, head("+420600111222", ACME_DID, "p1"), wrong)
     assert sum(c.startswith("GET DATA") for c in cmds) == 3
     assert variables(cmds)["SUPPORT_REASON"] == "pin-failed"
-    failures = json.loads((Path(env["PBX_SLA_DATA_DIR"]) / "pin-failures.json").read_text())
-    assert len(failures["+420600111222"]) == 3 and "1111" not in json.dumps(failures)
+    path = Path(env["PBX_SLA_DATA_DIR"]) / "pin-failures.json"
+    failures = json.loads(path.read_text())
+    assert len(failures["caller:+420600111222"]) == 3 and "1111" not in json.dumps(failures)
+    assert len(failures["tenant:acme"]) == 3 and len(failures["global"]) == 3
+    assert path.stat().st_mode & 0o777 == 0o600
 
     def right(cmd):
         return "200 result=4711" if cmd.startswith("GET DATA") else None
@@ -136,6 +139,28 @@ async def test_pin_path_and_lock_file(env, db):
     assert variables(cmds)["SUPPORT_REASON"] == "pin-ok"
     row = await db.fetchrow("SELECT requester, pin_attempts FROM support_calls WHERE uniqueid = 'p2'")
     assert (row["requester"], row["pin_attempts"]) == ("Petr Svoboda", 1)
+    # the right PIN cleared the caller's count and gave its guess back to the tenant and global counts
+    failures = json.loads(path.read_text())
+    assert "caller:+420600111222" not in failures and len(failures["tenant:acme"]) == 3
+
+
+async def test_classic_limits_are_shared_per_tenant_and_by_unnumbered_callers(env, db, tmp_path):
+    """Same semantics as the daemon: a new caller number per call still spends the tenant's guesses, and
+    anonymous / restricted / empty caller ids are one caller. Failed before: each got its own count."""
+    config = tmp_path / "limits.toml"
+    config.write_text("[agi]\npin_caller_limit = 2\npin_tenant_limit = 4\n")
+    env = {**env, "PBX_SLA_CONFIG": str(config)}
+
+    def wrong(cmd):
+        return "200 result=1111" if cmd.startswith("GET DATA") else None
+
+    asked = []
+    for i, caller in enumerate(["anonymous", "restricted", "", "+420600000001", "+420600000002"]):
+        cmds, _ = await run_script(env, head(caller, ACME_DID, f"t{i}"), wrong)
+        asked.append(sum(c.startswith("GET DATA") for c in cmds))
+    # the unnumbered callers share 2 guesses; two numbered callers then fill the tenant's 4 and the last is
+    # not asked at all
+    assert asked == [2, 0, 0, 2, 0]
 
 
 async def test_hangup_during_pin(env, db):

@@ -207,7 +207,7 @@ async def test_pin_digits_never_logged(agi, caplog):
 async def test_pin_empty_entries_are_pin_none_and_not_counted(agi):
     cmds = await fake_call(agi.port, headers(caller="+420600111222"), pin_answers(*["200 result= (timeout)"] * 3))
     assert set_vars(cmds)["SUPPORT_REASON"] == "pin-none"
-    assert agi.server.limiter.failures("+420600111222") == 0
+    assert agi.server.limiter.failures("caller:+420600111222") == 0
 
 
 async def test_hangup_during_pin(agi):
