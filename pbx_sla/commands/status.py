@@ -175,6 +175,12 @@ async def status(args: argparse.Namespace, settings: Settings) -> int:
             f"{agi.get('refused_peers', 0)} from peers not allowed, {agi.get('session_deadline', 0)} cut by "
             f"a deadline, {agi.get('accept_resource_errors', 0)} accept failures (no descriptors)"
         )
+        pin = agi.get("pin") or {}
+        lockouts = pin.get("lockouts") or []
+        print(f"PIN lockouts: {len(lockouts)} now, {pin.get('denied', 0)} guesses refused since start")
+        for lock in lockouts:
+            until = datetime.fromtimestamp(lock["until"], UTC).isoformat(timespec="seconds")
+            print(f"  {lock['bucket']}: {lock['failures']}/{lock['limit']} wrong PINs, until {until}")
     for warning in report["warnings"]:
         print(f"WARNING: {warning}")
     return 0

@@ -54,3 +54,31 @@ def test_garbage_snapshot_is_named(tmp_path: Path) -> None:
     path.write_text("{not json")
     verdict = read_daemon_status(path, NOW)
     assert verdict["running"] is False and str(path) in verdict["message"]
+
+
+async def test_status_shows_fastagi_counters_and_pin_lockouts(tmp_path: Path, capsys) -> None:
+    import argparse
+    import socket
+
+    from pbx_sla.commands.status import status
+    from pbx_sla.config import Secret, Settings
+
+    with socket.socket() as s:  # a port nobody listens on: trunks say "database unreachable"
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    now = datetime.now(UTC)
+    agi = {"sessions": 12, "active": 1, "max_sessions": 768, "rejected_over_cap": 2, "refused_peers": 3,
+           "session_deadline": 4, "accept_resource_errors": 0,
+           "pin": {"denied": 9, "lockouts_started": 1,
+                   "lockouts": [{"bucket": "tenant:acme", "failures": 20, "limit": 20, "until": 1795000000.0}]}}  # fmt: skip
+    (tmp_path / "status.json").write_text(json.dumps({
+        "pid": os.getpid(), "state": "running", "started_at": now.isoformat(), "updated_at": now.isoformat(),
+        "servers": [], "writer": {}, "features": {"support": agi}}))  # fmt: skip
+    settings = Settings(config_file=None, dsn=Secret(f"postgresql://x@127.0.0.1:{port}/x"), data_dir=tmp_path)
+    assert await status(argparse.Namespace(format="table"), settings) == 0
+    out = capsys.readouterr().out
+    assert "FastAGI: 12 sessions, 1 active (cap 768), 2 closed over the cap, 3 from peers not allowed" in out
+    assert "PIN lockouts: 1 now, 9 guesses refused since start" in out
+    assert "tenant:acme: 20/20 wrong PINs, until 2026-11-18T" in out
+    assert await status(argparse.Namespace(format="json"), settings) == 0
+    assert json.loads(capsys.readouterr().out)["agi"] == agi

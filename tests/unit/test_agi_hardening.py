@@ -230,3 +230,80 @@ async def test_agi_peers_allow_a_network_and_the_record_names_its_server(make):
     assert [(r.data["uniqueid"], r.data["server"]) for r in records] == [
         ("1732370000.1", "edge"), ("2", "pbx1"), ("3", "unknown")]  # fmt: skip
     assert srv.stats["refused_peers"] == 1
+
+
+# --- PIN guessing ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def checked(monkeypatch):
+    """Counts the PINs actually checked against the hashes (the guesses an attacker gets)."""
+    import pbx_sla.agi.server as server_module
+
+    calls = []
+    real = server_module.match_pin
+
+    def counting(pin, candidates):
+        calls.append(pin)
+        return real(pin, candidates)
+
+    monkeypatch.setattr(server_module, "match_pin", counting)
+    return calls
+
+
+def _always(reply: str):
+    return lambda cmd: reply if cmd.startswith("GET DATA") else None
+
+
+async def test_concurrent_calls_from_one_number_get_the_limit_not_more(make, checked):
+    # before: every call passed the "locked?" check before any failure was counted (24 guesses checked here)
+    srv, port, records = await make()
+    await asyncio.gather(*(fake_call(port, headers(caller=PIN_CALLER, uniqueid=f"c{i}"), _always("200 result=1111"))
+                           for i in range(20)))  # fmt: skip
+    assert len(checked) == 5
+    await asyncio.sleep(0.05)
+    assert len(records) == 20 and {r.data["reason"] for r in records} <= {"pin-failed", "pin-locked"}
+    assert [lock["bucket"] for lock in srv.limiter.lockouts()] == [f"caller:{PIN_CALLER}"]
+
+
+async def test_a_new_number_per_call_still_spends_the_tenant_limit(make, checked):
+    # before: each new caller number had 5 guesses of its own (45 checked here)
+    srv, port, records = await make()
+    for i in range(15):
+        await fake_call(port, headers(caller=f"+42060000{i:04d}", uniqueid=f"n{i}"), _always("200 result=1111"))
+    assert len(checked) == 20  # [agi] pin_tenant_limit
+    assert [lock["bucket"] for lock in srv.limiter.lockouts()] == ["tenant:acme"]
+    # a requester calling from their registered number is not affected (no PIN asked)
+    cmds = await fake_call(port, headers(uniqueid="ok"))
+    assert set_vars(cmds)["SUPPORT_REASON"] == "authorised-number"
+
+
+async def test_unnumbered_callers_share_one_count(make, checked):
+    # before: "anonymous", "restricted", "Anonymous", "" ... each had its own 5 guesses (20 checked here)
+    srv, port, records = await make()
+    for i, caller in enumerate(["anonymous", "restricted", "Anonymous", "", "unknown", "Private", "x y"]):
+        await fake_call(port, headers(caller=caller, uniqueid=f"a{i}"), _always("200 result=1111"))
+    assert len(checked) == 5
+    assert srv.limiter.failures("caller:anonymous") == 5
+
+
+async def test_counts_survive_a_restart(tmp_path, checked):
+    state = tmp_path / "pin-limits.json"
+    for round_ in range(2):  # two daemon lifetimes over the same file
+        records: list = []
+        srv = SupportAGIServer(Source(), records.append, servers=[AsteriskServer("pbx1", host="127.0.0.1")],
+                               limiter=PinLimiter(path=state), clock=lambda: MON)  # fmt: skip
+        listener = await srv.serve("127.0.0.1", 0)
+        port = listener.sockets[0].getsockname()[1]
+        for i in range(2):
+            await fake_call(port, headers(caller=PIN_CALLER, uniqueid=f"r{round_}.{i}"), _always("200 result=1111"))
+        listener.close()
+    assert len(checked) == 5  # 3 + 2 in the first life, none in the second
+    assert state.stat().st_mode & 0o777 == 0o600
+    assert "1111" not in state.read_text()
+
+
+async def test_right_pin_gives_its_guess_back(make, checked):
+    srv, port, records = await make()
+    await fake_call(port, headers(caller=PIN_CALLER), _always("200 result=4711"))
+    assert srv.limiter.state == {}
