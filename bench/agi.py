@@ -189,11 +189,14 @@ def classic(n: int) -> list[float]:
     from pbx_sla.domain.catalogue_document import to_document
     from pbx_sla.domain.catalogue_file import parse_catalogue
     from pbx_sla.domain.pins import seal_pins
+    from pbx_sla.store.catalogue_cache import dsn_fingerprint
 
     tmp = Path(tempfile.mkdtemp(prefix="pbx-sla-bench-"))
     cat = seal_pins(parse_catalogue(tomllib.loads(EXAMPLE.read_text()), "x"), {})
-    (tmp / "catalogue-cache.json").write_text(json.dumps({"revision": 1, "sha256": "x", "document": to_document(cat)}))
-    env = {**os.environ, "PBX_SLA_DATA_DIR": str(tmp), "PBX_SLA_DSN": "postgresql://nobody@127.0.0.1:1/none",
+    dsn = "postgresql://nobody@127.0.0.1:1/none"
+    cache = {"revision": 1, "sha256": "x", "database": {"dsn": dsn_fingerprint(dsn)}, "document": to_document(cat)}
+    (tmp / "catalogue-cache.json").write_text(json.dumps(cache))
+    env = {**os.environ, "PBX_SLA_DATA_DIR": str(tmp), "PBX_SLA_DSN": dsn,
            "PBX_SLA_CONFIG": str(tmp / "none.toml")}  # fmt: skip
     (tmp / "none.toml").write_text("")
     stdin = headers(0) + b"200 result=1\n" * 9 + b"200 result=1 (bench.0)\n"

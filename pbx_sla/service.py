@@ -151,7 +151,10 @@ class Daemon:
             writer.submit(record)
 
         # build everything first: a broken feature module stops us before anything runs
-        catalogue = CatalogueWatch(data_dir=settings.data_dir)
+        from pbx_sla.store.catalogue_cache import dsn_fingerprint
+
+        dsn_key = dsn_fingerprint(settings.dsn.reveal() if settings.dsn is not None else None)
+        catalogue = CatalogueWatch(data_dir=settings.data_dir, dsn_key=dsn_key)
         ctx = ServiceContext(settings=settings, dsn=dsn, submit=submit, catalogue=catalogue)
         try:
             modules = load_features()

@@ -2,18 +2,18 @@
 database outages and daemon restarts.
 
 :meth:`CatalogueWatch.start` first reads ``<data_dir>/catalogue-cache.json`` (so a daemon started while
-PostgreSQL is down still routes with the last catalogue), then connects on a dedicated connection (LISTEN
+PostgreSQL is down still routes with the last catalogue; only a cache naming this database counts, see
+:mod:`pbx_sla.store.catalogue_cache`), then connects on a dedicated connection (LISTEN
 does not survive a pool), loads the latest revision and listens on ``pbx_sla_catalogue``. A notification
 or a reconnect reloads; a lost connection is retried with exponential backoff while :attr:`current` keeps
-the last good catalogue. Every newly loaded revision is written to the cache file atomically.
+the last good catalogue. Every newly loaded revision is written to the cache file atomically. A reachable
+database that holds no catalogue means ``fallback``: the catalogue held is dropped and the cache removed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -24,11 +24,13 @@ import asyncpg
 from pbx_sla.domain.catalogue import Catalogue
 from pbx_sla.domain.catalogue_document import from_document
 from pbx_sla.log import get_logger
+from pbx_sla.store import catalogue_cache
 from pbx_sla.store.catalogue import CHANNEL, latest_revision
+from pbx_sla.store.catalogue_cache import CACHE_NAME
 
 log = get_logger(__name__)
 
-CACHE_NAME = "catalogue-cache.json"
+__all__ = ["CACHE_NAME", "CatalogueWatch"]
 
 
 class CatalogueWatch:
@@ -42,8 +44,13 @@ class CatalogueWatch:
         max_backoff: float = 30.0,
         health_interval: float = 5.0,
         connect_timeout: float = 5.0,
+        dsn_key: str | None = None,
     ) -> None:
         self.cache_file = Path(data_dir) / CACHE_NAME if data_dir is not None else None
+        #: the DSN fingerprint caches are bound to (:func:`catalogue_cache.dsn_fingerprint`); None: the DSN's
+        self.dsn_key = dsn_key
+        self._identity: dict[str, str | None] | None = None
+        self._cached: dict[str, Any] | None = None
         self.min_backoff, self.max_backoff = min_backoff, max_backoff
         self.health_interval, self.connect_timeout = health_interval, connect_timeout
         self._current: Catalogue | None = None
@@ -74,12 +81,16 @@ class CatalogueWatch:
         """Load the cache, then try the database once; keep trying in the background. Never raises for
         an unreachable database."""
         self._dsn = dsn
-        self._read_cache()
+        if self.dsn_key is None:
+            self.dsn_key = catalogue_cache.dsn_fingerprint(dsn)
+        self._cached = self._read_cache()
         try:
             await self._connect()
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            self._use_cache(None)
             log.warning("catalogue database unreachable; using the cached catalogue", error=str(exc),
                         revision=self._revision)  # fmt: skip
+        self._cached = None
         self._task = asyncio.create_task(self._run(), name="catalogue-watch")
 
     async def close(self) -> None:
@@ -97,9 +108,12 @@ class CatalogueWatch:
         try:
             head = await self._conn.fetchrow("SELECT id, sha256 FROM catalogue_revisions ORDER BY id DESC LIMIT 1")
         except asyncpg.UndefinedTableError:
-            return False  # schema not migrated yet: nothing to load
+            head = None  # schema not migrated yet: no catalogue
+        if head is None:
+            self._drop_catalogue()
+            return False
         # compared for equality, not "newer": a restored or rebuilt database may have lower ids
-        if head is None or (head["id"], head["sha256"]) == (self._revision, self._sha256):
+        if (head["id"], head["sha256"]) == (self._revision, self._sha256):
             return False
         revision = await latest_revision(self._conn)
         if revision is None:
@@ -111,6 +125,14 @@ class CatalogueWatch:
         return True
 
     # --- internals ---------------------------------------------------------------------------------
+
+    def _drop_catalogue(self) -> None:
+        """The database holds no catalogue: route ``fallback``, and let no cache say otherwise."""
+        removed = self.cache_file is not None and catalogue_cache.remove(self.cache_file)
+        if self._current is not None or removed:
+            log.warning("the database holds no catalogue: routing falls back (pbx-sla contracts apply)",
+                        dropped_revision=self._revision, cache_removed=removed)  # fmt: skip
+        self._revision, self._sha256, self._current = None, None, None
 
     def _set(self, revision: int, sha256: str | None, catalogue: Catalogue) -> None:
         self._revision, self._sha256, self._current = revision, sha256, catalogue
@@ -129,6 +151,17 @@ class CatalogueWatch:
         except BaseException:
             await conn.close()
             raise
+        try:
+            identity = await catalogue_cache.database_identity(conn)
+        except BaseException:
+            await conn.close()
+            raise
+        if self._identity is not None and identity != self._identity:
+            log.warning("the catalogue database is another one than before; reloading", was=self._identity,
+                        now=identity)  # fmt: skip
+            self._revision = self._sha256 = None
+        self._identity = identity
+        self._use_cache(identity)
         self._conn = conn
         self.connected = True
         log.info("catalogue watch connected")
@@ -182,15 +215,30 @@ class CatalogueWatch:
             except Exception:
                 log.exception("catalogue reload failed; keeping the last catalogue")
 
-    def _read_cache(self) -> None:
+    def _read_cache(self) -> dict[str, Any] | None:
         if self.cache_file is None or not self.cache_file.exists():
+            return None
+        try:
+            return catalogue_cache.read(self.cache_file)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("catalogue cache unreadable; ignored", file=str(self.cache_file), error=str(exc))
+            return None
+
+    def _use_cache(self, identity: dict[str, str | None] | None) -> None:
+        """Take the cache read at start if it names this database (by ``identity`` when connected, else by
+        the DSN fingerprint); once only."""
+        data, self._cached = self._cached, None
+        if data is None or self._current is not None:
+            return
+        if not catalogue_cache.bound_to(data, identity=identity, dsn=self.dsn_key):
+            log.warning("catalogue cache is from another database (or names none); ignored",
+                        file=str(self.cache_file), cache_database=data.get("database"), database=identity)  # fmt: skip
             return
         try:
-            data = json.loads(self.cache_file.read_text(encoding="utf-8"))
             catalogue = from_document(data["document"])
             revision = int(data["revision"])
             sha256 = data.get("sha256")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             log.warning("catalogue cache unreadable; ignored", file=str(self.cache_file), error=str(exc))
             return
         self._set(revision, sha256, catalogue)
@@ -199,13 +247,8 @@ class CatalogueWatch:
     def _write_cache(self, revision: int, sha256: str, document: dict[str, Any]) -> None:
         if self.cache_file is None:
             return
+        database = {**(self._identity or {}), "dsn": self.dsn_key}
         try:
-            self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.cache_file.with_name(f".{self.cache_file.name}.{os.getpid()}.tmp")
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump({"revision": revision, "sha256": sha256, "document": document}, fh, ensure_ascii=False)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.cache_file)
+            catalogue_cache.write(self.cache_file, revision, sha256, document, database)
         except OSError as exc:
             log.warning("catalogue cache not written", file=str(self.cache_file), error=str(exc))

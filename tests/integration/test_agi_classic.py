@@ -18,6 +18,7 @@ from pbx_sla.domain.catalogue_document import to_document
 from pbx_sla.domain.catalogue_file import parse_catalogue
 from pbx_sla.domain.pins import seal_pins
 from pbx_sla.store.catalogue import apply_catalogue
+from pbx_sla.store.catalogue_cache import dsn_fingerprint
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "agi_scripts" / "support_route.py"
@@ -27,11 +28,13 @@ EXAMPLE = ROOT / "examples" / "contracts.toml"
 ACME_DID = "+420221000111"
 
 
-def write_cache(data_dir: Path) -> None:
+def write_cache(data_dir: Path, dsn: str, *, bound: bool = True) -> None:
     cat = seal_pins(parse_catalogue(tomllib.loads(EXAMPLE.read_text(encoding="utf-8")), "x"), {})
     data_dir.mkdir(parents=True, exist_ok=True)
+    database = {"dsn": dsn_fingerprint(dsn)} if bound else None
     (data_dir / "catalogue-cache.json").write_text(
-        json.dumps({"revision": 1, "sha256": "x", "document": to_document(cat)}), encoding="utf-8"
+        json.dumps({"revision": 1, "sha256": "x", "database": database, "document": to_document(cat)}),
+        encoding="utf-8",
     )
 
 
@@ -87,7 +90,7 @@ async def env(db, db_dsn, tmp_path):
     cat = parse_catalogue(tomllib.loads(EXAMPLE.read_text(encoding="utf-8")), "x")
     await apply_catalogue(db, cat, "x")
     data_dir = tmp_path / "data"
-    write_cache(data_dir)
+    write_cache(data_dir, db_dsn)
     e = {k: v for k, v in os.environ.items() if not k.startswith("PBX_SLA_")}
     e.update(PBX_SLA_DATA_DIR=str(data_dir), PBX_SLA_DSN=db_dsn, PBX_SLA_AGI_NO_DETACH="1",
              PBX_SLA_CONFIG=str(tmp_path / "none.toml"))  # fmt: skip
@@ -177,6 +180,18 @@ async def test_hostile_caller_text(env, db):
     assert "\ufffd" in await db.fetchval("SELECT caller_name FROM support_calls WHERE uniqueid = 'x1'")
 
 
+@pytest.mark.parametrize("other", ["postgresql://postgres@127.0.0.1:5432/another_db", None])
+async def test_cache_of_another_database_is_fallback(env, other):
+    # issue 12: the classic script trusted any cache left in the data directory
+    data_dir = Path(env["PBX_SLA_DATA_DIR"])
+    if other is None:
+        write_cache(data_dir, "", bound=False)  # a cache naming no database (older versions wrote these)
+    else:
+        write_cache(data_dir, other)
+    cmds, _ = await run_script(env, head("777000001", ACME_DID, "o1"))
+    assert (variables(cmds)["SUPPORT_ACTION"], variables(cmds)["SUPPORT_REASON"]) == ("fallback", "no-catalogue")
+
+
 async def test_no_cache_is_fallback(env, tmp_path):
     (Path(env["PBX_SLA_DATA_DIR"]) / "catalogue-cache.json").unlink()
     cmds, _ = await run_script(env, head("777000001", ACME_DID, "f1"))
@@ -185,6 +200,7 @@ async def test_no_cache_is_fallback(env, tmp_path):
 
 async def test_database_down_spools_then_a_later_call_stores_both(env, db):
     down = {**env, "PBX_SLA_DSN": "postgresql://nobody@127.0.0.1:1/none"}
+    write_cache(Path(env["PBX_SLA_DATA_DIR"]), down["PBX_SLA_DSN"])  # the cache of that (unreachable) database
     cmds, code = await run_script(down, head("777000001", ACME_DID, "s1"))
     assert code == 0 and variables(cmds)["SUPPORT_ACTION"] == "queue"  # same decision without the database
     spool = Path(env["PBX_SLA_DATA_DIR"]) / "classic-agi-spool"

@@ -143,3 +143,68 @@ async def test_unreadable_revision_keeps_last_catalogue(db_dsn: str, tmp_path: P
     finally:
         await watch.close()
         await conn.close()
+
+
+async def _with_catalogue(dsn: str, data_dir: Path) -> int:
+    """Apply the example catalogue to ``dsn`` and let a watch write its cache into ``data_dir``."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        revision = (await apply_catalogue(conn, parse_catalogue(example(), "ex.toml"), "ex.toml")).revision_id
+    finally:
+        await conn.close()
+    watch = CatalogueWatch(data_dir)
+    await watch.start(dsn)
+    await watch.close()
+    assert (data_dir / CACHE_NAME).exists()
+    return revision
+
+
+async def test_cache_of_another_database_is_ignored_and_an_empty_database_means_fallback(
+    db_dsn: str, empty_dsn: str, tmp_path: Path
+) -> None:
+    # issue 12: a daemon started on a fresh, empty database routed with another database's cached catalogue
+    await _with_catalogue(db_dsn, tmp_path)
+    cached = json.loads((tmp_path / CACHE_NAME).read_text())
+    assert cached["database"]["name"] == db_dsn.rsplit("/", 1)[1] and cached["database"]["system_identifier"]
+    assert cached["database"]["dsn"].startswith("sha256:") and "postgres@" not in json.dumps(cached["database"])
+    assert (tmp_path / CACHE_NAME).stat().st_mode & 0o777 == 0o600
+    other = CatalogueWatch(tmp_path)
+    await other.start(empty_dsn)  # reachable, never migrated, no catalogue
+    try:
+        assert other.connected and other.current is None and other.revision is None
+    finally:
+        await other.close()
+    assert not (tmp_path / CACHE_NAME).exists()  # nor will the classic script use it
+
+
+async def test_own_database_emptied_means_fallback(db_dsn: str, tmp_path: Path) -> None:
+    await _with_catalogue(db_dsn, tmp_path)
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        await conn.execute("TRUNCATE catalogue_revisions CASCADE")
+    finally:
+        await conn.close()
+    watch = CatalogueWatch(tmp_path)
+    await watch.start(db_dsn)
+    try:
+        assert watch.connected and watch.current is None
+    finally:
+        await watch.close()
+
+
+async def test_unreachable_database_uses_only_a_cache_naming_the_configured_one(db_dsn: str, tmp_path: Path) -> None:
+    revision = await _with_catalogue(db_dsn, tmp_path)
+    down = CatalogueWatch(tmp_path, connect_timeout=1, dsn_key=None)
+    await down.start("postgresql://nobody@127.0.0.1:1/none")  # another DSN, unreachable: cache not ours
+    try:
+        assert down.current is None
+    finally:
+        await down.close()
+    from pbx_sla.store.catalogue_cache import dsn_fingerprint
+
+    same = CatalogueWatch(tmp_path, connect_timeout=1, dsn_key=dsn_fingerprint(db_dsn))
+    await same.start("postgresql://nobody@127.0.0.1:1/none")  # unreachable, but configured as the cache's
+    try:
+        assert same.revision == revision and same.current is not None
+    finally:
+        await same.close()

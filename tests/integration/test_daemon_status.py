@@ -67,10 +67,10 @@ async def test_status_shows_fastagi_counters_and_pin_lockouts(tmp_path: Path, ca
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     now = datetime.now(UTC)
+    lockout = {"bucket": "tenant:acme", "failures": 20, "limit": 20, "until": 1795000000.0}
     agi = {"sessions": 12, "active": 1, "max_sessions": 768, "rejected_over_cap": 2, "refused_peers": 3,
            "session_deadline": 4, "accept_resource_errors": 0,
-           "pin": {"denied": 9, "lockouts_started": 1,
-                   "lockouts": [{"bucket": "tenant:acme", "failures": 20, "limit": 20, "until": 1795000000.0}]}}  # fmt: skip
+           "pin": {"denied": 9, "lockouts_started": 1, "lockouts": [lockout]}}  # fmt: skip
     (tmp_path / "status.json").write_text(json.dumps({
         "pid": os.getpid(), "state": "running", "started_at": now.isoformat(), "updated_at": now.isoformat(),
         "servers": [], "writer": {}, "features": {"support": agi}}))  # fmt: skip

@@ -268,7 +268,7 @@ async def test_concurrent_calls_from_one_number_get_the_limit_not_more(make, che
 
 async def test_a_new_number_per_call_still_spends_the_tenant_limit(make, checked):
     # before: each new caller number had 5 guesses of its own (45 checked here)
-    srv, port, records = await make()
+    srv, port, _records = await make()
     for i in range(15):
         await fake_call(port, headers(caller=f"+42060000{i:04d}", uniqueid=f"n{i}"), _always("200 result=1111"))
     assert len(checked) == 20  # [agi] pin_tenant_limit
@@ -280,7 +280,7 @@ async def test_a_new_number_per_call_still_spends_the_tenant_limit(make, checked
 
 async def test_unnumbered_callers_share_one_count(make, checked):
     # before: "anonymous", "restricted", "Anonymous", "" ... each had its own 5 guesses (20 checked here)
-    srv, port, records = await make()
+    srv, port, _records = await make()
     for i, caller in enumerate(["anonymous", "restricted", "Anonymous", "", "unknown", "Private", "x y"]):
         await fake_call(port, headers(caller=caller, uniqueid=f"a{i}"), _always("200 result=1111"))
     assert len(checked) == 5
@@ -304,6 +304,6 @@ async def test_counts_survive_a_restart(tmp_path, checked):
 
 
 async def test_right_pin_gives_its_guess_back(make, checked):
-    srv, port, records = await make()
+    srv, port, _records = await make()
     await fake_call(port, headers(caller=PIN_CALLER), _always("200 result=4711"))
     assert srv.limiter.state == {}
