@@ -19,7 +19,7 @@ SUPPORT_CALL = "support_call"
 
 
 class SupportCallSink:
-    """Inserts ``support_call`` records; the first record of a (server, uniqueid) wins."""
+    """Inserts ``support_call`` records, one per AGI run: (server, uniqueid, decided_at); a replay changes nothing."""
 
     kind = SUPPORT_CALL
 
@@ -62,7 +62,7 @@ class SupportCallSink:
                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::boolean[], $13::boolean[],
                 $14::text[], $15::text[], $16::text[], $17::text[], $18::integer[], $19::float8[],
                 $20::integer[], $21::text[])
-            ON CONFLICT (server, uniqueid) DO NOTHING
+            ON CONFLICT (server, uniqueid, decided_at) DO NOTHING
             """,
             *columns,
         )
