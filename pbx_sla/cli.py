@@ -37,6 +37,7 @@ HANDLERS: dict[tuple[str, ...], str] = {
     ("sla",): "sla:sla",
     ("qos",): "qos:qos",
     ("requests",): "requests:requests",
+    ("pin", "hash"): "pin:hash_command",
 }
 
 
@@ -93,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     c_apply.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
     c_show = add(c_sub, "show", "tiers, tenants, requesters (never PINs), trunks")
     _format(c_show, ("table", "json"))
+
+    pin = add(sub, "pin", "requester PINs")
+    pin_sub = pin.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+    add(pin_sub, "hash", "print a PIN's hash for the catalogue's pin_hash (PIN read from a prompt or stdin)")
 
     add(sub, "run", "the daemon: AMI collectors and the FastAGI server, until SIGTERM")
     status = add(sub, "status", "AMI connections, trunk states, last event time, write backlog")

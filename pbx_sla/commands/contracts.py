@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ def read_catalogue_file(path: Path) -> Catalogue:
 async def apply(args: argparse.Namespace, settings: Settings) -> int:
     path = Path(args.file)
     catalogue = read_catalogue_file(path)  # before touching the database: invalid means nothing applied
+    warn_plain_pins(catalogue, path)
     conn = await connect(await resolve_dsn(settings))
     try:
         await migrate.upgrade(conn)  # a fresh database works
@@ -70,6 +72,15 @@ async def apply(args: argparse.Namespace, settings: Settings) -> int:
     elif not args.dry_run:
         print(f"{_count(changes)}; catalogue revision {changes.revision_id}")
     return 0
+
+
+def warn_plain_pins(catalogue: Catalogue, path: Path) -> None:
+    """A PIN in clear in the file is readable by whoever reads the file (and its backups): say so."""
+    plain = [f"{t.id}/{r.name}" for t in catalogue.tenants.values() for r in t.requesters if r.pin is not None]
+    if plain:
+        shown = ", ".join(plain[:5]) + (f" and {len(plain) - 5} more" if len(plain) > 5 else "")
+        print(f"pbx-sla: warning: {path}: {len(plain)} requester(s) hold a plain `pin` ({shown}); replace each by "
+              "`pin_hash` printed by `pbx-sla pin hash` (docs/catalogue.md)", file=sys.stderr)  # fmt: skip
 
 
 def _count(changes: Any) -> str:

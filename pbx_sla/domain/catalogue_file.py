@@ -41,7 +41,7 @@ from pbx_sla.domain.catalogue import (
 )
 from pbx_sla.domain.durations import parse_duration
 from pbx_sla.domain.phone import COUNTRY_CODE, normalise
-from pbx_sla.domain.pins import valid_pin
+from pbx_sla.domain.pins import valid_hash, valid_pin
 from pbx_sla.domain.qos import QosTargets
 from pbx_sla.domain.toml_checks import (
     Problems,
@@ -89,7 +89,7 @@ def _is_credit_metric(value: object) -> TypeGuard[CreditMetric]:
 
 _TRUNK, _TRUNK_REQUIRED = file_keys(Trunk)
 _TENANT, _TENANT_REQUIRED = file_keys(Tenant)
-_REQUESTER, _REQUESTER_REQUIRED = file_keys(Requester, not_in_file=frozenset({"pin_hash"}))  # files hold PINs
+_REQUESTER, _REQUESTER_REQUIRED = file_keys(Requester)  # a PIN in clear (`pin`) or its hash (`pin_hash`)
 _MAINTENANCE, _MAINTENANCE_REQUIRED = file_keys(MaintenanceWindow)
 _PACKAGE, _PACKAGE_REQUIRED = file_keys(SupportPackage)
 _SUPPORT, _SUPPORT_REQUIRED = file_keys(SupportSettings)
@@ -534,9 +534,16 @@ def _requesters(
             shown = "an integer (quote it so leading zeros survive)" if isinstance(pin, int) else "not 4-12 digits"
             p.add(f"{rp}.pin", f"must be a string of 4 to 12 digits, got {shown}")
             pin = None
-        if "phones" not in r and "pin" not in r:
-            p.add(rp, "a requester needs phones or a pin to be recognised")
-        requester = _build(Requester, _REQUESTER, {"name": name, "phones": tuple(numbers), "pin": pin})
+        pin_hash = r.get("pin_hash")
+        if pin_hash is not None and not valid_hash(pin_hash):
+            p.add(f"{rp}.pin_hash", "must be a hash made by `pbx-sla pin hash` (scrypt$N$r$p$salt$hash)")
+            pin_hash = None
+        if "pin" in r and "pin_hash" in r:
+            p.add(rp, "give either pin or pin_hash, not both")
+        if "phones" not in r and "pin" not in r and "pin_hash" not in r:
+            p.add(rp, "a requester needs phones, a pin or a pin_hash to be recognised")
+        values = {"name": name, "phones": tuple(numbers), "pin": pin, "pin_hash": pin_hash}
+        requester = _build(Requester, _REQUESTER, values)
         if requester is not None:
             out.append(requester)
     return out

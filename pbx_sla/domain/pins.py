@@ -46,6 +46,26 @@ def hash_pin(pin: str) -> str:
     return f"scrypt${N}${R}${P}${_b64(salt)}${_b64(digest)}"
 
 
+def valid_hash(encoded: object) -> bool:
+    """``encoded`` has the shape :func:`hash_pin` makes, with parameters :func:`verify_pin` accepts (it is
+    not checked against any PIN: a catalogue may hold ``pin_hash`` made by ``pbx-sla pin hash``)."""
+    if not isinstance(encoded, str):
+        return False
+    parts = encoded.split("$")
+    if len(parts) != 6 or parts[0] != "scrypt":
+        return False
+    try:
+        n, r, p = int(parts[1]), int(parts[2]), int(parts[3])
+        salt = base64.b64decode(parts[4], validate=True)
+        digest = base64.b64decode(parts[5], validate=True)
+    except ValueError:
+        return False
+    return (
+        2 <= n <= 2**20 and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16 and len(salt) >= 8
+        and 16 <= len(digest) <= 64
+    )  # fmt: skip
+
+
 def verify_pin(pin: str, encoded: str | None) -> bool:
     """Whether ``pin`` matches the stored ``encoded`` hash; False for any malformed value."""
     if not pin or not encoded:

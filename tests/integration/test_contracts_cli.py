@@ -177,3 +177,34 @@ def test_show_request_keys(cli_env: dict[str, str], tmp_path: Path, capsys) -> N
     }
     code, out, err = run(capsys, "contracts", "show")
     assert code == 0 and "48h (0.9)" in out
+
+
+def test_pin_hash_in_the_file_instead_of_a_pin_and_a_warning_for_plain_pins(cli_env, tmp_path: Path, capsys) -> None:
+    import subprocess
+    import sys
+
+    from pbx_sla.domain.pins import verify_pin
+
+    # `pbx-sla pin hash` reads the PIN from stdin (or a prompt), never from argv
+    made = subprocess.run([sys.executable, "-m", "pbx_sla.cli", "pin", "hash"], input="4711\n", text=True,
+                          capture_output=True, env=cli_env, cwd=tmp_path, check=False)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    pin_hash = made.stdout.strip()
+    assert verify_pin("4711", pin_hash) and "4711" not in made.stdout + made.stderr
+    in_argv = subprocess.run([sys.executable, "-m", "pbx_sla.cli", "pin", "hash", "4711"], text=True,
+                             capture_output=True, env=cli_env, cwd=tmp_path, check=False)  # fmt: skip
+    assert in_argv.returncode == 2 and in_argv.stdout == ""
+    bad = subprocess.run([sys.executable, "-m", "pbx_sla.cli", "pin", "hash"], input="12a4\n", text=True,
+                         capture_output=True, env=cli_env, cwd=tmp_path, check=False)  # fmt: skip
+    assert bad.returncode == 2 and bad.stdout == "" and "4 to 12 digits" in bad.stderr and "12a4" not in bad.stderr
+
+    # the example holds a plain pin: applying it warns, naming the requester, never the PIN
+    code, _, err = run(capsys, "contracts", "apply", str(EXAMPLE))
+    assert code == 0 and "1 requester(s) hold a plain `pin` (acme/Petr Svoboda)" in err and "4711" not in err
+    # the same catalogue with pin_hash: no warning, and the stored hash is the file's (a changed pin)
+    file = tmp_path / "hashed.toml"
+    file.write_text(EXAMPLE.read_text().replace('pin = "4711"', f'pin_hash = "{pin_hash}"'))
+    code, out, err = run(capsys, "contracts", "apply", str(file))
+    assert code == 0 and "plain `pin`" not in err, err
+    stored = fetchval(cli_env["PBX_SLA_DSN"], "SELECT pin_hash FROM requesters WHERE name = 'Petr Svoboda'")
+    assert stored == pin_hash and "changed" in out

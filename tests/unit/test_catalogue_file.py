@@ -185,7 +185,7 @@ def test_requester_needs_phone_or_pin() -> None:
     data["tenants"][1]["requesters"].append({"name": "Nobody"})
     data["tenants"][1]["requesters"].append({"name": "Karel Dvorak", "pin": "1234"})
     assert sorted(problems(data)) == [
-        "tenants[1].requesters[1]: a requester needs phones or a pin to be recognised",
+        "tenants[1].requesters[1]: a requester needs phones, a pin or a pin_hash to be recognised",
         "tenants[1].requesters[2].name: requester 'Karel Dvorak' is also tenants[1].requesters[0]",
     ]
 
@@ -412,3 +412,33 @@ def test_catalogue_without_qos_keeps_its_document() -> None:
 def test_qos_problems_name_the_key(extra: dict, problem: str) -> None:
     found = problems(_qos_data(**extra))
     assert any(line.startswith(problem) for line in found), found
+
+
+def test_pin_hash_instead_of_a_pin() -> None:
+    encoded = hash_pin("4711")
+    data = example()
+    petr = data["tenants"][0]["requesters"][1]
+    del petr["pin"]
+    petr["pin_hash"] = encoded
+    cat = parse_catalogue(data, "c.toml")
+    r = cat.tenants["acme"].requesters[1]
+    assert (r.pin, r.pin_hash) == (None, encoded)
+    assert seal_pins(cat, {}) == cat  # nothing to seal
+    assert from_document(to_document(cat)).tenants["acme"].requesters[1].pin_hash == encoded
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"pin_hash": "scrypt$16384$8$1$AAAA"}, "requesters[1].pin_hash: must be a hash made by `pbx-sla pin hash`"),
+        ({"pin_hash": 4711}, "requesters[1].pin_hash"),
+        ({"pin_hash": "HASH"}, "requesters[1]: give either pin or pin_hash, not both"),
+    ],
+)
+def test_pin_hash_problems(change: dict, needle: str) -> None:
+    data = example()
+    petr = data["tenants"][0]["requesters"][1]
+    petr.update({k: (hash_pin("1234") if v == "HASH" else v) for k, v in change.items()})
+    if "not both" not in needle:
+        del petr["pin"]
+    assert any(needle in p for p in problems(data)), problems(data)
