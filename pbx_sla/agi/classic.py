@@ -7,12 +7,14 @@ Same decision and variables as the FastAGI server (:func:`pbx_sla.domain.routing
 
 * Catalogue: the daemon's cache file ``<data_dir>/catalogue-cache.json`` (written by the daemon's
   catalogue watch on every new revision), never PostgreSQL: a database outage must not change or slow
-  the answer. No cache file → ``fallback`` / ``no-catalogue``.
+  the answer. No cache file, or one naming another database than the configured DSN → ``fallback`` /
+  ``no-catalogue``.
 * ``data_dir`` and the DSN come from pbx-sla's configuration: ``PBX_SLA_CONFIG`` (or
   ``./pbx-sla.toml``), ``PBX_SLA_DATA_DIR``, ``PBX_SLA_DSN``; set them in Asterisk's environment or with
   ``Set(ENV(PBX_SLA_CONFIG)=/etc/pbx-sla/pbx-sla.toml)`` before ``AGI()``.
-* PIN: up to 3 ``GET DATA`` tries; wrong PINs counted per caller in ``<data_dir>/pin-failures.json``
-  (5 per 15 minutes, then ``pin-locked``).
+* PIN: up to 3 ``GET DATA`` tries; guesses limited per caller (unnumbered callers share one count), per
+  tenant and overall, as in the daemon (``[agi] pin_*``), counted in ``<data_dir>/pin-failures.json``
+  (0600, under a lock file, rewritten atomically).
 * Record: after the variables are set, the script closes its AGI pipes (the dialplan goes on) and a
   detached child stores the ``support_call`` record in PostgreSQL (10 s budget). If that fails the
   record is kept in ``<data_dir>/classic-agi-spool/``; the next classic call that reaches the database
@@ -51,6 +53,7 @@ from pbx_sla.agi.pins import (
 )
 from pbx_sla.agi.record import SPOOL_DIR, record_data
 from pbx_sla.domain.catalogue import Catalogue
+from pbx_sla.domain.pin_limits import PinLimits
 from pbx_sla.domain.routing import Decision, PinOutcome, decide
 
 CACHE_NAME = "catalogue-cache.json"
@@ -65,8 +68,9 @@ def note(message: str) -> None:
         sys.stderr.flush()
 
 
-def settings_paths() -> tuple[Path, str | None]:
-    """(data_dir, configured DSN or None) from pbx-sla's configuration; defaults on any config error."""
+def settings_paths() -> tuple[Path, str | None, PinLimits]:
+    """(data_dir, configured DSN or None, PIN limits) from pbx-sla's configuration; defaults on any config
+    error."""
     from pbx_sla.config import default_data_dir, load_settings
     from pbx_sla.errors import ConfigError
 
@@ -74,16 +78,24 @@ def settings_paths() -> tuple[Path, str | None]:
         settings = load_settings()
     except ConfigError as exc:
         note(f"configuration error ({exc}); using defaults")
-        return default_data_dir(), os.environ.get("PBX_SLA_DSN") or None
-    return settings.data_dir, settings.dsn.reveal() if settings.dsn is not None else None
+        return default_data_dir(), os.environ.get("PBX_SLA_DSN") or None, PinLimits()
+    a = settings.agi
+    limits = PinLimits(a.pin_caller_limit, a.pin_tenant_limit, a.pin_global_limit, a.pin_window_seconds)
+    return settings.data_dir, settings.dsn.reveal() if settings.dsn is not None else None, limits
 
 
-def load_catalogue(data_dir: Path) -> Catalogue | None:
+def load_catalogue(data_dir: Path, dsn: str | None) -> Catalogue | None:
+    """The daemon's cache, if it names the database this configuration points at (``dsn``: the configured
+    DSN, None for the embedded one); else None (``fallback``)."""
     from pbx_sla.domain.catalogue_document import from_document
+    from pbx_sla.store import catalogue_cache
 
     path = data_dir / CACHE_NAME
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = catalogue_cache.read(path)
+        if not catalogue_cache.bound_to(data, dsn=catalogue_cache.dsn_fingerprint(dsn)):
+            note(f"catalogue cache {path} is from another database (or names none): fallback")
+            return None
         return from_document(data["document"])
     except FileNotFoundError:
         note(f"no catalogue cache at {path}: fallback")
@@ -111,34 +123,44 @@ class Call:
             return None
 
 
-def ask_pin(call: Call, decision: Decision, key: str, limiter: FilePinLimiter) -> tuple[PinOutcome | None, int]:
-    """(outcome, attempts); outcome None when the caller hung up."""
-    if limiter.locked(key):
-        note(f"PIN prompt skipped for {key}: too many wrong PINs")
-        return PinOutcome("locked"), 0
+def ask_pin(call: Call, decision: Decision, limiter: FilePinLimiter) -> tuple[PinOutcome | None, int, int]:
+    """(outcome, attempts, wrong PINs); outcome None when the caller hung up. Same limits as the daemon:
+    each PIN keyed is reserved in the caller's, tenant's and global buckets before it is checked."""
+    caller, tenant = decision.caller, decision.tenant or None
+    blocked = limiter.blocked(caller, tenant)
+    if blocked is not None:
+        note(f"PIN prompt skipped: too many wrong PINs ({blocked})")
+        return PinOutcome("locked"), 0, 0
     wrong = attempts = 0
     for _ in range(MAX_ATTEMPTS):
         attempts += 1
         result = call.run("GET DATA", p.quote(PIN_PROMPT), PIN_TIMEOUT_MS, PIN_MAX_DIGITS)
         if result is None:
-            return None, attempts
+            return None, attempts, wrong
         digits = result.get("result", ("", ""))[0]
         if not digits or not digits.isdigit():
             continue
+        blocked, stamp, filled = limiter.reserve(caller, tenant)
+        for bucket in filled:
+            note(f"PIN lockout begins: wrong-PIN limit reached ({bucket})")
+        if blocked is not None:
+            note(f"PIN not checked: too many wrong PINs ({blocked})")
+            return PinOutcome("failed" if wrong else "locked"), attempts, wrong
         name = match_pin(digits, decision.pin_candidates)
         if name is not None:
-            limiter.succeed(key)
-            note(f"PIN accepted for {key} ({name})")
-            return PinOutcome("ok", name), attempts
+            limiter.release(caller, tenant, stamp)
+            note(f"PIN accepted for {caller or 'anonymous'} ({name})")
+            return PinOutcome("ok", name), attempts, wrong
         wrong += 1
-        failures = limiter.fail(key)
-        note(f"wrong PIN from {key} (attempt {attempts}, {failures} in window)")
-        if limiter.locked(key):
+        note(f"wrong PIN from {caller or 'anonymous'} (attempt {attempts})")
+        if limiter.blocked(caller, tenant) is not None:
             break
-    return PinOutcome("failed" if wrong else "none"), attempts
+    return PinOutcome("failed" if wrong else "none"), attempts, wrong
 
 
-def route(agi: AGI, data_dir: Path, now: datetime | None = None) -> dict[str, Any]:
+def route(
+    agi: AGI, data_dir: Path, now: datetime | None = None, limits: PinLimits | None = None, dsn: str | None = None
+) -> dict[str, Any]:
     """Decide, set the variables, read the linkedid; returns the ``support_call`` record data."""
     started = time.perf_counter()
     paused = 0.0
@@ -147,16 +169,16 @@ def route(agi: AGI, data_dir: Path, now: datetime | None = None) -> dict[str, An
     caller = env.get("agi_callerid", "")
     args = [env.get(f"agi_arg_{i}", "") for i in (1, 2)]
     dialled = args[0] or env.get("agi_extension", "") or env.get("agi_dnid", "")
-    catalogue = load_catalogue(data_dir)
+    catalogue = load_catalogue(data_dir, dsn)
     decision = decide(caller, dialled, now or datetime.now(UTC), catalogue)
     attempts = 0
     if decision.pin_needed:
-        key = decision.caller or p.sanitise(caller, max_chars=64) or "anonymous"
         t = time.perf_counter()
-        outcome, attempts = ask_pin(call, decision, key, FilePinLimiter(data_dir / PIN_FILE))
+        outcome, attempts, wrong = ask_pin(call, decision, FilePinLimiter(data_dir / PIN_FILE, limits))
         paused = time.perf_counter() - t
-        if outcome is not None:
-            decision = decide(caller, dialled, now or datetime.now(UTC), catalogue, outcome)
+        if outcome is None:  # ended during the prompt: recorded like the daemon does
+            outcome = PinOutcome("failed" if wrong else "none")
+        decision = decide(caller, dialled, now or datetime.now(UTC), catalogue, outcome)
     decided_at = now or datetime.now(UTC)
     variables_set = False
     if not call.hung_up:
@@ -269,13 +291,13 @@ def main() -> int:
     stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
     stdout = io.TextIOWrapper(real_stdout.buffer, encoding="utf-8", errors="replace", write_through=True)
     devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
-    data_dir, dsn = settings_paths()
+    data_dir, dsn, limits = settings_paths()
     try:
         agi = AGI(stdin=stdin, stdout=stdout, stderr=devnull)
     except AGI_ERRORS as exc:
         note(f"no AGI session: {type(exc).__name__}")
         return 0
-    record = route(agi, data_dir)
+    record = route(agi, data_dir, limits=limits, dsn=dsn)
     if os.environ.get("PBX_SLA_AGI_NO_DETACH") != "1":
         for stream in (stdout, stdin):
             with contextlib.suppress(OSError, ValueError):
