@@ -244,7 +244,7 @@ def _number(table: dict[str, Any], key: str, where: str, default: float, low: fl
 
 
 def _count(table: dict[str, Any], key: str, where: str, default: int | None, low: int, high: int) -> int | None:
-    value = _get(table, key, int, where, default)
+    value: int | None = _get(table, key, int, where, default)
     if value is not None and not (low <= value <= high):
         raise ConfigError(f"{where}: key '{key}' must be an integer from {low} to {high}")
     return value
