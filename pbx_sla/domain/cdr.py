@@ -400,13 +400,15 @@ def read_leg(server: str, row: Sequence[str], clock: LocalClock) -> LegRow:
     assert start_readings is not None and end_readings is not None
     start = start_readings[0]
     # readings differ only in a DST change's hour: elsewhere there is nothing to choose (the fast path)
-    end = end_readings[0] if end_readings[0] == end_readings[1] else nearest_reading(end_readings, start + duration)
+    end, other = end_readings
+    if end != other:
+        end = nearest_reading(end_readings, start + duration)
     if answer_readings is None:
         answer = None
-    elif answer_readings[0] == answer_readings[1]:
-        answer = answer_readings[0]
     else:
-        answer = nearest_reading(answer_readings, end - billsec)
+        answer, other = answer_readings
+        if answer != other:
+            answer = nearest_reading(answer_readings, end - billsec)
     if end < start:
         raise CdrError("end", f"{row[11]!r} is before start {row[9]!r}")
     uniqueid = "" if i_uniqueid is None else row[i_uniqueid].strip()
