@@ -46,39 +46,40 @@ def hash_pin(pin: str) -> str:
     return f"scrypt${N}${R}${P}${_b64(salt)}${_b64(digest)}"
 
 
-def valid_hash(encoded: object) -> bool:
-    """``encoded`` has the shape :func:`hash_pin` makes, with parameters :func:`verify_pin` accepts (it is
-    not checked against any PIN: a catalogue may hold ``pin_hash`` made by ``pbx-sla pin hash``)."""
+def _decode(encoded: object) -> tuple[int, int, int, bytes, bytes] | None:
+    """(n, r, p, salt, hash) of a hash in :func:`hash_pin`'s form with parameters this module accepts (a cost
+    a stored value could use to exhaust memory or time is refused); None for anything else."""
     if not isinstance(encoded, str):
-        return False
+        return None
     parts = encoded.split("$")
     if len(parts) != 6 or parts[0] != "scrypt":
-        return False
+        return None
     try:
         n, r, p = int(parts[1]), int(parts[2]), int(parts[3])
         salt = base64.b64decode(parts[4], validate=True)
         digest = base64.b64decode(parts[5], validate=True)
     except ValueError:
-        return False
-    return (
+        return None
+    accepted = (
         2 <= n <= 2**20 and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16 and len(salt) >= 8
         and 16 <= len(digest) <= 64
     )  # fmt: skip
+    return (n, r, p, salt, digest) if accepted else None
+
+
+def valid_hash(encoded: object) -> bool:
+    """``encoded`` has the shape :func:`hash_pin` makes, with parameters :func:`verify_pin` accepts (it is
+    not checked against any PIN: a catalogue may hold ``pin_hash`` made by ``pbx-sla pin hash``)."""
+    return _decode(encoded) is not None
 
 
 def verify_pin(pin: str, encoded: str | None) -> bool:
     """Whether ``pin`` matches the stored ``encoded`` hash; False for any malformed value."""
-    if not pin or not encoded:
+    decoded = _decode(encoded) if pin else None
+    if decoded is None:
         return False
-    parts = encoded.split("$")
-    if len(parts) != 6 or parts[0] != "scrypt":
-        return False
+    n, r, p, salt, expected = decoded
     try:
-        n, r, p = int(parts[1]), int(parts[2]), int(parts[3])
-        salt = base64.b64decode(parts[4], validate=True)
-        expected = base64.b64decode(parts[5], validate=True)
-        if not (2 <= n <= 2**20 and 1 <= r <= 32 and 1 <= p <= 16 and 16 <= len(expected) <= 64):
-            return False
         digest = _scrypt(pin, salt, n, r, p, len(expected))
     except (ValueError, MemoryError):
         return False
