@@ -45,7 +45,12 @@ def _head(uniqueid: str) -> bytes:
 
 
 async def _closed_after(reader: asyncio.StreamReader, started: float) -> float:
-    while await reader.read(4096):
+    """Seconds until the server closed the connection: an EOF, or a reset (a session cut by a deadline is
+    aborted)."""
+    try:
+        while await reader.read(4096):
+            pass
+    except ConnectionResetError:
         pass
     return time.monotonic() - started
 
