@@ -28,6 +28,7 @@ from pbx_sla.ami.sessions import AmiSessionSink, close_dangling
 from pbx_sla.config import Settings
 from pbx_sla.errors import ConfigError
 from pbx_sla.features import ServiceContext
+from pbx_sla.input_warnings import INPUT_WARNINGS
 from pbx_sla.log import get_logger
 from pbx_sla.pipeline import Record
 from pbx_sla.store import migrate
@@ -90,6 +91,7 @@ class Daemon:
             "data_dir": str(self.settings.data_dir),
             "servers": [c.status.as_dict() for c in self.collectors],
             "features": {name: report() for name, report in self.feature_status.items()},
+            "input_warnings": INPUT_WARNINGS.snapshot(),
             "writer": {
                 "memory": backlog.memory if backlog else 0,
                 "spooled": backlog.spooled if backlog else 0,
@@ -108,6 +110,7 @@ class Daemon:
 
     async def _status_loop(self) -> None:
         while True:
+            INPUT_WARNINGS.flush(log)
             self._write_status()
             await asyncio.sleep(STATUS_INTERVAL)
 

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from pbx_sla.ami.connection import AmiActions, AmiManager, AuthenticationError, now_stamp
 from pbx_sla.config import AsteriskServer
+from pbx_sla.input_warnings import warn_input
 from pbx_sla.log import get_logger
 from pbx_sla.pipeline import EventHandler, Record
 
@@ -78,8 +79,11 @@ class Router:
                     submit(record)
             except Exception:
                 self.errors += 1
-                log.exception(
+                warn_input(
+                    log,
+                    "handler-error",
                     "event handler failed; event skipped",
+                    exception=True,
                     server=server,
                     ami_event=event.get("Event"),
                     handler=getattr(handler, "__qualname__", repr(handler)),
@@ -244,7 +248,11 @@ class Collector:
                 log.error("AMI login refused; check username and secret", server=server.name, error=str(exc))
             except (OSError, TimeoutError) as exc:
                 status.state = "connecting"
-                status.last_error = f"cannot reach {server.host}:{server.port}: {exc or type(exc).__name__}"
+                reason = str(exc) or type(exc).__name__  # str(TimeoutError()) is empty
+                if isinstance(exc, TimeoutError) or "AMI" in reason:
+                    status.last_error = f"{server.host}:{server.port}: {reason}"
+                else:
+                    status.last_error = f"cannot reach {server.host}:{server.port}: {reason}"
                 log.warning("AMI connection failed", server=server.name, error=status.last_error)
             else:
                 await self._serve(manager)

@@ -34,6 +34,7 @@ from panoramisk.message import Message
 from pbx_sla.config import AsteriskServer
 from pbx_sla.domain.text import TextDecoder
 from pbx_sla.errors import PbxSlaError, RemoteError
+from pbx_sla.input_warnings import warn_input
 from pbx_sla.log import get_logger
 
 log = get_logger(__name__)
@@ -41,8 +42,8 @@ log = get_logger(__name__)
 EOM = "\r\n\r\n"
 #: a peer that never ends a message must not grow our buffer without bound
 MAX_MESSAGE = 1 << 20
-#: malformed-input warnings logged per connection before they are only counted
-MAX_WARNINGS = 20
+#: what an AMI server says first, on a line of its own
+GREETING = "Asterisk Call Manager/"
 
 EventCallback = Callable[[dict[str, str]], None]
 
@@ -131,46 +132,95 @@ class AmiProtocol(AMIProtocol):
         super().connection_made(transport)
         self._decoder = TextDecoder()
         self._buffer = ""
-        self._warnings = 0
+        #: inside an oversized message: everything up to the next message end is dropped
+        self._discarding = False
         self.malformed = 0
         self.bad_bytes = 0
+        self.oversized = 0
+        #: the server's first line once it has sent it (see :meth:`AmiManager.open`)
+        self.greeting: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
-    def _warn(self, event: str, **kw: Any) -> None:
-        self._warnings += 1
-        if self._warnings <= MAX_WARNINGS:
-            log.warning(event, server=self.server_name, **kw)
-        elif self._warnings == MAX_WARNINGS + 1:
-            log.warning("further malformed AMI input is counted, not logged", server=self.server_name)
+    def _warn(self, kind: str, event: str, **kw: Any) -> None:
+        warn_input(log, f"ami.{kind}", event, server=self.server_name, **kw)
+
+    def _greet(self, text: str) -> str:
+        """Take the greeting line off the front of the stream (it ends in one CRLF, not two)."""
+        line, sep, rest = text.partition("\r\n")
+        if not sep:
+            if len(text) > 200:  # no line end after 200 characters: not an AMI server
+                self.greeting.set_result(text[:80])
+            return text
+        self.greeting.set_result(line)
+        return rest if line.startswith(GREETING) else text
+
+    def _skip_oversized(self, text: str) -> str:
+        """Inside an oversized message: drop up to and including its end; what follows is a new message."""
+        end = text.find(EOM)
+        if end < 0:
+            self._buffer = text[-(len(EOM) - 1) :]  # a terminator split across two reads is still found
+            return ""
+        self._discarding = False
+        return text[end + len(EOM) :]
 
     def data_received(self, data: bytes) -> None:
         recoded = self._decoder.recoded
         text = self._decoder.decode(data)
         if self._decoder.recoded != recoded:
             self.bad_bytes += 1
-            self._warn("AMI sent bytes that are not UTF-8; read as CP1252", sample=text[:80])
+            self._warn("not-utf8", "AMI sent bytes that are not UTF-8; read as CP1252", sample=text[:80])
         if self._buffer:
             text = self._buffer + text
+            self._buffer = ""
+        if not self.greeting.done():
+            text = self._greet(text)
+            if not self.greeting.done():
+                self._buffer = text
+                return
+        if self._discarding:
+            text = self._skip_oversized(text)
+            if self._discarding:
+                return
         blocks = text.split(EOM)
         self._buffer = blocks.pop()
         if len(self._buffer) > MAX_MESSAGE:
-            self.malformed += 1
-            self._warn("AMI message longer than 1 MiB without an end; discarded", size=len(self._buffer))
-            self._buffer = ""
+            # an unterminated message past the cap: the rest of it, up to its end, is not a new message
+            self._oversized(len(self._buffer))
+            self._discarding = True
+            self._buffer = self._buffer[-(len(EOM) - 1) :]
         on_event = self.on_event
         for block in blocks:
+            if len(block) > MAX_MESSAGE:
+                self._oversized(len(block))
+                continue
             try:
                 headers = parse_message(block)
                 if "ActionID" in headers or "Response" in headers:
                     self._answer(headers, block)
                 elif "Event" in headers:
                     on_event(headers)
-                elif block.strip() and not block.lstrip().startswith("Asterisk Call Manager/"):
+                elif block.strip() and not block.lstrip().startswith(GREETING):
                     self.malformed += 1
-                    self._warn("AMI message without Event or Response skipped", sample=block[:120])
+                    self._warn("no-event", "AMI message without Event or Response skipped", sample=block[:120])
             except Exception:
                 # a bug in our own callback must cost one message, never the connection
                 self.malformed += 1
-                log.exception("AMI message could not be handled; skipped", server=self.server_name, sample=block[:120])
+                warn_input(
+                    log,
+                    "ami.handler-error",
+                    "AMI message could not be handled; skipped",
+                    exception=True,
+                    server=self.server_name,
+                    sample=block[:120],
+                )
+
+    def _oversized(self, size: int) -> None:
+        self.malformed += 1
+        self.oversized += 1
+        self._warn(
+            "oversized",
+            "AMI message longer than 1 MiB; discarded up to its end",
+            size=size,
+        )
 
     def send(self, data: Mapping[str, Any], as_list: bool | None = None) -> asyncio.Future[Any]:
         """Write one action; its future gets the response (or the list up to ``...Complete``).
@@ -204,6 +254,9 @@ class AmiProtocol(AMIProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if not self.greeting.done():
+            self.greeting.set_exception(ConnectionLost("connection closed before the AMI greeting"))
+            self.greeting.exception()  # retrieved: nobody may be waiting for it
         if self._buffer.strip():
             log.info("AMI connection closed inside a message; partial message discarded", server=self.server_name)
         pending: dict[str, Any] = self.responses
@@ -236,15 +289,30 @@ class AmiManager(Manager):
         self.lost: asyncio.Future[BaseException | None] = self.loop.create_future()
 
     async def open(self) -> None:
-        """Connect and log in; raises OSError/TimeoutError (network) or AuthenticationError (refused)."""
+        """Connect, wait for the greeting, log in; raises OSError/TimeoutError (network, no greeting, no
+        answer; the message says which) or AuthenticationError (refused)."""
         server = self.server
-        _transport, protocol = await asyncio.wait_for(
-            self.loop.create_connection(
-                lambda: AmiProtocol(server.name, self.on_event, self._lost), server.host, server.port
-            ),
-            server.action_timeout,
-        )
+        timeout = server.action_timeout
+        try:
+            _transport, protocol = await asyncio.wait_for(
+                self.loop.create_connection(
+                    lambda: AmiProtocol(server.name, self.on_event, self._lost), server.host, server.port
+                ),
+                timeout,
+            )
+        except TimeoutError:
+            raise TimeoutError(f"no TCP connection within {timeout:g} s") from None
         assert isinstance(protocol, AmiProtocol)
+        try:
+            greeting = await asyncio.wait_for(asyncio.shield(protocol.greeting), timeout)
+        except TimeoutError:
+            protocol.transport.abort()
+            raise TimeoutError(f"connected but no AMI greeting within {timeout:g} s") from None
+        except ConnectionLost:
+            raise ConnectionLost("connected, then closed by the server before any AMI greeting") from None
+        if not greeting.startswith(GREETING):
+            protocol.transport.abort()
+            raise ConnectionLost(f"connected but the server is not AMI (it said {greeting[:60]!r})")
         protocol.factory = self
         protocol.encoding = self.encoding = "utf8"
         self.protocol = protocol
@@ -255,7 +323,10 @@ class AmiManager(Manager):
             as_list=False,
         )
         try:
-            reply = await asyncio.wait_for(protocol.send(login), server.action_timeout)
+            reply = await asyncio.wait_for(protocol.send(login), timeout)
+        except TimeoutError:
+            self.abort()
+            raise TimeoutError(f"connected and greeted, but no answer to Login within {timeout:g} s") from None
         except BaseException:
             self.abort()
             raise

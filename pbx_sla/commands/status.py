@@ -122,6 +122,7 @@ async def status(args: argparse.Namespace, settings: Settings) -> int:
             for s in servers
         ],
         "last_event_at": max(last_events) if last_events else None,
+        "input_warnings": snap.get("input_warnings", {"total": 0, "by_kind": {}}),
         "trunks": trunks,
         "trunks_error": trunks_error,
         "agi": (snap.get("features") or {}).get("support") or None,
@@ -183,4 +184,8 @@ async def status(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  {lock['bucket']}: {lock['failures']}/{lock['limit']} wrong PINs, until {until}")
     for warning in report["warnings"]:
         print(f"WARNING: {warning}")
+    counted = report["input_warnings"]
+    if counted.get("total"):
+        kinds = ", ".join(f"{k} {n}" for k, n in counted.get("by_kind", {}).items())
+        print(f"Malformed input (warnings, logged at most 10 per kind per minute): {counted['total']} ({kinds})")
     return 0

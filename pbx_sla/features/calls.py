@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from pbx_sla.domain.cdr import CdrError, LocalClock, ami_leg, leg_to_data
 from pbx_sla.features import ServiceContext
+from pbx_sla.input_warnings import warn_input
 from pbx_sla.log import get_logger
 from pbx_sla.pipeline import EventHandler, Record, Sink
 from pbx_sla.store.calls import KIND, CdrLegSink
@@ -44,7 +45,9 @@ def cdr_handler(ctx: ServiceContext) -> EventHandler:
         try:
             leg = ami_leg(server, event, clock)
         except CdrError as exc:
-            log.warning("Cdr event skipped", server=server, uniqueid=event.get("UniqueID"), error=str(exc))
+            warn_input(
+                log, "event.Cdr", "Cdr event skipped", server=server, uniqueid=event.get("UniqueID"), error=str(exc)
+            )
             return ()
         if not leg.linkedid and server not in warned:
             warned.add(server)

@@ -22,6 +22,7 @@ from pbx_sla.domain.events import ParseError
 from pbx_sla.domain.pin_limits import PinLimits
 from pbx_sla.domain.queue_events import EVENTS, KIND, parse_queue_event
 from pbx_sla.features import ServiceContext
+from pbx_sla.input_warnings import warn_input
 from pbx_sla.log import get_logger
 from pbx_sla.pipeline import EventHandler, Record, Sink
 from pbx_sla.store.support import QueueEventSink, SupportCallSink
@@ -46,7 +47,14 @@ def queue_event_handler(server: str, event: Mapping[str, str]) -> Iterable[Recor
     try:
         data = parse_queue_event(server, event, datetime.now(UTC))
     except ParseError as exc:
-        log.warning("queue event skipped", server=server, ami_event=event.get("Event"), error=str(exc))
+        warn_input(
+            log,
+            f"event.{event.get('Event', '?')}",
+            "queue event skipped",
+            server=server,
+            ami_event=event.get("Event"),
+            error=str(exc),
+        )
         return ()
     return (Record(KIND, data),)
 

@@ -22,6 +22,7 @@ from pbx_sla.domain import events as ev
 from pbx_sla.domain.trunks import NO_CONTACTS
 from pbx_sla.errors import RemoteError
 from pbx_sla.features import ServiceContext
+from pbx_sla.input_warnings import warn_input
 from pbx_sla.log import get_logger
 from pbx_sla.pipeline import EventHandler, Record, Sink
 from pbx_sla.store.trunks import KIND, TrunkObservationSink, observation_record_data
@@ -64,7 +65,13 @@ def _parsed(parse: Callable[[Mapping[str, str]], T | None], server: str, event: 
     try:
         return parse(event)
     except ev.ParseError as exc:
-        log.warning(f"{event.get('Event', '?')} event skipped", server=server, error=str(exc))
+        warn_input(
+            log,
+            f"event.{event.get('Event', '?')}",
+            f"{event.get('Event', '?')} event skipped",
+            server=server,
+            error=str(exc),
+        )
         return None
 
 
@@ -154,7 +161,14 @@ async def poll_endpoint(server: str, ami: AmiActions, endpoint: str) -> list[Rec
         try:
             detail = ev.contact_status_detail(item, endpoint)
         except ev.ParseError as exc:
-            log.warning("ContactStatusDetail skipped", server=server, endpoint=endpoint, error=str(exc))
+            warn_input(
+                log,
+                "event.ContactStatusDetail",
+                "ContactStatusDetail skipped",
+                server=server,
+                endpoint=endpoint,
+                error=str(exc),
+            )
             continue
         details.setdefault(detail.uri, detail)
     if not details:
@@ -190,7 +204,13 @@ async def poll_registrations(ctx: ServiceContext, server: str, ami: AmiActions) 
         try:
             details.append(ev.outbound_registration_detail(item))
         except ev.ParseError as exc:
-            log.warning("OutboundRegistrationDetail skipped", server=server, error=str(exc))
+            warn_input(
+                log,
+                "event.OutboundRegistrationDetail",
+                "OutboundRegistrationDetail skipped",
+                server=server,
+                error=str(exc),
+            )
     registrations(ctx).learn(server, details)
     return [
         _record(
@@ -220,7 +240,7 @@ async def on_login(ctx: ServiceContext, server: str, ami: AmiActions) -> list[Re
         try:
             parsed = ev.endpoint_list_item(message)
         except ev.ParseError as exc:
-            log.warning("EndpointList item skipped", server=server, error=str(exc))
+            warn_input(log, "event.EndpointList", "EndpointList item skipped", server=server, error=str(exc))
             continue
         listed[parsed.endpoint] = parsed
     records: list[Record] = []
