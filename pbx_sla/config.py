@@ -11,6 +11,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from pbx_sla.errors import ConfigError
 
@@ -105,8 +106,52 @@ def default_data_dir() -> Path:
     return Path(base) / "pbx-sla"
 
 
+#: keys whose values are never shown in an error message (a typo in a secret is still a secret)
+SECRET_KEYS = frozenset({"secret", "dsn", "password", "pin", "pin_hash"})
+
+#: numeric keys of ``[[asterisk]]``: (low, high) inclusive; anything else (0, nan, inf) is refused
+ASTERISK_RANGES: dict[str, tuple[float, float]] = {
+    "port": (1, 65535),
+    # below 1 s the watchdog is a Ping storm (0 sent 20,628 Pings in 6 s), above an hour it is off
+    "ping_interval": (1.0, 3600.0),
+    # 0 never logs in; beyond 10 min a dead link is not noticed
+    "action_timeout": (0.1, 600.0),
+}
+
+_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
 def _type_error(where: str, key: str, expected: str, value: Any) -> ConfigError:
+    if key in SECRET_KEYS:
+        return ConfigError(f"{where}: key '{key}' must be {expected}, got {type(value).__name__} (value not shown)")
     return ConfigError(f"{where}: key '{key}' must be {expected}, got {type(value).__name__} {value!r}")
+
+
+def check_dsn(text: str, where: str) -> None:
+    """Refuse a DSN asyncpg could not use, naming ``where`` (the key or env var) but never the DSN itself,
+    whose password part is a secret."""
+    expected = "expected postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=...]"
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        raise ConfigError(f"{where}: not a valid URL ({expected})") from None
+    if parts.scheme not in ("postgresql", "postgres"):
+        scheme = f"'{parts.scheme}://'" if parts.scheme and "://" in text else "no scheme"
+        raise ConfigError(f"{where}: a PostgreSQL DSN must start with postgresql://, got {scheme} ({expected})")
+    hosts = parts.netloc.rpartition("@")[2]
+    for host in hosts.split(",") if hosts else ():
+        name, sep, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+        if sep and (not port.isdigit() or not 0 < int(port) < 65536):
+            raise ConfigError(f"{where}: port of host {name or '(empty)'!r} is not a number from 1 to 65535")
+    try:
+        query = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError:
+        raise ConfigError(f"{where}: the query part (after '?') is not NAME=VALUE&... ({expected})") from None
+    for name, value in query:
+        if name == "sslmode" and value not in _SSLMODES:
+            raise ConfigError(f"{where}: sslmode must be one of {', '.join(_SSLMODES)}, got {value!r}")
+        if name in ("port", "connect_timeout") and not value.isdigit():
+            raise ConfigError(f"{where}: parameter {name} must be a number, got {value!r}")
 
 
 def _get(table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, default: Any = None) -> Any:
@@ -194,9 +239,8 @@ def _parse_asterisk(items: Any, file: str, base: Path) -> tuple[AsteriskServer, 
         if name in seen:
             raise ConfigError(f"{where}: key 'name': duplicate server name {name!r}")
         seen.add(name)
-        port = _get(raw, "port", int, where, 5038)
-        if not 0 < port < 65536:
-            raise ConfigError(f"{where}: key 'port' out of range: {port}")
+        low, high = ASTERISK_RANGES["port"]
+        port = int(_count(raw, "port", where, 5038, int(low), int(high)) or 0)
         tz = _get(raw, "timezone", str, where)
         if tz is not None:
             from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -213,8 +257,8 @@ def _parse_asterisk(items: Any, file: str, base: Path) -> tuple[AsteriskServer, 
                 username=_get(raw, "username", str, where, "pbx-sla"),
                 secret=_read_secret(raw, where, base),
                 timezone=tz,
-                ping_interval=float(_get(raw, "ping_interval", (int, float), where, 10.0)),
-                action_timeout=float(_get(raw, "action_timeout", (int, float), where, 5.0)),
+                ping_interval=float(_number(raw, "ping_interval", where, 10.0, *ASTERISK_RANGES["ping_interval"])),
+                action_timeout=float(_number(raw, "action_timeout", where, 5.0, *ASTERISK_RANGES["action_timeout"])),
                 agi_peers=_parse_peers(raw, where),
             )
         )
@@ -295,7 +339,13 @@ def load_settings(
 
     database = _get(data, "database", dict, file, {})
     _check_keys(database, "database", f"{file}: [database]")
-    dsn_text = env.get("PBX_SLA_DSN") or _get(database, "dsn", str, f"{file}: [database]")
+    if env.get("PBX_SLA_DSN"):
+        dsn_text: str | None = env["PBX_SLA_DSN"]
+        check_dsn(env["PBX_SLA_DSN"], "environment variable PBX_SLA_DSN")
+    else:
+        dsn_text = _get(database, "dsn", str, f"{file}: [database]")
+        if dsn_text:
+            check_dsn(dsn_text, f"{file}: [database] key 'dsn'")
     dsn = Secret(dsn_text) if dsn_text else None
 
     daemon = _get(data, "daemon", dict, file, {})

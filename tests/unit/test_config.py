@@ -72,7 +72,7 @@ def test_relative_secret_file_is_read_beside_the_config(tmp_path) -> None:
     ("text", "needle"),
     [
         ('[[asterisk]]\nname = "a"\nport = "5038"\n', "asterisk[0]: key 'port' must be int"),
-        ('[[asterisk]]\nname = "a"\nport = 70000\n', "asterisk[0]: key 'port' out of range"),
+        ('[[asterisk]]\nname = "a"\nport = 70000\n', "asterisk[0]: key 'port' must be an integer from 1 to 65535"),
         ('[[asterisk]]\nhost = "h"\n', "asterisk[0]: key 'name' is required"),
         ('[[asterisk]]\nname = "a"\n[[asterisk]]\nname = "a"\n', "asterisk[1]: key 'name': duplicate"),
         ('[[asterisk]]\nname = "a"\nsecret = "x"\nsecret_file = "y"\n', "either 'secret' or 'secret_file'"),
@@ -147,3 +147,104 @@ def test_agi_option_errors_name_the_key(tmp_path, text: str, needle: str) -> Non
     with pytest.raises(ConfigError) as info:
         load_settings(write(tmp_path, text), environ={})
     assert needle in str(info.value)
+
+
+# -- issue 13: no secret echoed, DSNs and numeric ranges checked -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["12345678", "12345678.5", "true", "[1234, 5678]", "{ a = 12345678 }", "1979-05-27"],
+)
+def test_a_secret_of_the_wrong_type_is_refused_without_showing_it(tmp_path, value) -> None:
+    path = write(tmp_path, f'[[asterisk]]\nname = "pbx1"\nsecret = {value}\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={})
+    message = str(info.value)
+    assert "key 'secret'" in message and "value not shown" in message
+    for part in ("12345678", "5678", "1979"):
+        assert part not in message
+
+
+def test_a_dsn_of_the_wrong_type_is_refused_without_showing_it(tmp_path) -> None:
+    path = write(tmp_path, "[database]\ndsn = 987654321\n")
+    with pytest.raises(ConfigError, match="key 'dsn'") as info:
+        load_settings(path, environ={})
+    assert "987654321" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("dsn", "expected"),
+    [
+        ("[bad", "must start with postgresql://"),
+        ("postgresql://u:pw-SECRET@[bad/db", "not a valid URL"),
+        ("mysql://u:pw-SECRET@host/db", "got 'mysql://'"),
+        ("postgresql://u:pw-SECRET@host/db?sslmode=bogus", "sslmode must be one of"),
+        ("postgresql://u:pw-SECRET@host:99999/db", "port of host"),
+        ("postgresql://u:pw-SECRET@host:abc/db", "port of host"),
+        ("postgresql://u:pw-SECRET@host/db?sslmode", "query part"),
+    ],
+)
+def test_a_malformed_dsn_is_a_config_error_naming_the_key_not_the_password(tmp_path, dsn, expected) -> None:
+    path = write(tmp_path, f'[database]\ndsn = "{dsn}"\n')
+    with pytest.raises(ConfigError, match="key 'dsn'") as info:
+        load_settings(path, environ={})
+    assert expected in str(info.value) and "SECRET" not in str(info.value)
+    with pytest.raises(ConfigError, match="PBX_SLA_DSN") as info:
+        load_settings(environ={"PBX_SLA_DSN": dsn, "PBX_SLA_CONFIG": str(write(tmp_path, ""))})
+    assert expected in str(info.value) and "SECRET" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgresql://pbx_sla@127.0.0.1:5432/pbx_sla",
+        "postgres://u:p%40ss@db.example:5433/x?sslmode=verify-full&connect_timeout=5",
+        "postgresql:///pbx_sla?host=/var/run/postgresql",
+        "postgresql://u@h1:5432,h2:5433/db",
+        "postgresql://u@[::1]:5432/db",
+        "postgresql://u@[::1]/db",
+    ],
+)
+def test_good_dsns_are_accepted(tmp_path, dsn) -> None:
+    settings = load_settings(write(tmp_path, f'[database]\ndsn = "{dsn}"\n'), environ={})
+    assert settings.dsn is not None and settings.dsn.reveal() == dsn
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ("ping_interval = 0", "ping_interval"),
+        ("ping_interval = 0.5", "ping_interval"),
+        ("ping_interval = nan", "ping_interval"),
+        ("ping_interval = inf", "ping_interval"),
+        ("ping_interval = -10", "ping_interval"),
+        ("action_timeout = 0", "action_timeout"),
+        ("action_timeout = -inf", "action_timeout"),
+        ("action_timeout = nan", "action_timeout"),
+        ("action_timeout = 100000", "action_timeout"),
+        ("port = 0", "port"),
+        ("port = 70000", "port"),
+    ],
+)
+def test_out_of_range_numbers_are_refused_naming_the_key(tmp_path, line, key) -> None:
+    path = write(tmp_path, f'[[asterisk]]\nname = "pbx1"\n{line}\n')
+    with pytest.raises(ConfigError, match=rf"asterisk\[0\]: key '{key}' must be (a number|an integer) from"):
+        load_settings(path, environ={})
+
+
+def test_numbers_in_range_are_accepted(tmp_path) -> None:
+    path = write(tmp_path, '[[asterisk]]\nname = "pbx1"\nping_interval = 1\naction_timeout = 0.5\nport = 1\n')
+    (server,) = load_settings(path, environ={}).asterisk
+    assert (server.ping_interval, server.action_timeout, server.port) == (1.0, 0.5, 1)
+
+
+def test_cli_malformed_dsn_exits_2_with_a_message_and_no_traceback(tmp_path, monkeypatch, capsys) -> None:
+    from pbx_sla.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for dsn in ("[bad", "mysql://u:pw-SECRET@h/db", "postgresql://u:pw-SECRET@h/db?sslmode=bogus"):
+        monkeypatch.setenv("PBX_SLA_DSN", dsn)
+        assert main(["status"]) == 2
+        err = capsys.readouterr().err
+        assert "PBX_SLA_DSN" in err and "Traceback" not in err and "SECRET" not in err
