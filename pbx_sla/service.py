@@ -31,6 +31,7 @@ from pbx_sla.features import ServiceContext
 from pbx_sla.input_warnings import INPUT_WARNINGS
 from pbx_sla.log import get_logger
 from pbx_sla.pipeline import Record
+from pbx_sla.private_files import ensure_private_dir, tighten_data_dir, write_private_text
 from pbx_sla.store import migrate
 from pbx_sla.store.pool import connect, resolve_dsn
 from pbx_sla.store.writer import DurableWriter
@@ -59,8 +60,12 @@ def load_features(names: Sequence[str] | None = None) -> list[ModuleType]:
 def write_status(path: Path, snapshot: dict[str, Any]) -> None:
     """Atomic replace: a reader sees the previous snapshot or this one, never half of one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(snapshot, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        write_private_text(tmp, json.dumps(snapshot, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no half-written temporary file behind
+        raise
 
 
 class Daemon:
@@ -116,9 +121,16 @@ class Daemon:
 
     async def run(self) -> int:
         settings = self.settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(settings.data_dir)
         fd_before, fd_after = fd_limit.raise_soft_limit()
         dsn = await resolve_dsn(settings)
+        tightened = tighten_data_dir(settings.data_dir)
+        if tightened:
+            log.warning(
+                "modes of the data directory tightened (only the daemon's user may read its files)",
+                changed=[f"{path} {old}->{new}" for path, old, new in tightened[:50]],
+                count=len(tightened),
+            )
         log.info(
             "pbx-sla daemon starting",
             version=__version__,

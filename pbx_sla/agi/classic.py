@@ -55,6 +55,7 @@ from pbx_sla.agi.record import SPOOL_DIR, record_data
 from pbx_sla.domain.catalogue import Catalogue
 from pbx_sla.domain.pin_limits import PinLimits
 from pbx_sla.domain.routing import Decision, PinOutcome, decide
+from pbx_sla.private_files import ensure_private_dir, write_private_text
 
 CACHE_NAME = "catalogue-cache.json"
 PIN_FILE = "pin-failures.json"
@@ -214,12 +215,11 @@ def route(
 
 
 def spool(data_dir: Path, records: list[dict[str, Any]]) -> None:
-    directory = data_dir / SPOOL_DIR
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = ensure_private_dir(data_dir / SPOOL_DIR)  # 0700, or shared with a group (docs/security.md)
     for record in records:
         name = f"{time.time_ns()}-{os.getpid()}"
         tmp = directory / f".{name}.tmp"
-        tmp.write_text(json.dumps(record), encoding="utf-8")
+        write_private_text(tmp, json.dumps(record))
         os.replace(tmp, directory / f"{name}.json")
 
 

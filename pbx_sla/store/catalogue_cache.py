@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from pbx_sla.private_files import ensure_private_dir, open_private
+
 CACHE_NAME = "catalogue-cache.json"
 
 
@@ -75,11 +77,10 @@ def bound_to(data: dict[str, Any], *, identity: dict[str, str | None] | None = N
 
 def write(path: Path, revision: int, sha256: str, document: dict[str, Any], database: dict[str, Any]) -> None:
     """Atomic, fsync'd, 0600."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with open_private(tmp, "w") as fh:  # 0600 (0640 in a group-shared data directory: docs/security.md)
             json.dump({"revision": revision, "sha256": sha256, "database": database, "document": document}, fh,
                       ensure_ascii=False)  # fmt: skip
             fh.flush()

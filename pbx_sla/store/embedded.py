@@ -112,6 +112,8 @@ def _start_with_debian(pgdata: Path) -> str:
         pwd.getpwnam("postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
         pgdata.mkdir(parents=True, exist_ok=True)
+        # the data directory is private (0700, see pbx_sla.private_files): the server's user needs to pass it
+        pgdata.parent.chmod(pgdata.parent.stat().st_mode & 0o7777 | 0o011)
         shutil.chown(pgdata, "postgres", "postgres")
     if not (pgdata / "PG_VERSION").exists():
         subprocess.run(

@@ -35,6 +35,7 @@ import asyncpg
 
 from pbx_sla.log import get_logger
 from pbx_sla.pipeline import Record, Sink
+from pbx_sla.private_files import ensure_private_dir, open_private
 
 log = get_logger(__name__)
 
@@ -70,7 +71,7 @@ def _dump(record: Record) -> str:
 
 def _append_lines(path: Path, lines: list[str], *, new: bool) -> None:
     """Append and fsync (blocking; run in a thread). A new file also fsyncs its directory entry."""
-    with path.open("a", encoding="utf-8") as fh:
+    with open_private(path, "a") as fh:
         fh.write("\n".join(lines) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
@@ -215,7 +216,7 @@ class DurableWriter:
 
     # -- spool files -----------------------------------------------------------------------------
     def _scan_spool(self) -> None:
-        self._spool_dir.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(self._spool_dir)
         for path in sorted(self._spool_dir.glob("*.jsonl")):
             if path.name == DEAD_LETTER or not path.stem.isdigit():
                 continue
@@ -299,7 +300,7 @@ class DurableWriter:
         self.dead_letters += 1
         entry = {"at": time.time(), "kind": kind, "error": error, "data": data}
         try:
-            with (self._spool_dir / DEAD_LETTER).open("a", encoding="utf-8") as fh:
+            with open_private(self._spool_dir / DEAD_LETTER, "a") as fh:
                 fh.write(json.dumps(entry, default=str) + "\n")
         except OSError:
             log.exception("cannot write the dead-letter file", spool=str(self._spool_dir))
