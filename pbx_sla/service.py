@@ -57,15 +57,41 @@ def load_features(names: Sequence[str] | None = None) -> list[ModuleType]:
     return modules
 
 
+#: status.json is padded with spaces to a multiple of this (with this much room at least), so that it can
+#: be rewritten in place when the disk is full
+STATUS_BLOCK = 4096
+
+
 def write_status(path: Path, snapshot: dict[str, Any]) -> None:
-    """Atomic replace: a reader sees the previous snapshot or this one, never half of one."""
+    """Atomic replace: a reader sees the previous snapshot or this one, never half of one.
+
+    The disk full (no block for a new file): the existing file is overwritten in place instead - it is
+    padded with spaces (valid JSON whitespace) to whole blocks with room to spare, so this needs no new
+    block - and ``status`` keeps showing a live daemon rather than a stale snapshot.
+    """
+    text = json.dumps(snapshot, indent=2, sort_keys=True) + "\n"
+    size = -(-(len(text.encode("utf-8")) + STATUS_BLOCK // 4) // STATUS_BLOCK) * STATUS_BLOCK
+    text += " " * (size - len(text.encode("utf-8")) - 1) + "\n"
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        write_private_text(tmp, json.dumps(snapshot, indent=2, sort_keys=True) + "\n")
+        write_private_text(tmp, text)
         os.replace(tmp, path)
-    except OSError:
+        return
+    except OSError as exc:
         tmp.unlink(missing_ok=True)  # a full disk leaves no half-written temporary file behind
-        raise
+        error = exc
+    try:
+        old = path.stat().st_size
+        data = text.rstrip().encode("utf-8") + b"\n"
+        if len(data) >= old:
+            raise error
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.pwrite(fd, data + b" " * (old - len(data) - 1) + b"\n", 0)
+        finally:
+            os.close(fd)
+    except FileNotFoundError:
+        raise error from None
 
 
 class Daemon:
@@ -104,6 +130,11 @@ class Daemon:
                 "dead_letters": writer.dead_letters if writer else 0,
                 "database": {None: "unknown", True: "up", False: "down"}[writer.db_ok if writer else None],
                 "last_error": writer.last_error if writer else None,
+                # ok | spooling | full: max_memory in memory, spool unwritable, AMI reading paused
+                "state": writer.state if writer else "ok",
+                "spool_error": writer.spool_error if writer else None,
+                "backpressure_episodes": writer.backpressure_episodes if writer else 0,
+                "torn_segments_repaired": writer.torn_repaired if writer else 0,
             },
         }
 

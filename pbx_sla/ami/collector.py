@@ -105,6 +105,8 @@ class ServerStatus:
     login_attempts: int = 0
     events: int = 0
     pauses: int = 0
+    #: reading paused until the writer can take records again (see Collector._resume_when_relieved)
+    held: bool = False
     last_error: str | None = None
     session_id: str | None = None
     resynced: bool = False
@@ -123,6 +125,7 @@ class ServerStatus:
             "login_attempts": self.login_attempts,
             "events": self.events,
             "backpressure_pauses": self.pauses,
+            "reading_paused": self.held,
             "session_id": self.session_id,
             "resynced": self.resynced,
             "last_error": self.last_error,
@@ -137,6 +140,9 @@ class Congestion(Protocol):
 
     @property
     def relieved(self) -> bool: ...
+
+    @property
+    def full(self) -> bool: ...
 
 
 class Backoff:
@@ -215,12 +221,25 @@ class Collector:
         asyncio.get_running_loop().create_task(self._resume_when_relieved(manager))
 
     async def _resume_when_relieved(self, manager: AmiManager) -> None:
+        """Resume after ``MAX_PAUSE`` at most - unless the writer is :attr:`full` (memory at ``max_memory``
+        and the spool unwritable): then reading stays paused until it is not, whatever Asterisk does about
+        a reader that stalls (it may drop us; the session is then recorded as lost, nothing queued is)."""
         deadline = time.monotonic() + self.MAX_PAUSE
+        congestion = self.congestion
         try:
             # polls the writer (it has no event for this); 20 ms is well under the pause limit
-            while time.monotonic() < deadline and self.congestion is not None and not self.congestion.relieved:  # noqa: ASYNC110
+            while congestion is not None and not congestion.relieved:
+                if congestion.full:
+                    if not self.status.held:
+                        self.status.held = True
+                        log.warning("AMI reading paused: write backlog full (back-pressure)", server=self.server.name)
+                elif time.monotonic() >= deadline:
+                    break
                 await asyncio.sleep(0.02)
         finally:
+            if self.status.held:
+                self.status.held = False
+                log.info("AMI reading resumed", server=self.server.name)
             self._paused = False
             protocol = manager.protocol
             if protocol is not None and not protocol.closed:

@@ -131,6 +131,8 @@ async def status(args: argparse.Namespace, settings: Settings) -> int:
             "spooled": writer.get("spooled", 0),
             "dead_letters": writer.get("dead_letters", 0),
             "database": writer.get("database", "unknown"),
+            "state": writer.get("state", "ok"),
+            "spool_error": writer.get("spool_error"),
         },
         "warnings": qos_warnings(snap) if daemon["running"] else [],
     }
@@ -168,6 +170,10 @@ async def status(args: argparse.Namespace, settings: Settings) -> int:
         f"Write backlog: {b['memory']} in memory, {b['spooled']} spooled to disk, "
         f"{b['dead_letters']} dead letters; database {b['database']}"
     )
+    if b["state"] == "full":
+        print(f"Write backlog FULL: AMI reading paused (back-pressure); spool: {b['spool_error']}")
+    elif b["spool_error"]:
+        print(f"Spool cannot be written: {b['spool_error']}")
     agi = report["agi"]
     if agi:
         print(

@@ -6,9 +6,17 @@ that kind. Records of one kind are written in submission order (kinds are indepe
 
 * DB trouble (refused, broken pool, schema not migrated yet...): the batch stays queued and is retried
   with exponential backoff.
-* Beyond ``max_memory`` queued records, new records go to disk instead: append-only JSON-lines *segment*
-  files under ``spool_dir``, fsync'd, replayed oldest first once the memory queue is empty, deleted
-  after a successful write. Records written to disk survive a restart: the next writer replays them.
+* Records go to disk instead of waiting in memory when the database is down, when a write has been under
+  way for more than ``spill_after`` seconds (a database that hangs), or beyond ``max_memory`` queued
+  records: append-only JSON-lines *segment* files under ``spool_dir``, fsync'd every ``spill_interval``,
+  replayed oldest first once the memory queue is empty, deleted after a successful write. Records written
+  to disk survive a restart (the next writer replays them), so a ``kill -9`` during an outage loses at
+  most the records of the last ``spill_interval`` plus one fsync (about a second; measured by
+  tests/faults). A segment write cut short (disk full, crash) is truncated back to its last whole record,
+  at once or at the next start.
+* The disk refuses the spool too (full, read-only): records stay in memory up to ``max_memory``, then
+  :attr:`full` is true and the collectors stop reading AMI (back-pressure) until the spool or the
+  database takes records again. Nothing queued is dropped; :attr:`spool_error` says why.
 * A *data* error (a value PostgreSQL or the sink refuses) costs one record, not the batch: the batch is
   retried record by record, each refused record is logged (kind and a short repr) and appended to
   ``dead-letter.jsonl`` in ``spool_dir``; the others land.
@@ -70,17 +78,57 @@ def _dump(record: Record) -> str:
 
 
 def _append_lines(path: Path, lines: list[str], *, new: bool) -> None:
-    """Append and fsync (blocking; run in a thread). A new file also fsyncs its directory entry."""
-    with open_private(path, "a") as fh:
-        fh.write("\n".join(lines) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    """Append and fsync (blocking; run in a thread). A new file also fsyncs its directory entry.
+
+    A write cut short (disk full) is undone: the file is cut back to its size before the call (a new
+    file is removed), so no torn record stays on disk; the OSError is raised.
+    """
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    with open_private(path, "ab") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        try:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fh.fileno(), size)
+                os.fsync(fh.fileno())
+            if new and size == 0:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            raise
     if new:
         fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _repair_torn_tail(path: Path) -> bool:
+    """Cut a segment back to its last complete line (a crash or a full disk during an append); True if cut."""
+    with path.open("rb+") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return False
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return False
+        keep, at = 0, size
+        while at > 0:  # scan back for the last newline, 64 KiB at a time
+            step = min(at, 65536)
+            fh.seek(at - step)
+            block = fh.read(step)
+            nl = block.rfind(b"\n")
+            if nl >= 0:
+                keep = at - step + nl + 1
+                break
+            at -= step
+        fh.truncate(keep)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return True
 
 
 class DurableWriter:
@@ -97,6 +145,8 @@ class DurableWriter:
         max_memory: int = 100_000,
         segment_records: int = 50_000,
         max_backoff: float = 10.0,
+        spill_after: float = 1.0,
+        spill_interval: float = 0.25,
         prepare: Callable[[], Awaitable[None]] | None = None,
         pool_size: int = 2,
         pool_factory: Callable[[], Awaitable[Any]] | None = None,
@@ -113,6 +163,8 @@ class DurableWriter:
         self._max_memory = max_memory
         self._segment_records = segment_records
         self._max_backoff = max_backoff
+        self._spill_after = spill_after
+        self._spill_interval = spill_interval
         self._prepare = prepare
         self._prepared = prepare is None
         self._pool_size = pool_size
@@ -130,16 +182,25 @@ class DurableWriter:
         self._seg_counts: dict[Path, int] = {}
         self._replay: list[Record] | None = None  # loaded first segment
         self._replay_done = 0
+        self._spool_lock = asyncio.Lock()  # segment files and the tail: the spiller and the drain take turns
+        self._writing_since: float | None = None
+        self._in_flight = 0  # records taken from the tail by a spill under way (still only in memory)  # monotonic start of the database attempt under way
         self._unknown_kinds: dict[str, int] = {}
         self._dead: set[int] = set()  # id() of queued records already moved to dead letters
         self._wake = asyncio.Event()
         self._close_event = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        self._spiller: asyncio.Task[None] | None = None
         self.written = 0
         self.dead_letters = 0
         self.db_ok: bool | None = None
         self.last_error: str | None = None
+        #: why the spool cannot be written right now (disk full...), None when it can
+        self.spool_error: str | None = None
+        self.torn_repaired = 0
+        self.backpressure_episodes = 0
+        self._full_logged = False
         self._scan_spool()
 
     # -- public --------------------------------------------------------------------------------
@@ -150,20 +211,38 @@ class DurableWriter:
     @property
     def backlog(self) -> Backlog:
         spooled = sum(self._seg_counts.values()) - self._replay_done
-        return Backlog(len(self._head) + len(self._tail), spooled)
+        return Backlog(self._in_memory(), spooled)
+
+    @property
+    def full(self) -> bool:
+        """``max_memory`` records in memory and the spool refuses more: collectors must stop reading."""
+        return self.spool_error is not None and self._in_memory() >= self._max_memory
+
+    def _in_memory(self) -> int:
+        return len(self._head) + len(self._tail) + self._in_flight
 
     @property
     def congested(self) -> bool:
-        """The database is up but writes lag far behind: collectors should slow their reading down.
+        """Writes lag far behind (the database is up but slow) or memory is :attr:`full`: collectors
+        should stop reading for a while.
 
-        Never true while the database is down (then records spill to disk instead: an outage must
+        Not true merely because the database is down (records spill to disk instead: an outage must
         not stall the AMI connection).
         """
-        return self.db_ok is True and len(self._head) >= self.high_water
+        return (self.db_ok is True and len(self._head) >= self.high_water) or self.full
 
     @property
     def relieved(self) -> bool:
+        if self.spool_error is not None and self._in_memory() >= self._max_memory * 0.9:
+            return False
         return self.db_ok is not True or len(self._head) <= self.low_water
+
+    @property
+    def state(self) -> str:
+        """One word for ``status``: ok | spooling | full (back-pressure)."""
+        if self.full:
+            return "full"
+        return "spooling" if self._spooling else "ok"
 
     def submit(self, record: Record) -> None:
         """Queue one record; never blocks, never raises. Unknown kinds are logged and dropped."""
@@ -176,6 +255,15 @@ class DurableWriter:
                 return
             if self._spooling:
                 self._tail.append(record)
+                if not self._full_logged and self.full:
+                    self._full_logged = True
+                    self.backpressure_episodes += 1
+                    log.error(
+                        "write backlog full: max_memory records in memory and the spool cannot be written; "
+                        "AMI reading paused until records can be stored (back-pressure, nothing dropped)",
+                        records=len(self._head) + len(self._tail),
+                        spool_error=self.spool_error,
+                    )
                 return
             head = self._head
             head.append(record)
@@ -190,6 +278,16 @@ class DurableWriter:
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="durable-writer")
+            self._spiller = asyncio.create_task(self._spill_loop(), name="durable-writer-spill")
+
+    async def _stop_spiller(self) -> None:
+        """Cancel the spill task between two spills (never inside one: its records would be in neither place)."""
+        spiller, self._spiller = self._spiller, None
+        if spiller is None:
+            return
+        async with self._spool_lock:
+            spiller.cancel()
+        await asyncio.gather(spiller, return_exceptions=True)
 
     async def close(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - the contract names it
         """Write everything out: to PostgreSQL if it answers within ``timeout``, else to the spool."""
@@ -204,7 +302,17 @@ class DurableWriter:
                 await asyncio.gather(self._task, return_exceptions=True)
             except Exception:
                 log.exception("writer task failed")
-        await asyncio.to_thread(self._persist_leftovers)
+        await self._stop_spiller()
+        try:
+            await asyncio.to_thread(self._persist_leftovers)
+        except OSError as exc:
+            lost = len(self._head) + len(self._tail)
+            log.error(
+                "database and spool both unavailable at close: records in memory are LOST",
+                records=lost,
+                error=f"{type(exc).__name__}: {exc}",
+                spool=str(self._spool_dir),
+            )
         if self._pool is not None:
             try:
                 await asyncio.wait_for(self._pool.close(), 5)
@@ -220,6 +328,9 @@ class DurableWriter:
         for path in sorted(self._spool_dir.glob("*.jsonl")):
             if path.name == DEAD_LETTER or not path.stem.isdigit():
                 continue
+            if _repair_torn_tail(path):
+                self.torn_repaired += 1
+                log.warning("spool segment ended inside a record (crash or full disk); cut back", segment=path.name)
             with path.open("rb") as fh:
                 count = sum(1 for line in fh if line.strip())
             if count == 0:
@@ -245,21 +356,93 @@ class DurableWriter:
         return self._segment_path(_FIRST_SEGMENT), True
 
     async def _spill_tail(self) -> None:
-        while self._tail:
-            path, new = self._spill_target()
-            room = self._segment_records - (0 if new else self._seg_counts[path])
-            chunk, self._tail = self._tail[:room], self._tail[room:]
-            lines = [_dump(r) for r in chunk]
-            try:
-                await asyncio.to_thread(_append_lines, path, lines, new=new)
-            except OSError:
-                self._tail[:0] = chunk
-                log.exception("cannot write the spool; records kept in memory", spool=str(self._spool_dir))
+        async with self._spool_lock:
+            while self._tail:
+                path, new = self._spill_target()
+                room = self._segment_records - (0 if new else self._seg_counts[path])
+                chunk, self._tail = self._tail[:room], self._tail[room:]
+                lines = [_dump(r) for r in chunk]
+                self._in_flight = len(chunk)
+                try:
+                    await asyncio.to_thread(_append_lines, path, lines, new=new)
+                except OSError as exc:
+                    self._tail[:0] = chunk
+                    self._spool_failed(exc)
+                    return
+                finally:
+                    self._in_flight = 0
+                if new:
+                    self._segments.append(path)
+                    self._seg_counts[path] = 0
+                self._seg_counts[path] += len(chunk)
+                self._spool_ok()
+
+    async def _spill_head(self) -> None:
+        """The database is down: the oldest records in memory go to a segment before every other one."""
+        async with self._spool_lock:
+            if not self._head or self._replay is not None:
                 return
-            if new:
-                self._segments.append(path)
-                self._seg_counts[path] = 0
-            self._seg_counts[path] += len(chunk)
+            records = [r for r in self._head if id(r) not in self._dead] if self._dead else list(self._head)
+            seq = int(self._segments[0].stem) - 1 if self._segments else _FIRST_SEGMENT
+            path = self._segment_path(seq)
+            try:
+                await asyncio.to_thread(_append_lines, path, [_dump(r) for r in records], new=True)
+            except OSError as exc:
+                self._spool_failed(exc)
+                return
+            self._head.clear()
+            self._dead.clear()
+            self._segments.appendleft(path)
+            self._seg_counts[path] = len(records)
+            self._spooling = True
+            self._spool_ok()
+
+    def _spool_failed(self, exc: OSError) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        if self.spool_error != error:
+            log.error(
+                "cannot write the spool; records kept in memory (up to max_memory, then AMI reading pauses)",
+                spool=str(self._spool_dir),
+                error=error,
+                in_memory=len(self._head) + len(self._tail),
+            )
+        self.spool_error = error
+
+    def _spool_ok(self) -> None:
+        if self.spool_error is not None:
+            log.info("spool writable again", spool=str(self._spool_dir), in_memory=len(self._head) + len(self._tail))
+            self.spool_error = None
+        if self._full_logged and not self.full:
+            self._full_logged = False
+            log.info("write backlog below max_memory again; AMI reading resumes")
+
+    def _should_spool(self) -> bool:
+        """Records must not wait in memory: the database is down or a write hangs."""
+        if self.db_ok is False:
+            return True
+        since = self._writing_since
+        return since is not None and time.monotonic() - since > self._spill_after
+
+    async def _spill_loop(self) -> None:
+        """Every ``spill_interval``: while records cannot reach the database, put them on disk."""
+        while True:
+            await asyncio.sleep(self._spill_interval)
+            try:
+                if not self._spooling and self._should_spool() and (self._head or self._tail):
+                    self._spooling = True
+                    log.warning(
+                        "database not answering; new records go to the spool on disk",
+                        in_memory=len(self._head),
+                        error=self.last_error,
+                    )
+                if self._tail:  # only ever filled while spooling
+                    await self._spill_tail()
+                if self._head and self.db_ok is False and self._writing_since is None:
+                    await self._spill_head()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("spool writer failed; retrying")
 
     def _persist_leftovers(self) -> None:
         """At close: memory → disk (head before every segment, tail after), so that nothing is lost."""
@@ -346,6 +529,10 @@ class DurableWriter:
                     )
                     await self._write_one_by_one(pool, sink, records)
         self.written += len(chunk)
+        if self.db_ok is not True:
+            if self.db_ok is False:
+                log.info("database available again", backlog=self.backlog.total)
+            self.db_ok = True
 
     async def _write_one_by_one(self, pool: asyncpg.Pool, sink: Sink, records: Sequence[Record]) -> None:
         for record in records:
@@ -383,26 +570,31 @@ class DurableWriter:
         if self._segments:
             path = self._segments[0]
             if self._replay is None:
-                self._replay = await asyncio.to_thread(self._load_segment, path)
-                self._replay_done = 0
-                self._seg_counts[path] = len(self._replay)
+                async with self._spool_lock:  # no append to this segment while it is read
+                    self._replay = await asyncio.to_thread(self._load_segment, path)
+                    self._replay_done = 0
+                    self._seg_counts[path] = len(self._replay)
             if self._replay_done < len(self._replay):
                 chunk = self._replay[self._replay_done : self._replay_done + self._batch_size * self._chunk_kinds]
                 await self._write_chunk(chunk)
                 self._replay_done += len(chunk)
                 self._done(chunk)
                 return True
-            path.unlink(missing_ok=True)
-            self._segments.popleft()
-            del self._seg_counts[path]
-            self._replay, self._replay_done = None, 0
+            async with self._spool_lock:
+                path.unlink(missing_ok=True)
+                self._segments.popleft()
+                del self._seg_counts[path]
+                self._replay, self._replay_done = None, 0
             log.info("spool segment written and removed", segment=path.name, left=len(self._segments))
             return True
         if self._spooling:
-            # spool drained: records not yet spilled go back to memory, in order
-            self._head.extend(self._tail)
-            self._tail = []
-            self._spooling = len(self._head) >= self._max_memory
+            async with self._spool_lock:
+                if self._segments:
+                    return True  # a spill made a segment meanwhile: replay it first
+                # spool drained: records not yet spilled go back to memory, in order
+                self._head.extend(self._tail)
+                self._tail = []
+                self._spooling = len(self._head) >= self._max_memory or self._should_spool()
             return bool(self._head)
         return False
 
@@ -430,16 +622,15 @@ class DurableWriter:
             elif not self._closing:
                 await self._pause(self._flush_interval, wake=True)
             self._wake.clear()
-            if self._tail and (self._segments or self._head):
-                await self._spill_tail()  # disk first: it must not wait for the database
+            # (the spill task puts records on disk meanwhile: it must not wait for the database)
             try:
+                self._writing_since = time.monotonic()
                 if self._pool is None or not self._prepared:
                     await self._get_pool()  # migrate as soon as the database answers, even with nothing queued
                 while True:
-                    if self._tail and (self._segments or self._head) and len(self._tail) >= self._batch_size:
-                        await self._spill_tail()
                     if not await self._drain_once():
                         break
+                    self._writing_since = time.monotonic()
                     await asyncio.sleep(0)  # let the collectors run between batches
             except asyncio.CancelledError:
                 raise
@@ -450,6 +641,8 @@ class DurableWriter:
                     log.warning("database unavailable; records kept for retry", error=self.last_error)
                 self.db_ok = False
                 continue
+            finally:
+                self._writing_since = None
             if self.db_ok is False:
                 log.info("database available again", backlog=self.backlog.total)
             if self._pool is not None:

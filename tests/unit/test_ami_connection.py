@@ -253,6 +253,7 @@ class Congestion:
     def __init__(self) -> None:
         self.congested = True
         self.relieved = False
+        self.full = False
 
 
 async def test_back_pressure_pauses_reading_and_resumes_without_losing_events(ami: FakeAmi) -> None:

@@ -123,29 +123,52 @@ async def test_unknown_kind_is_dropped_at_submit_and_logged(tmp_path: Path, capl
     assert "unknown kind" in caplog.text and "nope" in caplog.text
 
 
-async def test_outage_keeps_records_spills_beyond_max_memory_and_replays_in_order(tmp_path: Path) -> None:
+async def test_outage_puts_records_on_disk_promptly_and_replays_them_in_order(tmp_path: Path) -> None:
+    """Issue 13: nothing waited for max_memory (100,000) records before reaching disk, so a kill -9 during an
+    outage lost all of it. Now every record is on disk within about spill_after + spill_interval."""
     db = FakeDb()
     db.up = False
-    writer = make(db, tmp_path, max_memory=300, segment_records=250)
+    writer = make(db, tmp_path, max_memory=100_000, segment_records=250, spill_after=0.2, spill_interval=0.05)
     writer.start()
     for n in range(1000):
         writer.submit(Record("a", {"n": n}))
         if n % 100 == 0:
             await asyncio.sleep(0.02)
-    await until(lambda: writer.backlog.spooled == 700)
-    assert writer.backlog.memory == 300
-    files = segments(tmp_path)
-    assert len(files) == 3  # 250 + 250 + 200, JSON lines
-    first = [json.loads(line) for line in files[0].read_text().splitlines()]
-    assert first[0] == {"kind": "a", "data": {"n": 300}} and len(first) == 250
+    await until(lambda: writer.backlog.spooled == 1000, limit=2.0)
+    assert writer.backlog.memory == 0
+    on_disk = [json.loads(line)["data"]["n"] for f in segments(tmp_path) for line in f.read_text().splitlines()]
+    assert on_disk == list(range(1000))  # oldest first, across segments
     assert db.rows == []
     db.up = True
     await until(lambda: writer.backlog.total == 0 and not segments(tmp_path))  # written, then removed
     assert [n for _, n in db.rows] == list(range(1000))
+    assert writer.db_ok is True
     # the spool is drained: new records go through memory again
     writer.submit(Record("a", {"n": 1000}))
     await writer.close(5)
     assert db.rows[-1] == ("a", 1000) and segments(tmp_path) == []
+
+
+async def test_beyond_max_memory_records_spill_to_disk_while_the_database_is_slow(tmp_path: Path) -> None:
+    db = FakeDb()
+    writer = make(db, tmp_path, max_memory=300, segment_records=250)
+    gate = asyncio.Event()
+    sink = writer._sinks["a"]
+    original = sink.write
+
+    async def slow(conn, items):
+        await gate.wait()
+        await original(conn, items)
+
+    sink.write = slow  # type: ignore[method-assign]
+    writer.start()
+    for n in range(1000):
+        writer.submit(Record("a", {"n": n}))
+    await until(lambda: writer.backlog.spooled == 700, limit=3.0)
+    assert writer.backlog.memory == 300
+    gate.set()
+    await writer.close(5)
+    assert [n for _, n in db.rows] == list(range(1000))
 
 
 async def test_close_with_the_database_down_spools_everything_and_a_new_writer_replays_it(tmp_path: Path) -> None:
@@ -186,15 +209,19 @@ async def test_a_refused_record_goes_to_dead_letters_and_the_rest_lands(tmp_path
     assert "record refused" in caplog.text and "'n': 7" in caplog.text
 
 
-async def test_a_torn_spool_line_is_set_aside_and_the_rest_replayed(tmp_path: Path) -> None:
+async def test_a_torn_last_line_is_cut_back_and_a_damaged_line_set_aside(tmp_path: Path) -> None:
+    """A segment ending inside a record (kill -9 or a full disk during an append) is cut back to its last
+    whole record at start; a complete line that is not a record goes to dead letters."""
     seg = tmp_path / f"{10**12:020d}.jsonl"
-    seg.write_text('{"kind":"a","data":{"n":1}}\n{"kind":"a","data":{"n":2}}\n{"kind":"a","da')
+    seg.write_text('{"kind":"a","data":{"n":1}}\nnot json\n{"kind":"a","data":{"n":2}}\n{"kind":"a","da')
     db = FakeDb()
     writer = make(db, tmp_path)
+    assert writer.torn_repaired == 1 and writer.backlog.spooled == 3
     writer.start()
     await writer.close(5)
     assert db.rows == [("a", 1), ("a", 2)]
-    assert "unreadable" in (tmp_path / DEAD_LETTER).read_text()
+    dead = (tmp_path / DEAD_LETTER).read_text()
+    assert '"data": "not json"' in dead and '{"kind":"a","da' not in dead
     assert segments(tmp_path) == []
 
 
@@ -227,3 +254,59 @@ def test_two_sinks_for_one_kind_are_refused(tmp_path: Path) -> None:
     db = FakeDb()
     with pytest.raises(ValueError, match="two sinks"):
         DurableWriter("x", [ListSink("a", db), ListSink("a", db)], tmp_path)
+
+
+# -- issue 13: the disk refuses the spool while the database is down ----------------------------------------
+
+
+@contextlib.contextmanager
+def file_size_limit(limit: int):
+    """Writes past ``limit`` bytes in any file fail (EFBIG), like a full disk: a real kernel limit, not a mock."""
+    import resource
+    import signal
+
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    old = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, old[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old)
+        signal.signal(signal.SIGXFSZ, old_handler)
+
+
+async def test_disk_full_and_database_down_bounds_memory_by_back_pressure_and_leaves_no_torn_segment(
+    tmp_path: Path, caplog
+) -> None:
+    """Issue 13: memory grew past max_memory without bound (RSS 393 MB) and a torn segment stayed on disk.
+    Now: at max_memory the writer is ``full`` (collectors stop reading), segments hold whole records only,
+    and everything lands once the database is back."""
+    db = FakeDb()
+    db.up = False
+    writer = make(db, tmp_path, max_memory=2000, segment_records=100_000, spill_after=0.1, spill_interval=0.02)
+    peak = 0
+    sent = 0
+    with file_size_limit(40_000):  # a segment can hold about 1,300 records, then the "disk" is full
+        writer.start()
+        for _ in range(400):  # a collector: reads while the writer is not congested
+            if writer.congested:
+                await asyncio.sleep(0.01)
+                continue
+            for _ in range(50):
+                writer.submit(Record("a", {"n": sent, "pad": "x" * 8}))
+                sent += 1
+            peak = max(peak, writer.backlog.memory)
+            await asyncio.sleep(0.005)
+        assert writer.full and writer.state == "full" and writer.spool_error is not None
+        assert "File too large" in writer.spool_error
+        assert peak <= 2000 + 50  # one collector read past the mark at most
+        for seg in segments(tmp_path):  # whole records only: a cut-short append was undone
+            text = seg.read_text()
+            assert text.endswith("\n")
+            assert all(json.loads(line)["kind"] == "a" for line in text.splitlines())
+    assert "AMI reading paused" in caplog.text or "back-pressure" in caplog.text
+    db.up = True
+    await until(lambda: writer.backlog.total == 0 and not writer.full)
+    assert writer.state == "ok" and writer.db_ok is True
+    await writer.close(5)
+    assert [n for _, n in db.rows] == list(range(sent))  # all of them, once, in order
