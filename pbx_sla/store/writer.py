@@ -183,8 +183,8 @@ class DurableWriter:
         self._replay: list[Record] | None = None  # loaded first segment
         self._replay_done = 0
         self._spool_lock = asyncio.Lock()  # segment files and the tail: the spiller and the drain take turns
-        self._writing_since: float | None = None
-        self._in_flight = 0  # records taken from the tail by a spill under way (still only in memory)  # monotonic start of the database attempt under way
+        self._writing_since: float | None = None  # monotonic start of the database attempt under way
+        self._in_flight = 0  # records taken from the tail by a spill under way (still only in memory)
         self._unknown_kinds: dict[str, int] = {}
         self._dead: set[int] = set()  # id() of queued records already moved to dead letters
         self._wake = asyncio.Event()
