@@ -90,6 +90,8 @@ class Settings:
     agi_port: int = 4573
     log_level: str = "info"
     agi: AgiOptions = field(default_factory=AgiOptions)
+    #: records the durable writer keeps in memory at most (then the spool; spool unwritable: back-pressure)
+    max_memory: int = 100_000
 
     @property
     def embedded(self) -> bool:
@@ -187,7 +189,7 @@ _KNOWN = {
         "pin_global_limit",
         "pin_window_seconds",
     },
-    "daemon": {"data_dir"},
+    "daemon": {"data_dir", "max_memory"},
     "asterisk": {
         "name",
         "host",
@@ -352,6 +354,7 @@ def load_settings(
     _check_keys(daemon, "daemon", f"{file}: [daemon]")
     data_dir_text = env.get("PBX_SLA_DATA_DIR") or _get(daemon, "data_dir", str, f"{file}: [daemon]")
     data_dir = Path(data_dir_text) if data_dir_text else default_data_dir()
+    max_memory = int(_count(daemon, "max_memory", f"{file}: [daemon]", 100_000, 1000, 10_000_000) or 0)
 
     agi = _get(data, "agi", dict, file, {})
     _check_keys(agi, "agi", f"{file}: [agi]")
@@ -370,6 +373,7 @@ def load_settings(
         config_file=used,
         dsn=dsn,
         data_dir=data_dir,
+        max_memory=max_memory,
         asterisk=servers,
         agi_host=agi_host,
         agi_port=agi_port,

@@ -207,9 +207,8 @@ class Daemon:
             sinks: list[Any] = [AmiSessionSink()]
             for module in modules:
                 sinks.extend(module.sinks(ctx))
-            writer = self.writer = DurableWriter(
-                dsn, sinks, settings.data_dir / SPOOL_DIR, prepare=prepare, **self.writer_options
-            )
+            options = {"max_memory": settings.max_memory, **self.writer_options}
+            writer = self.writer = DurableWriter(dsn, sinks, settings.data_dir / SPOOL_DIR, prepare=prepare, **options)
             ctx.submit = writer.submit
             router = Router([module.event_handlers(ctx) for module in modules], writer.submit)
         except (ImportError, ConfigError, ValueError) as exc:

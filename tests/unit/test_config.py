@@ -248,3 +248,11 @@ def test_cli_malformed_dsn_exits_2_with_a_message_and_no_traceback(tmp_path, mon
         assert main(["status"]) == 2
         err = capsys.readouterr().err
         assert "PBX_SLA_DSN" in err and "Traceback" not in err and "SECRET" not in err
+
+
+def test_daemon_max_memory_is_a_ranged_integer(tmp_path) -> None:
+    assert load_settings(write(tmp_path, "[daemon]\nmax_memory = 5000\n"), environ={}).max_memory == 5000
+    assert load_settings(write(tmp_path, ""), environ={}).max_memory == 100_000
+    for bad in ("0", "999", "20000000", "5000.5", "nan"):
+        with pytest.raises(ConfigError, match=r"\[daemon\]: key 'max_memory'"):
+            load_settings(write(tmp_path, f"[daemon]\nmax_memory = {bad}\n"), environ={})
