@@ -354,9 +354,13 @@ class Collector:
         server = self.server
         while True:
             await asyncio.sleep(server.ping_interval)
+            if self._paused:
+                continue  # we stopped reading (back-pressure): no answer could arrive, the link is not at fault
             try:
                 await ami.send({"Action": "Ping"})
             except TimeoutError:
+                if self._paused:
+                    continue  # reading was paused meanwhile
                 self.status.last_error = f"no answer to Ping within {server.action_timeout:g} s"
                 log.warning("AMI ping timed out; dropping the connection", server=server.name)
                 manager.abort()

@@ -98,7 +98,7 @@ class Producer:
             clients = list(self.ami.clients)
             if len(clients) != 1:
                 continue
-            if clients[0].transport.get_write_buffer_size() > 4 << 20:
+            if clients[0].transport.get_write_buffer_size() > 256 << 10:
                 self.paused_ticks += 1  # the daemon does not read: hold back
                 continue
             data = b"".join(contact_status(n) + cdr(n) for n in range(self.sent, self.sent + per_tick))
@@ -159,6 +159,7 @@ class DaemonProcess:
     async def start(self) -> DaemonProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_SLA_")}
         env.update(PBX_SLA_DSN=self.dsn, PBX_SLA_DATA_DIR=str(self.data_dir), PYTHONPATH=str(ROOT))
+        env["PBX_SLA_SQL_DIR"] = str(ROOT / "sql")  # this checkout's migrations, installed or not
         code = "import sys; from pbx_sla.cli import main; sys.exit(main())"
         with self.log.open("ab") as out:
             self.proc = await asyncio.create_subprocess_exec(
