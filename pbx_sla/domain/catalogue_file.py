@@ -53,6 +53,7 @@ from pbx_sla.domain.toml_checks import (
     integer,
     is_required,
     kind,
+    nul_characters,
     places,
     ratio,
     string,
@@ -603,6 +604,7 @@ def _maintenance(raw: Any, trunks: list[Trunk], p: Problems) -> list[Maintenance
 def parse_catalogue(data: Mapping[str, Any], source: str) -> Catalogue:
     """Validate a catalogue read by :func:`tomllib.load`; raise :class:`InputError` listing every problem."""
     p = Problems()
+    nul_characters(data, "", p)
     t = table(dict(data), "", _TOP, _TOP_REQUIRED, p) or {}
     timezone = string(t, "timezone", "", p)
     if timezone is not None:

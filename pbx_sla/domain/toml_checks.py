@@ -27,6 +27,22 @@ class Problems:
         self.items.append(f"{path}: {message}")
 
 
+def nul_characters(value: Any, path: str, p: Problems) -> None:
+    """Report every string (value or key) holding a NUL character, anywhere under ``value``: PostgreSQL
+    text cannot store one, so it must be refused here with its key path, not later as a database error."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            p.add(path or "(top level)", f"contains a NUL character (position {value.index(chr(0)) + 1})")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                p.add(sub(path, key.replace("\x00", "\\0")), "key contains a NUL character")
+            nul_characters(item, sub(path, str(key)), p)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            nul_characters(item, f"{path}[{i}]", p)
+
+
 def file_keys(cls: type, *, not_in_file: frozenset[str] = frozenset()) -> tuple[frozenset[str], frozenset[str]]:
     """(allowed, required) keys of the table that fills dataclass ``cls``: its fields except
     ``not_in_file`` (derived or table-name fields); required are the fields without a default."""

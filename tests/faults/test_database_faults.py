@@ -74,8 +74,7 @@ async def test_kill_9_while_the_database_is_down_loses_at_most_about_a_second(
         sent = producer.sent
         killed_at = time.monotonic()
         await daemon.kill()
-        sent_after_kill = await producer.stop()
-        assert sent_after_kill == sent  # nothing was sent to a dead daemon
+        await producer.stop()  # what it writes between the kill and noticing it cannot be stored: not counted
     finally:
         if daemon.proc and daemon.proc.returncode is None:
             await daemon.kill()
