@@ -43,7 +43,7 @@ import asyncpg
 
 from pbx_sla.log import get_logger
 from pbx_sla.pipeline import Record, Sink
-from pbx_sla.private_files import ensure_private_dir, open_private
+from pbx_sla.private_files import PRIVATE_FILE, ensure_private_dir, file_mode, open_private
 
 log = get_logger(__name__)
 
@@ -83,21 +83,25 @@ def _append_lines(path: Path, lines: list[str], *, new: bool) -> None:
     A write cut short (disk full) is undone: the file is cut back to its size before the call (a new
     file is removed), so no torn record stays on disk; the OSError is raised.
     """
-    data = ("\n".join(lines) + "\n").encode("utf-8")
-    with open_private(path, "ab") as fh:
-        size = fh.seek(0, os.SEEK_END)
+    data = memoryview(("\n".join(lines) + "\n").encode("utf-8"))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, PRIVATE_FILE)
+    try:
+        size = os.lseek(fd, 0, os.SEEK_END)
         try:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            os.fchmod(fd, file_mode(path.parent))
+            while data:  # unbuffered: nothing is left to be written after an error (and the cut below)
+                data = data[os.write(fd, data) :]
+            os.fsync(fd)
         except OSError:
             with contextlib.suppress(OSError):
-                os.ftruncate(fh.fileno(), size)
-                os.fsync(fh.fileno())
+                os.ftruncate(fd, size)
+                os.fsync(fd)
             if new and size == 0:
                 with contextlib.suppress(OSError):
                     path.unlink()
             raise
+    finally:
+        os.close(fd)
     if new:
         fd = os.open(path.parent, os.O_RDONLY)
         try:
@@ -181,6 +185,7 @@ class DurableWriter:
         self._segments: deque[Path] = deque()
         self._seg_counts: dict[Path, int] = {}
         self._replay: list[Record] | None = None  # loaded first segment
+        self._replay_path: Path | None = None  # the segment _replay was loaded from
         self._replay_done = 0
         self._spool_lock = asyncio.Lock()  # segment files and the tail: the spiller and the drain take turns
         self._writing_since: float | None = None  # monotonic start of the database attempt under way
@@ -349,7 +354,7 @@ class DurableWriter:
         """The segment to append to: the newest one unless it is full or being replayed."""
         if self._segments:
             last = self._segments[-1]
-            replaying = self._replay is not None and last == self._segments[0]
+            replaying = self._replay is not None and last == self._replay_path
             if self._seg_counts[last] < self._segment_records and not replaying:
                 return last, False
             return self._segment_path(int(last.stem) + 1), True
@@ -378,23 +383,31 @@ class DurableWriter:
                 self._spool_ok()
 
     async def _spill_head(self) -> None:
-        """The database is down: the oldest records in memory go to a segment before every other one."""
+        """The database is down: the oldest records in memory go to a segment before every other one.
+
+        The head is taken in one step after the lock is held and only while no database write is under way
+        (a write holds a chunk of the head until it pops it); records submitted meanwhile go to the tail.
+        """
         async with self._spool_lock:
-            if not self._head or self._replay is not None:
+            if not self._head or self._replay is not None or self._writing_since is not None:
                 return
             records = [r for r in self._head if id(r) not in self._dead] if self._dead else list(self._head)
+            self._head.clear()
+            self._dead.clear()
+            self._spooling = True
             seq = int(self._segments[0].stem) - 1 if self._segments else _FIRST_SEGMENT
             path = self._segment_path(seq)
+            self._in_flight = len(records)
             try:
                 await asyncio.to_thread(_append_lines, path, [_dump(r) for r in records], new=True)
             except OSError as exc:
+                self._head.extendleft(reversed(records))
                 self._spool_failed(exc)
                 return
-            self._head.clear()
-            self._dead.clear()
+            finally:
+                self._in_flight = 0
             self._segments.appendleft(path)
             self._seg_counts[path] = len(records)
-            self._spooling = True
             self._spool_ok()
 
     def _spool_failed(self, exc: OSError) -> None:
@@ -568,12 +581,17 @@ class DurableWriter:
             self._done(chunk)
             return True
         if self._segments:
-            path = self._segments[0]
             if self._replay is None:
-                async with self._spool_lock:  # no append to this segment while it is read
+                async with self._spool_lock:  # no append to, nor segment before, this one while it is read
+                    if not self._segments:
+                        return True
+                    # read under the lock: a spill of the head may have put a segment first meanwhile
+                    path = self._replay_path = self._segments[0]
                     self._replay = await asyncio.to_thread(self._load_segment, path)
                     self._replay_done = 0
                     self._seg_counts[path] = len(self._replay)
+            path = self._replay_path
+            assert path is not None
             if self._replay_done < len(self._replay):
                 chunk = self._replay[self._replay_done : self._replay_done + self._batch_size * self._chunk_kinds]
                 await self._write_chunk(chunk)
@@ -582,9 +600,9 @@ class DurableWriter:
                 return True
             async with self._spool_lock:
                 path.unlink(missing_ok=True)
-                self._segments.popleft()
+                self._segments.remove(path)
                 del self._seg_counts[path]
-                self._replay, self._replay_done = None, 0
+                self._replay, self._replay_done, self._replay_path = None, 0, None
             log.info("spool segment written and removed", segment=path.name, left=len(self._segments))
             return True
         if self._spooling:
