@@ -17,6 +17,7 @@ from typing import Any
 from pbx_sla.domain.events import ParseError
 from pbx_sla.domain.qos import HANGUP, KIND, QosParseError, hangup_record
 from pbx_sla.features import ServiceContext
+from pbx_sla.input_warnings import warn_input
 from pbx_sla.log import get_logger
 from pbx_sla.pipeline import EventHandler, Record, Sink
 from pbx_sla.store.qos import QosLegSink
@@ -57,7 +58,14 @@ def hangup_handler(counts: HangupCounts) -> EventHandler:
         try:
             data = hangup_record(server, event)
         except (ParseError, QosParseError) as exc:
-            log.warning("Hangup QoS variables skipped", server=server, uniqueid=event.get("Uniqueid"), error=str(exc))
+            warn_input(
+                log,
+                "event.Hangup",
+                "Hangup QoS variables skipped",
+                server=server,
+                uniqueid=event.get("Uniqueid"),
+                error=str(exc),
+            )
             return ()
         if data is None:
             return ()

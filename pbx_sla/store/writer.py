@@ -612,7 +612,7 @@ class DurableWriter:
                 # spool drained: records not yet spilled go back to memory, in order
                 self._head.extend(self._tail)
                 self._tail = []
-                self._spooling = len(self._head) >= self._max_memory or self._should_spool()
+                self._spooling = len(self._head) >= self._max_memory  # the database just took writes
             return bool(self._head)
         return False
 
