@@ -613,6 +613,11 @@ class DurableWriter:
                 self._head.extend(self._tail)
                 self._tail = []
                 self._spooling = len(self._head) >= self._max_memory  # the database just took writes
+                if not self._spooling and self.spool_error is not None:
+                    # nothing needs the spool any more: its last error is history, not the current state
+                    log.info("spool no longer needed; records go through memory again", last_error=self.spool_error)
+                    self.spool_error = None
+                    self._full_logged = False
             return bool(self._head)
         return False
 
