@@ -209,6 +209,10 @@ class Collector:
                 if not self._paused and self.congestion is not None and self.congestion.congested:
                     self._pause_reading()
 
+    def reading_paused(self) -> bool:
+        """Reading is paused for back-pressure (an unanswered Ping then proves nothing about the link)."""
+        return self._paused
+
     def _pause_reading(self) -> None:
         """Back-pressure: stop reading AMI while the writer catches up, at most ``MAX_PAUSE`` at a time
         (a reader that stalls for long makes Asterisk drop it: manager.conf ``writetimeout``)."""
@@ -359,7 +363,7 @@ class Collector:
             try:
                 await ami.send({"Action": "Ping"})
             except TimeoutError:
-                if self._paused:
+                if self.reading_paused():
                     continue  # reading was paused meanwhile
                 self.status.last_error = f"no answer to Ping within {server.action_timeout:g} s"
                 log.warning("AMI ping timed out; dropping the connection", server=server.name)

@@ -586,12 +586,12 @@ class DurableWriter:
                     if not self._segments:
                         return True
                     # read under the lock: a spill of the head may have put a segment first meanwhile
-                    path = self._replay_path = self._segments[0]
-                    self._replay = await asyncio.to_thread(self._load_segment, path)
+                    first = self._replay_path = self._segments[0]
+                    self._replay = await asyncio.to_thread(self._load_segment, first)
                     self._replay_done = 0
-                    self._seg_counts[path] = len(self._replay)
-            path = self._replay_path
-            assert path is not None
+                    self._seg_counts[first] = len(self._replay)
+            replayed = self._replay_path
+            assert replayed is not None
             if self._replay_done < len(self._replay):
                 chunk = self._replay[self._replay_done : self._replay_done + self._batch_size * self._chunk_kinds]
                 await self._write_chunk(chunk)
@@ -599,11 +599,11 @@ class DurableWriter:
                 self._done(chunk)
                 return True
             async with self._spool_lock:
-                path.unlink(missing_ok=True)
-                self._segments.remove(path)
-                del self._seg_counts[path]
+                replayed.unlink(missing_ok=True)
+                self._segments.remove(replayed)
+                del self._seg_counts[replayed]
                 self._replay, self._replay_done, self._replay_path = None, 0, None
-            log.info("spool segment written and removed", segment=path.name, left=len(self._segments))
+            log.info("spool segment written and removed", segment=replayed.name, left=len(self._segments))
             return True
         if self._spooling:
             async with self._spool_lock:
