@@ -11,6 +11,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from polling import eventually
 
 from pbx_sla.log import setup_logging
 from pbx_sla.pipeline import Record
@@ -82,13 +83,6 @@ def make(db: FakeDb, spool: Path, **kw) -> DurableWriter:
     return DurableWriter("postgresql://unused", sinks, spool, pool_factory=db.pool, **options)
 
 
-async def until(predicate, limit: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + limit
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
-
-
 def segments(spool: Path) -> list[Path]:
     return sorted(p for p in spool.glob("*.jsonl") if p.name != DEAD_LETTER)
 
@@ -134,13 +128,13 @@ async def test_outage_puts_records_on_disk_promptly_and_replays_them_in_order(tm
         writer.submit(Record("a", {"n": n}))
         if n % 100 == 0:
             await asyncio.sleep(0.02)
-    await until(lambda: writer.backlog.spooled == 1000, limit=2.0)
+    await eventually(lambda: writer.backlog.spooled == 1000, timeout=2.0)
     assert writer.backlog.memory == 0
     on_disk = [json.loads(line)["data"]["n"] for f in segments(tmp_path) for line in f.read_text().splitlines()]
     assert on_disk == list(range(1000))  # oldest first, across segments
     assert db.rows == []
     db.up = True
-    await until(lambda: writer.backlog.total == 0 and not segments(tmp_path))  # written, then removed
+    await eventually(lambda: writer.backlog.total == 0 and not segments(tmp_path))  # written, then removed
     assert [n for _, n in db.rows] == list(range(1000))
     assert writer.db_ok is True
     # the spool is drained: new records go through memory again
@@ -164,7 +158,7 @@ async def test_beyond_max_memory_records_spill_to_disk_while_the_database_is_slo
     writer.start()
     for n in range(1000):
         writer.submit(Record("a", {"n": n}))
-    await until(lambda: writer.backlog.spooled == 700, limit=3.0)
+    await eventually(lambda: writer.backlog.spooled == 700, timeout=3.0)
     assert writer.backlog.memory == 300
     gate.set()
     await writer.close(5)
@@ -178,7 +172,7 @@ async def test_close_with_the_database_down_spools_everything_and_a_new_writer_r
     writer.start()
     for n in range(120):
         writer.submit(Record("a" if n % 2 else "b", {"n": n}))
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # the scenario: the writer runs a while with the database down
     await writer.close(0.3)
     assert writer.backlog == (0, 120)
     assert db.rows == []
@@ -306,7 +300,7 @@ async def test_disk_full_and_database_down_bounds_memory_by_back_pressure_and_le
             assert all(json.loads(line)["kind"] == "a" for line in text.splitlines())
     assert "AMI reading paused" in caplog.text or "back-pressure" in caplog.text
     db.up = True
-    await until(lambda: writer.backlog.total == 0 and writer.state == "ok")
+    await eventually(lambda: writer.backlog.total == 0 and writer.state == "ok")
     assert writer.db_ok is True and writer.spool_error is None
     await writer.close(5)
     assert [n for _, n in db.rows] == list(range(sent))  # all of them, once, in order
