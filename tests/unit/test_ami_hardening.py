@@ -9,6 +9,7 @@ import json
 import logging
 
 import pytest
+from polling import eventually
 
 from pbx_sla.ami.collector import Collector, Router
 from pbx_sla.ami.connection import MAX_MESSAGE
@@ -36,14 +37,6 @@ async def ami():
     await server.close()
 
 
-async def until(predicate, limit: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + limit
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
-
-
 def collecting(port: int, **kw) -> tuple[Collector, list[dict]]:
     seen: list[dict] = []
 
@@ -59,7 +52,7 @@ async def test_the_tail_of_an_oversized_message_is_not_parsed_as_a_new_message(a
     """The forged-tail attack: 3 MiB without a message end, then a ContactStatus inside the same message."""
     collector, seen = collecting(ami.port)
     task = asyncio.create_task(collector.run())
-    await until(lambda: collector.status.state == "connected")
+    await eventually(lambda: collector.status.state == "connected")
     forged = b"\r\nEvent: ContactStatus\r\nEndpointName: forged\r\nContactStatus: Reachable\r\n\r\n"
     junk = b"A" * (64 * 1024)
     for _ in range(3 * MAX_MESSAGE // len(junk)):
@@ -72,7 +65,7 @@ async def test_the_tail_of_an_oversized_message_is_not_parsed_as_a_new_message(a
     await ami.drain()
     await asyncio.sleep(0.05)
     ami.broadcast(b"\n" + encode({"Event": "ContactStatus", "EndpointName": "genuine2"}))
-    await until(lambda: any(e.get("EndpointName") == "genuine2" for e in seen))
+    await eventually(lambda: any(e.get("EndpointName") == "genuine2" for e in seen))
     collector.stop()
     await asyncio.wait_for(task, 5)
     names = [e.get("EndpointName") for e in seen if e.get("Event") == "ContactStatus"]
@@ -89,7 +82,7 @@ async def test_a_server_that_never_greets_is_named_as_such() -> None:
     collector, _ = collecting(port, action_timeout=0.3)
     task = asyncio.create_task(collector.run())
     try:
-        await until(lambda: collector.status.last_error is not None)
+        await eventually(lambda: collector.status.last_error is not None)
     finally:
         collector.stop()
         await asyncio.wait_for(task, 5)
@@ -107,7 +100,7 @@ async def test_a_server_that_greets_but_never_answers_login_is_named_as_such() -
     collector, _ = collecting(port, action_timeout=0.3)
     task = asyncio.create_task(collector.run())
     try:
-        await until(lambda: collector.status.last_error is not None)
+        await eventually(lambda: collector.status.last_error is not None)
     finally:
         collector.stop()
         await asyncio.wait_for(task, 5)
