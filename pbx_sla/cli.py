@@ -38,6 +38,7 @@ HANDLERS: dict[tuple[str, ...], str] = {
     ("qos",): "qos:qos",
     ("requests",): "requests:requests",
     ("pin", "hash"): "pin:hash_command",
+    ("web",): "web:web",
 }
 
 
@@ -143,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     _format(qos)
     requests = sub.choices["requests"]
     requests.add_argument("--open", action="store_true", help="only requests not reacted to yet (open or overdue)")
+
+    web = add(sub, "web", "the read-only web dashboard without the daemon, until SIGTERM")
+    web.add_argument("--listen", metavar="HOST:PORT", help="address to serve on (default [http] listen)")
     return parser
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from pbx_sla.errors import ConfigError
 
 DEFAULT_CONFIG = Path("pbx-sla.toml")
 DEFAULT_AGI_LISTEN = "127.0.0.1:4573"
+DEFAULT_HTTP_LISTEN = "127.0.0.1:9721"
 
 
 class Secret:
@@ -79,6 +81,26 @@ class AgiOptions:
 
 
 @dataclass(frozen=True)
+class HttpSettings:
+    """``[http]``: the daemon's HTTP server (``/metrics`` and the read-only dashboard).
+
+    ``listen`` None: no HTTP server. Authentication applies to every path when a token or a basic-auth
+    user is configured (either one is accepted); the secrets are :class:`Secret` and never logged.
+    """
+
+    listen: tuple[str, int] | None = ("127.0.0.1", 9721)
+    token: Secret | None = field(default=None, repr=False)
+    basic_user: str | None = None
+    basic_password: Secret | None = field(default=None, repr=False)
+    #: seconds between two refreshes of the database-derived metrics (trunk states, calls, requests)
+    refresh_seconds: float = 15.0
+
+    @property
+    def auth_required(self) -> bool:
+        return self.token is not None or self.basic_user is not None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the daemon and the commands need, resolved and validated."""
 
@@ -92,6 +114,7 @@ class Settings:
     agi: AgiOptions = field(default_factory=AgiOptions)
     #: records the durable writer keeps in memory at most (then the spool; spool unwritable: back-pressure)
     max_memory: int = 100_000
+    http: HttpSettings = field(default_factory=HttpSettings)
 
     @property
     def embedded(self) -> bool:
@@ -177,7 +200,7 @@ def parse_listen(value: str, where: str) -> tuple[str, int]:
 
 
 _KNOWN = {
-    "": {"database", "asterisk", "agi", "daemon", "log_level"},
+    "": {"database", "asterisk", "agi", "daemon", "http", "log_level"},
     "database": {"dsn"},
     "agi": {
         "listen",
@@ -188,6 +211,15 @@ _KNOWN = {
         "pin_tenant_limit",
         "pin_global_limit",
         "pin_window_seconds",
+    },
+    "http": {
+        "listen",
+        "token",
+        "token_file",
+        "basic_user",
+        "basic_password",
+        "basic_password_file",
+        "refresh_seconds",
     },
     "daemon": {"data_dir", "max_memory"},
     "asterisk": {
@@ -211,18 +243,44 @@ def _check_keys(table: dict[str, Any], section: str, where: str) -> None:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
 
 
-def _read_secret(server: dict[str, Any], where: str, base: Path) -> Secret:
-    if "secret" in server and "secret_file" in server:
-        raise ConfigError(f"{where}: give either 'secret' or 'secret_file', not both")
-    if "secret_file" in server:
-        path = Path(_get(server, "secret_file", str, where))
+def _read_secret(server: dict[str, Any], where: str, base: Path, key: str = "secret") -> Secret:
+    file_key = f"{key}_file"
+    if key in server and file_key in server:
+        raise ConfigError(f"{where}: give either '{key}' or '{file_key}', not both")
+    if file_key in server:
+        path = Path(_get(server, file_key, str, where))
         if not path.is_absolute():
             path = base / path
         try:
             return Secret(path.read_text(encoding="utf-8").strip())
         except OSError as exc:
-            raise ConfigError(f"{where}: key 'secret_file': cannot read {path}: {exc.strerror}") from None
-    return Secret(_get(server, "secret", str, where, ""))
+            raise ConfigError(f"{where}: key '{file_key}': cannot read {path}: {exc.strerror}") from None
+    return Secret(_get(server, key, str, where, ""))
+
+
+def _parse_http(table: dict[str, Any], env: Mapping[str, str], where: str, base: Path) -> HttpSettings:
+    """``[http]``; ``listen = ""`` (or ``PBX_SLA_HTTP_LISTEN=""``) turns the HTTP server off."""
+    _check_keys(table, "http", where)
+    listen_text = env.get("PBX_SLA_HTTP_LISTEN")
+    if listen_text is None:
+        listen_text = _get(table, "listen", str, where, DEFAULT_HTTP_LISTEN)
+    listen = parse_listen(listen_text, f"{where} key 'listen'") if listen_text else None
+    token = _read_secret(table, where, base, "token") if ("token" in table or "token_file" in table) else None
+    if token is not None and not token.reveal():
+        raise ConfigError(f"{where}: key 'token' must not be empty")
+    user = _get(table, "basic_user", str, where)
+    has_password = "basic_password" in table or "basic_password_file" in table
+    if bool(user) != has_password:
+        raise ConfigError(f"{where}: 'basic_user' and 'basic_password' (or 'basic_password_file') go together")
+    password = _read_secret(table, where, base, "basic_password") if has_password else None
+    if password is not None and not password.reveal():
+        raise ConfigError(f"{where}: key 'basic_password' must not be empty")
+    if user is not None and ":" in user:
+        raise ConfigError(f"{where}: key 'basic_user' must not contain ':'")
+    refresh = float(_get(table, "refresh_seconds", (int, float), where, 15.0))
+    if not 0 < refresh <= 3600:
+        raise ConfigError(f"{where}: key 'refresh_seconds' must be in (0, 3600], got {refresh}")
+    return HttpSettings(listen=listen, token=token, basic_user=user, basic_password=password, refresh_seconds=refresh)
 
 
 def _parse_asterisk(items: Any, file: str, base: Path) -> tuple[AsteriskServer, ...]:
@@ -364,6 +422,7 @@ def load_settings(
 
     base = path.parent if used else Path.cwd()
     servers = _parse_asterisk(data.get("asterisk", []), file, base)
+    http = _parse_http(_get(data, "http", dict, file, {}), env, f"{file}: [http]", base)
 
     level = (log_level or env.get("PBX_SLA_LOG_LEVEL") or _get(data, "log_level", str, file, "info")).lower()
     if level not in {"debug", "info", "warning", "error", "critical"}:
@@ -379,4 +438,5 @@ def load_settings(
         agi_port=agi_port,
         log_level=level,
         agi=agi_options,
+        http=http,
     )

@@ -20,10 +20,12 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
 
 from pbx_sla import __version__, fd_limit, features
-from pbx_sla.ami.collector import Collector, Router, iso
+from pbx_sla.ami.collector import Collector, Router, ServerStatus, iso
 from pbx_sla.ami.sessions import AmiSessionSink, close_dangling
 from pbx_sla.config import Settings
 from pbx_sla.errors import ConfigError
@@ -33,8 +35,12 @@ from pbx_sla.log import get_logger
 from pbx_sla.pipeline import Record
 from pbx_sla.private_files import ensure_private_dir, tighten_data_dir, write_private_text
 from pbx_sla.store import migrate
-from pbx_sla.store.pool import connect, resolve_dsn
+from pbx_sla.store.pool import connect, create_pool, resolve_dsn
 from pbx_sla.store.writer import DurableWriter
+
+if TYPE_CHECKING:
+    from pbx_sla.web.metrics import DatabaseFigures
+    from pbx_sla.web.server import HttpServer
 
 log = get_logger(__name__)
 
@@ -108,10 +114,33 @@ class Daemon:
         self.state = "starting"
         #: feature name → its ``status(ctx)`` (optional part of the feature contract)
         self.feature_status: dict[str, Callable[[], dict[str, Any]]] = {}
+        self.database_figures: DatabaseFigures | None = None
+        self.http: HttpServer | None = None
 
-    def snapshot(self) -> dict[str, Any]:
+    # -- what /metrics reads (web.metrics.DaemonState) ---------------------------------------------
+    @property
+    def server_statuses(self) -> list[ServerStatus]:
+        return [c.status for c in self.collectors]
+
+    @property
+    def writer_figures(self) -> dict[str, Any]:
         writer = self.writer
         backlog = writer.backlog if writer else None
+        return {
+            "memory": backlog.memory if backlog else 0,
+            "spooled": backlog.spooled if backlog else 0,
+            "written": writer.written if writer else 0,
+            "dead_letters": writer.dead_letters if writer else 0,
+            "database": {None: "unknown", True: "up", False: "down"}[writer.db_ok if writer else None],
+            "last_error": writer.last_error if writer else None,
+            # ok | spooling | full: max_memory in memory, spool unwritable, AMI reading paused
+            "state": writer.state if writer else "ok",
+            "spool_error": writer.spool_error if writer else None,
+            "backpressure_episodes": writer.backpressure_episodes if writer else 0,
+            "torn_segments_repaired": writer.torn_repaired if writer else 0,
+        }
+
+    def snapshot(self) -> dict[str, Any]:
         return {
             "pid": os.getpid(),
             "version": __version__,
@@ -123,19 +152,8 @@ class Daemon:
             "servers": [c.status.as_dict() for c in self.collectors],
             "features": {name: report() for name, report in self.feature_status.items()},
             "input_warnings": INPUT_WARNINGS.snapshot(),
-            "writer": {
-                "memory": backlog.memory if backlog else 0,
-                "spooled": backlog.spooled if backlog else 0,
-                "written": writer.written if writer else 0,
-                "dead_letters": writer.dead_letters if writer else 0,
-                "database": {None: "unknown", True: "up", False: "down"}[writer.db_ok if writer else None],
-                "last_error": writer.last_error if writer else None,
-                # ok | spooling | full: max_memory in memory, spool unwritable, AMI reading paused
-                "state": writer.state if writer else "ok",
-                "spool_error": writer.spool_error if writer else None,
-                "backpressure_episodes": writer.backpressure_episodes if writer else 0,
-                "torn_segments_repaired": writer.torn_repaired if writer else 0,
-            },
+            "writer": self.writer_figures,
+            "http": None if self.http is None else f"{self.http.host}:{self.http.port}",
         }
 
     def _write_status(self) -> None:
@@ -149,6 +167,65 @@ class Daemon:
             INPUT_WARNINGS.flush(log)
             self._write_status()
             await asyncio.sleep(STATUS_INTERVAL)
+
+    async def _figures_loop(self, dsn: str) -> None:
+        """Refresh the database-derived metrics every ``[http] refresh_seconds`` (errors logged, retried)."""
+        from pbx_sla.web.metrics import database_figures
+
+        pool: asyncpg.Pool | None = None
+        failing = False
+        try:
+            while True:
+                try:
+                    if pool is None:
+                        pool = await create_pool(dsn, min_size=0, max_size=1, timeout=10)
+                    async with pool.acquire(timeout=10) as conn:
+                        self.database_figures = await database_figures(conn)
+                    if failing:
+                        log.info("metrics figures refreshed again")
+                    failing = False
+                except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    if not failing:
+                        log.warning("cannot refresh the metrics figures", error=f"{type(exc).__name__}: {exc}")
+                    failing = True
+                await asyncio.sleep(self.settings.http.refresh_seconds)
+        finally:
+            if pool is not None:
+                await pool.close()
+
+    async def _start_http(self, dsn: str, ctx: ServiceContext) -> list[asyncio.Task[Any]]:
+        """``/metrics`` and the dashboard on ``[http] listen``. A bind failure is logged, not fatal: the
+        collection matters more than its view."""
+        listen = self.settings.http.listen
+        if listen is None:
+            return []
+        from pbx_sla.web.dashboard import Dashboard
+        from pbx_sla.web.metrics import daemon_registry
+        from pbx_sla.web.server import HttpServer, build_app
+
+        registry, ctx.agi_metrics = daemon_registry(self)
+        dashboard = Dashboard(dsn)
+        server = HttpServer(build_app(self.settings.http, registry=registry, dashboard=dashboard.install), *listen)
+        try:
+            await server.start()
+        except OSError as exc:
+            log.error("HTTP server cannot listen; no /metrics nor dashboard", listen=f"{listen[0]}:{listen[1]}",
+                      error=str(exc))  # fmt: skip
+            await dashboard.close()
+            return [asyncio.create_task(self._figures_loop(dsn), name="metrics-figures")]
+        self.http = server
+
+        async def serve() -> None:
+            try:
+                await asyncio.Event().wait()
+            finally:
+                await server.close()
+                await dashboard.close()
+
+        return [
+            asyncio.create_task(serve(), name="http"),
+            asyncio.create_task(self._figures_loop(dsn), name="metrics-figures"),
+        ]
 
     async def run(self) -> int:
         settings = self.settings
@@ -236,6 +313,7 @@ class Daemon:
         try:
             await catalogue.start(dsn)
             writer.start()
+            feature_tasks.extend(await self._start_http(dsn, ctx))
             for module in modules:
                 start = getattr(module, "start", None)
                 if callable(start):

@@ -54,6 +54,7 @@ from pbx_sla.domain import pin_limits as pl
 from pbx_sla.domain.routing import VARIABLES, Decision, PinOutcome, decide
 from pbx_sla.log import get_logger
 from pbx_sla.pipeline import CatalogueSource, Record
+from pbx_sla.web.metrics import AgiMetrics
 
 log = get_logger(__name__)
 _stdlog = logging.getLogger(__name__)
@@ -275,8 +276,10 @@ class SupportAGIServer:
         pin_timeout_ms: int = PIN_TIMEOUT_MS,
         pin_prompt: str = PIN_PROMPT,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        metrics: AgiMetrics | None = None,
     ) -> None:
         self.catalogue, self.submit = catalogue, submit
+        self.metrics = metrics or AgiMetrics()
         self.servers = tuple(servers)
         self.limiter = limiter or PinLimiter()
         self.header_timeout, self.command_timeout = header_timeout, command_timeout
@@ -392,6 +395,8 @@ class SupportAGIServer:
         """Serve one connection (the task :class:`Session` starts when Asterisk connects)."""
         self.sessions += 1
         peer = session.peer
+        in_flight = self.metrics.in_flight
+        in_flight.inc()
         try:
             try:
                 headers = await session.headers(self.header_timeout)
@@ -414,6 +419,7 @@ class SupportAGIServer:
             self.active -= 1
             if session.expired:
                 self.session_deadline += 1
+            in_flight.dec()
             session.close()
 
     # --- the support script ----------------------------------------------------------------------
@@ -522,6 +528,7 @@ class SupportAGIServer:
             call.log.warning("wrong PIN", caller=caller or pl.ANONYMOUS, attempt=call.pin_attempts,
                              failures_in_window=self.limiter.failures(pl.caller_bucket(caller)))  # fmt: skip
             if self.limiter.blocked(caller, tenant) is not None:
+                self.metrics.pin_lockouts.inc()
                 break
         return PinOutcome("failed") if wrong else PinOutcome("none")
 
@@ -547,6 +554,7 @@ class SupportAGIServer:
         if call.decide_ms is not None:
             data["decide_ms"] = round(call.decide_ms, 3)  # not stored: for the benchmark and debugging
         self.submit(Record("support_call", data))
+        self.metrics.decided(data["action"], data["reason"], latency_ms)
         if _stdlog.isEnabledFor(logging.DEBUG):  # structlog would run its processors even when filtered
             call.log.debug("support call routed", action=data["action"], reason=data["reason"], tenant=data["tenant"],
                            latency_ms=latency_ms)  # fmt: skip

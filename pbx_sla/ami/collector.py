@@ -111,6 +111,8 @@ class ServerStatus:
     session_id: str | None = None
     resynced: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    #: events read per event name the features handle (``other`` for the rest: a bounded label set)
+    event_counts: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -193,12 +195,17 @@ class Collector:
         self._check_every = 1000 if congestion is not None else 0
         self._until_check = self._check_every
         self._paused = False
+        self._routed = router.names
 
     # -- the event path: runs once per AMI event, keep it tiny ------------------------------------
     def _on_event(self, event: dict[str, str]) -> None:
         status = self.status
         status.events += 1
         status.last_event_at = time.time()
+        name = event.get("Event", "")
+        key = name if name in self._routed else "other"
+        counts = status.event_counts
+        counts[key] = counts.get(key, 0) + 1
         if "Timestamp" not in event:
             event["Timestamp"] = now_stamp()
         self.router.route(self.server.name, event)

@@ -15,9 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pbx_sla.config import Settings
 from pbx_sla.pipeline import CatalogueSource, Record
+
+if TYPE_CHECKING:
+    from pbx_sla.web.metrics import AgiMetrics
 
 #: the modules :mod:`pbx_sla.service` loads, in order
 FEATURES = ("trunks", "calls", "support", "qos")
@@ -30,3 +34,5 @@ class ServiceContext:
     #: hand a record to the durable writer; never blocks, never raises
     submit: Callable[[Record], None]
     catalogue: CatalogueSource
+    #: the FastAGI server's Prometheus instruments (None: a private, unexported set)
+    agi_metrics: AgiMetrics | None = None

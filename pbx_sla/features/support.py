@@ -93,6 +93,7 @@ async def start(ctx: ServiceContext) -> Sequence[asyncio.Task[None]]:
         header_timeout=options.header_timeout,
         session_timeout=options.session_timeout,
         max_sessions=options.max_sessions,
+        metrics=ctx.agi_metrics,
     )
     server = await agi.serve(ctx.settings.agi_host, ctx.settings.agi_port)
     _servers[id(ctx)] = agi

@@ -40,16 +40,20 @@ def write_config(
     secret: str | None = None,
     secret_file: Path | None = None,
     agi_listen: str | None = None,
+    http_listen: str | None = None,
+    http_extra: str = "",
     extra_server: str = "",
     extra: str = "",
 ) -> Path:
-    """A ``pbx-sla.toml`` for ``asterisk``: its AMI (``secret`` inline, or ``secret_file``) and a FastAGI
-    listen address (default: a free loopback port, i.e. not the one the dialplan uses)."""
+    """A ``pbx-sla.toml`` for ``asterisk``: its AMI (``secret`` inline, or ``secret_file``), a FastAGI
+    listen address (default: a free loopback port, i.e. not the one the dialplan uses) and an HTTP one
+    (default: a free loopback port, so daemons of parallel runs never meet on the default 9721)."""
     if secret_file is not None:
         credential = f'secret_file = "{secret_file}"'
     else:
         credential = f'secret = "{asterisk.ami_secret if secret is None else secret}"'
     listen = agi_listen or f"127.0.0.1:{free_tcp_port()}"
+    http = http_listen or f"127.0.0.1:{free_tcp_port()}"
     path.write_text(
         f"""
 [[asterisk]]
@@ -62,6 +66,10 @@ username = "{asterisk.ami_username}"
 
 [agi]
 listen = "{listen}"
+
+[http]
+listen = "{http}"
+{http_extra}
 {extra}
 """,
         encoding="utf-8",

@@ -21,7 +21,7 @@ from polling import eventually
 from pbx_sla import features
 from pbx_sla.ami.fake import FakeAmi, encode
 from pbx_sla.commands.status import status as status_command
-from pbx_sla.config import AsteriskServer, Secret, Settings
+from pbx_sla.config import AsteriskServer, HttpSettings, Secret, Settings
 from pbx_sla.log import setup_logging
 from pbx_sla.pipeline import Record
 from pbx_sla.service import STATUS_FILE, Daemon
@@ -70,7 +70,14 @@ def test_feature(monkeypatch: pytest.MonkeyPatch):
 
 def settings_for(dsn: str, data_dir: Path, ami: FakeAmi) -> Settings:
     server = AsteriskServer(name="pbx1", port=ami.port, secret=Secret(SECRET), ping_interval=0.5, action_timeout=2)
-    return Settings(config_file=None, dsn=Secret(dsn), data_dir=data_dir, asterisk=(server,), agi_port=free_port())
+    return Settings(
+        config_file=None,
+        dsn=Secret(dsn),
+        data_dir=data_dir,
+        asterisk=(server,),
+        agi_port=free_port(),
+        http=HttpSettings(listen=("127.0.0.1", 0), refresh_seconds=0.2),
+    )
 
 
 async def test_daemon_collects_records_sessions_status_and_stops_on_sigterm(
