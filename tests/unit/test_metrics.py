@@ -174,3 +174,23 @@ def test_authorised() -> None:
         assert not authorised(both, bad), bad
     token_only = HttpSettings(token=Secret("tok"))
     assert not authorised(token_only, basic("ops", "pw"))
+
+
+def test_grafana_dashboard_uses_only_exported_metrics() -> None:
+    """Every series name in docs/grafana-dashboard.json's queries is one /metrics exports."""
+    import json
+    import re
+
+    s = ServerStatus("pbx1", "h", 1, state="connected", last_event_at=1.0)
+    s.event_counts["other"] = 1
+    figures = DatabaseFigures(1.0, "2026-11", ({"server": "a", "trunk": "b", "state": "up", "rtt_ms": 1.0},),
+                              {("t", "answered"): 1})  # fmt: skip
+    registry, instruments = daemon_registry(State([s], {"database": "up"}, figures))
+    instruments.decided("queue", "authorised-number", 1.0)
+    instruments.pin_lockouts.inc()
+    exported = {k[0] for k in samples(registry)}
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    used = {name for e in exprs for name in re.findall(r"\bpbx_sla_[a-z_]+", e)}
+    assert len(exprs) >= 15 and used
+    assert used <= exported, used - exported
