@@ -39,6 +39,8 @@ HANDLERS: dict[tuple[str, ...], str] = {
     ("requests",): "requests:requests",
     ("pin", "hash"): "pin:hash_command",
     ("web",): "web:web",
+    ("statement", "close"): "statement:close",
+    ("statement", "show"): "statement:show",
 }
 
 
@@ -144,6 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
     _format(qos)
     requests = sub.choices["requests"]
     requests.add_argument("--open", action="store_true", help="only requests not reacted to yet (open or overdue)")
+
+    statement = add(sub, "statement", "monthly statements: frozen figures per tenant, late changes as adjustments")
+    st_sub = statement.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+    st_close = add(st_sub, "close", "freeze a month's figures per tenant (idempotent; never changes a closed month)")
+    st_close.add_argument("--period", required=True, metavar="YYYY-MM", help="the month to close")
+    st_show = add(st_sub, "show", "a closed month's statements as table, csv, json or a printable HTML page")
+    st_show.add_argument("--period", required=True, metavar="YYYY-MM", help="the closed month")
+    st_show.add_argument("--tenant", metavar="ID", help="only this tenant")
+    _format(st_show, (*FORMATS, "html"))
+    st_show.add_argument("--output", metavar="FILE", help="write to FILE instead of standard output")
 
     web = add(sub, "web", "the read-only web dashboard without the daemon, until SIGTERM")
     web.add_argument("--listen", metavar="HOST:PORT", help="address to serve on (default [http] listen)")

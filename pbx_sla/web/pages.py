@@ -311,3 +311,102 @@ def tenant_page(
 
 def error_page(status: int, message: str) -> str:
     return layout(f"{status}", f"<h1>{status}</h1><p>{escape(message)}</p>", period_label="", month=None, path="/")
+
+
+PRINT_CSS = """
+@page { size: A4; margin: 18mm 16mm; }
+body { font: 11pt/1.4 "DejaVu Sans", system-ui, sans-serif; color: #111; margin: 0; }
+section.statement { page-break-after: always; max-width: 180mm; margin: 0 auto 2rem; }
+section.statement:last-child { page-break-after: auto; }
+h1 { font-size: 16pt; margin: 0 0 .2rem; } h2 { font-size: 12pt; margin: 1.2rem 0 .4rem; }
+.meta { color: #555; font-size: 9pt; margin-bottom: 1rem; }
+table { border-collapse: collapse; width: 100%; } th, td { padding: .25rem .4rem; border-bottom: 1px solid #ccc; }
+th { text-align: left; font-weight: 600; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.total td, tr.total th { border-top: 2px solid #111; font-weight: 700; }
+.breach { color: #b71c1c; font-weight: 600; }
+"""
+
+
+def _money(amount: Any, currency: str) -> str:
+    return "–" if amount is None else f"{amount} {currency}"
+
+
+def statement_document(report: Mapping[str, Any]) -> str:
+    """Printable HTML of a closed month's statements: one page per tenant (``statement show --format html``).
+
+    Print it from a browser to paper or PDF; nothing is fetched from elsewhere."""
+    closed = report["closed"]
+    meta = (
+        f"Period {escape(report['period']['from'])} .. {escape(report['period']['to'])} · closed "
+        f"{escape(closed['closed_at'])} · catalogue revision {escape(str(closed['catalogue_revision']))} · "
+        f"pbx-sla {escape(closed['code_version'])}"
+    )
+    sections = []
+    for s in report["statements"]:
+        f = s["figures"]
+        cur = s["amount_due"]["currency"]
+        rows = []
+        if f.get("listed", True):
+            breaches = ", ".join(
+                f"{b['metric']} {pct(b['actual'], 2)} < {pct(b['target'], 2)}" for b in f.get("breaches", [])
+            )
+            rows += [
+                ("Tier", escape(str(f.get("tier") or "–")), False),
+                ("Calls (answered)", f"{f['calls']} ({f['answered']})", True),
+                ("Billable time", duration(f["billable_seconds"]), True),
+                ("Calls per day: mean / p95 / max",
+                 f"{f['calls_per_day']['mean']} / {f['calls_per_day']['p95']} / {f['calls_per_day']['max']}", True),
+                ("Days above the tier's limit", str(f["over_tier_days"]), True),
+                ("Tier by usage", escape(str(f.get("tier_by_usage") or "–")), False),
+                ("Support calls (answered within target)", f"{f['support_calls']} ({f['answered_within_target']})",
+                 True),
+                ("Service level (target)", f"{pct(f['service_level'], 2)} ({pct(f['service_level_target'], 2)})", True),
+                ("Availability (target)", f"{pct(f['availability'])} ({pct(f['availability_target'])})", True),
+                ("SLA breaches", f'<span class="breach">{escape(breaches)}</span>' if breaches else "none", False),
+            ]  # fmt: skip
+        figures = "".join(
+            f"<tr><th>{escape(label)}</th><td{' class=num' if num else ''}>{value}</td></tr>"
+            for label, value, num in rows
+        )
+        money_rows = [
+            f'<tr><th>Fee for the month</th><td class="num" data-key="fee">{escape(_money(f.get("fee"), cur))}'
+            "</td></tr>",
+            f"<tr><th>SLA credit ({f.get('credit_percent', 0):g} %)</th>"
+            f'<td class="num" data-key="credit">− {escape(_money(f.get("credit"), cur))}</td></tr>',
+        ]
+        for a in s["adjustments"]:
+            if a["figure"] in ("fee", "credit"):
+                sign = "" if a["figure"] == "fee" else "− "
+                money_rows.append(
+                    f"<tr><th>Adjustment {escape(a['period'])}: {escape(a['figure'])} {escape(str(a['was']))} → "
+                    f"{escape(str(a['now']))}</th><td class=num>{sign}{escape(_money(a['delta'], cur))}</td></tr>"
+                )
+        money_rows.append(
+            f'<tr class="total"><th>Amount due</th><td class="num" data-key="amount_due">'
+            f"{escape(_money(s['amount_due']['amount'], cur))}</td></tr>"
+        )
+        other = [a for a in s["adjustments"] if a["figure"] not in ("fee", "credit")]
+        adjust = (
+            "<h2>Changes to earlier months since they were stated</h2><table><thead><tr><th>month</th><th>figure</th>"
+            '<th class="num">stated</th><th class="num">now</th></tr></thead><tbody>'
+            + "".join(
+                f"<tr><td>{escape(a['period'])}</td><td>{escape(a['figure'])}</td>"
+                f'<td class="num">{escape(str(a["was"]))}</td><td class="num">{escape(str(a["now"]))}</td></tr>'
+                for a in other
+            )
+            + "</tbody></table>"
+            if other
+            else ""
+        )
+        sections.append(
+            f'<section class="statement" data-tenant="{escape(s["tenant"])}">'
+            f"<h1>Service statement {escape(report['month'])} — {escape(s['tenant'])}</h1>"
+            f'<p class="meta">{meta}</p>'
+            f"<h2>Usage and service levels</h2><table><tbody>{figures}</tbody></table>"
+            f"<h2>Amount</h2><table><tbody>{''.join(money_rows)}</tbody></table>{adjust}</section>"
+        )
+    return (
+        "<!doctype html>\n"
+        f'<html lang="en"><head><meta charset="utf-8"><title>Statements {escape(report["month"])}</title>'
+        f"<style>{PRINT_CSS}</style></head><body>{''.join(sections)}</body></html>\n"
+    )
