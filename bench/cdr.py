@@ -185,6 +185,36 @@ async def bench_import(admin_dsn: str, rows: int, out: list[str]) -> None:
         await admin.close()
 
 
+async def load_calls(conn: asyncpg.Connection, calls: int, tenants: int) -> None:
+    """``calls`` calls over 2026-01-01 .. 2026-06-30 straight into ``calls`` (1 in 20 unattributed, the rest
+    spread over the ``tenants`` of :func:`seed`), then ``usage_daily`` built from them (also bench/web.py)."""
+    # calls spread over 2026-01-01 .. 2026-06-30 (181 days); 1 in 20 unattributed
+    await conn.execute(
+        """INSERT INTO calls (server, call_key, linkedid, legs, started_at, ended_at, day, disposition, billsec,
+                              direction, tenant_id, attributed_by)
+           SELECT 'pbx1', i::text, i::text, 1, s, s + interval '2 minutes', (s AT TIME ZONE 'Europe/Prague')::date,
+                  (ARRAY['ANSWERED','ANSWERED','ANSWERED','BUSY','NO ANSWER','FAILED'])[1 + i % 6],
+                  CASE WHEN i % 6 < 3 THEN i % 300 ELSE 0 END, 'inbound',
+                  CASE WHEN i % 20 = 0 THEN NULL ELSE 't' || (i * 7919 % $2) END,
+                  CASE WHEN i % 20 = 0 THEN NULL ELSE 'accountcode' END
+           FROM generate_series(1::bigint, $1::bigint) i,
+                LATERAL (SELECT timestamptz '2026-01-01 00:00+01' + (i * 181.0 * 86400 / $1) * interval '1 second'
+                         AS s) x""",
+        calls,
+        tenants,
+    )
+    await conn.execute(
+        """INSERT INTO usage_daily (tenant_id, day, calls, answered, busy, no_answer, failed, congestion, billsec)
+           SELECT tenant_id, day, count(*), count(*) FILTER (WHERE disposition = 'ANSWERED'),
+                  count(*) FILTER (WHERE disposition = 'BUSY'), count(*) FILTER (WHERE disposition = 'NO ANSWER'),
+                  count(*) FILTER (WHERE disposition = 'FAILED'),
+                  count(*) FILTER (WHERE disposition = 'CONGESTION'), sum(billsec)
+           FROM calls GROUP BY tenant_id, day"""
+    )
+    await conn.execute("VACUUM ANALYZE calls")
+    await conn.execute("VACUUM ANALYZE usage_daily")
+
+
 async def bench_usage(admin_dsn: str, calls: int, tenants: int, out: list[str]) -> None:
     name = f"bench_usage_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(admin_dsn)
@@ -194,31 +224,7 @@ async def bench_usage(admin_dsn: str, calls: int, tenants: int, out: list[str]) 
         await migrate.upgrade(conn)
         await seed(conn, tenants)
         t = time.perf_counter()
-        # calls spread over 2026-01-01 .. 2026-06-30 (181 days); 1 in 20 unattributed
-        await conn.execute(
-            """INSERT INTO calls (server, call_key, linkedid, legs, started_at, ended_at, day, disposition, billsec,
-                                  direction, tenant_id, attributed_by)
-               SELECT 'pbx1', i::text, i::text, 1, s, s + interval '2 minutes', (s AT TIME ZONE 'Europe/Prague')::date,
-                      (ARRAY['ANSWERED','ANSWERED','ANSWERED','BUSY','NO ANSWER','FAILED'])[1 + i % 6],
-                      CASE WHEN i % 6 < 3 THEN i % 300 ELSE 0 END, 'inbound',
-                      CASE WHEN i % 20 = 0 THEN NULL ELSE 't' || (i * 7919 % $2) END,
-                      CASE WHEN i % 20 = 0 THEN NULL ELSE 'accountcode' END
-               FROM generate_series(1::bigint, $1::bigint) i,
-                    LATERAL (SELECT timestamptz '2026-01-01 00:00+01' + (i * 181.0 * 86400 / $1) * interval '1 second'
-                             AS s) x""",
-            calls,
-            tenants,
-        )
-        await conn.execute(
-            """INSERT INTO usage_daily (tenant_id, day, calls, answered, busy, no_answer, failed, congestion, billsec)
-               SELECT tenant_id, day, count(*), count(*) FILTER (WHERE disposition = 'ANSWERED'),
-                      count(*) FILTER (WHERE disposition = 'BUSY'), count(*) FILTER (WHERE disposition = 'NO ANSWER'),
-                      count(*) FILTER (WHERE disposition = 'FAILED'),
-                      count(*) FILTER (WHERE disposition = 'CONGESTION'), sum(billsec)
-               FROM calls GROUP BY tenant_id, day"""
-        )
-        await conn.execute("VACUUM ANALYZE calls")
-        await conn.execute("VACUUM ANALYZE usage_daily")
+        await load_calls(conn, calls, tenants)
         load_s = time.perf_counter() - t
         period = month_period(2026, 3, PRAGUE)
         timings = []
