@@ -180,7 +180,9 @@ class Daemon:
                     if pool is None:
                         pool = await create_pool(dsn, min_size=0, max_size=1, timeout=10)
                     async with pool.acquire(timeout=10) as conn:
-                        self.database_figures = await database_figures(conn)
+                        figures = await database_figures(conn)
+                    figures.exposition  # noqa: B018  (rendered here, in the background, not by a scrape)
+                    self.database_figures = figures
                     if failing:
                         log.info("metrics figures refreshed again")
                     failing = False
@@ -200,12 +202,13 @@ class Daemon:
         if listen is None:
             return []
         from pbx_sla.web.dashboard import Dashboard
-        from pbx_sla.web.metrics import daemon_registry
+        from pbx_sla.web.metrics import DaemonMetrics
         from pbx_sla.web.server import HttpServer, build_app
 
-        registry, ctx.agi_metrics = daemon_registry(self)
+        metrics = DaemonMetrics(self)
+        ctx.agi_metrics = metrics.agi
         dashboard = Dashboard(dsn)
-        server = HttpServer(build_app(self.settings.http, registry=registry, dashboard=dashboard.install), *listen)
+        server = HttpServer(build_app(self.settings.http, metrics=metrics.render, dashboard=dashboard.install), *listen)
         try:
             await server.start()
         except OSError as exc:

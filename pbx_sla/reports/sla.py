@@ -85,12 +85,15 @@ async def sla_report(
     catalogue = await load_catalogue(conn)
     quality = await tenant_figures(conn, period, catalogue)
     history = await support_history(conn, catalogue, now, [t["id"] for t in tenants]) if catalogue else None
+    # every listed tenant's trunks in one pass (a trunk shared by tenants is summarised once)
+    needed = sorted({pair for t in tenants for pair in trunks.get(t["id"], [])})
+    summaries = {(r.server, r.trunk): r for r in await trunk_availability(conn, period, needed)} if needed else {}
     out = []
     for t in tenants:
         figures = service_figures(outcomes.get(t["id"], []), t["answer_target_seconds"])
         own = trunks.get(t["id"], [])
-        rows = await trunk_availability(conn, period, own) if own else []
-        availability = combine(r.summary for r in rows).availability if own else None
+        mine = [summaries[pair].summary for pair in own if pair in summaries]
+        availability = combine(mine).availability if own else None
         reaction = tenant_reaction(history, period, t["id"]) if history else None
         tier = catalogue.tiers.get(t["tier"]) if catalogue else None
         actuals = {

@@ -17,6 +17,7 @@ reasons, dispositions, trunk states) or from the AMI event names the features ha
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import asyncpg
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -72,7 +73,8 @@ class AgiMetrics:
 
 @dataclass(frozen=True)
 class DatabaseFigures:
-    """The database-derived figures of one refresh."""
+    """The database-derived figures of one refresh, and their exposition text (rendered once per refresh,
+    in the background, so that a scrape only formats the few live families)."""
 
     taken_at: float
     month: str
@@ -80,6 +82,21 @@ class DatabaseFigures:
     trunks: tuple[dict[str, Any], ...] = ()
     #: (tenant, disposition) → calls this month so far (the ``usage`` report's figures)
     calls: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    @functools.cached_property
+    def exposition(self) -> bytes:
+        """These figures in the Prometheus text format (computed on first use, then kept)."""
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_FiguresCollector(self))
+        return generate_latest(registry)
+
+
+class _FiguresCollector(Collector):
+    def __init__(self, figures: DatabaseFigures) -> None:
+        self.figures = figures
+
+    def collect(self) -> Iterator[Metric]:
+        return DaemonCollector.database_families(self.figures)
 
 
 def current_month(tz: Any, now: datetime | None = None) -> Period:
@@ -136,9 +153,6 @@ class DaemonCollector(Collector):
         yield info
         yield from self._ami(self.state.server_statuses)
         yield from self._writer(self.state.writer_figures)
-        figures = self.state.database_figures
-        if figures is not None:
-            yield from self._database(figures)
 
     @staticmethod
     def _ami(statuses: Sequence[ServerStatus]) -> Iterator[Metric]:
@@ -174,7 +188,7 @@ class DaemonCollector(Collector):
         yield db
 
     @staticmethod
-    def _database(f: DatabaseFigures) -> Iterator[Metric]:
+    def database_families(f: DatabaseFigures) -> Iterator[Metric]:
         refreshed = _gauge("pbx_sla_figures_refresh_timestamp_seconds", "Unix time of the last database refresh")
         refreshed.add_metric([], f.taken_at)
         yield refreshed
@@ -195,11 +209,18 @@ class DaemonCollector(Collector):
         yield calls
 
 
-def daemon_registry(state: DaemonState, agi: AgiMetrics | None = None) -> tuple[CollectorRegistry, AgiMetrics]:
-    """A registry with the daemon's collector, the AGI instruments and the process metrics."""
-    from prometheus_client import ProcessCollector
+class DaemonMetrics:
+    """What ``GET /metrics`` answers: the live families formatted now, then the database figures' text as
+    rendered at their last refresh."""
 
-    registry = CollectorRegistry()
-    registry.register(DaemonCollector(state))
-    ProcessCollector(registry=registry)
-    return registry, agi or AgiMetrics(registry)
+    def __init__(self, state: DaemonState) -> None:
+        self.state = state
+        self.registry = CollectorRegistry()
+        self.registry.register(DaemonCollector(state))
+        ProcessCollector(registry=self.registry)
+        self.agi = AgiMetrics(self.registry)
+
+    def render(self) -> bytes:
+        figures = self.state.database_figures
+        live = generate_latest(self.registry)
+        return live if figures is None else live + figures.exposition

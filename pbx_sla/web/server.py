@@ -57,24 +57,28 @@ def auth_middleware(settings: HttpSettings) -> Callable[[web.Request, Handler], 
     return check
 
 
-def metrics_handler(registry: CollectorRegistry) -> Handler:
+def metrics_handler(render: Callable[[], bytes]) -> Handler:
     async def metrics(request: web.Request) -> web.Response:
-        body = generate_latest(registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     return metrics
+
+
+def registry_exposition(registry: CollectorRegistry) -> Callable[[], bytes]:
+    """A plain registry's exposition, for :func:`build_app` (the daemon passes ``DaemonMetrics.render``)."""
+    return lambda: generate_latest(registry)
 
 
 def build_app(
     settings: HttpSettings,
     *,
-    registry: CollectorRegistry | None = None,
+    metrics: Callable[[], bytes] | None = None,
     dashboard: Callable[[web.Application], None] | None = None,
 ) -> web.Application:
-    """``/metrics`` when ``registry`` is given; the dashboard's routes when ``dashboard`` adds them."""
+    """``/metrics`` answered by ``metrics()`` when given; the dashboard's routes when ``dashboard`` adds them."""
     app = web.Application(middlewares=[auth_middleware(settings)])
-    if registry is not None:
-        app.router.add_get("/metrics", metrics_handler(registry))
+    if metrics is not None:
+        app.router.add_get("/metrics", metrics_handler(metrics))
     if dashboard is not None:
         dashboard(app)
     return app

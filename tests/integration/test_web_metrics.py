@@ -26,7 +26,7 @@ from pbx_sla.log import setup_logging
 from pbx_sla.service import Daemon
 from pbx_sla.store.trunks import current_states
 from pbx_sla.web.metrics import DISPOSITIONS, UNATTRIBUTED, database_figures
-from pbx_sla.web.server import HttpServer, build_app
+from pbx_sla.web.server import HttpServer, build_app, registry_exposition
 
 
 def parse(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -113,7 +113,7 @@ async def test_http_authentication_covers_metrics() -> None:
     registry = CollectorRegistry()
     Counter("probe", "a probe", registry=registry).inc()
     settings = HttpSettings(listen=("127.0.0.1", 0), token=Secret("tok-123"))
-    server = HttpServer(build_app(settings, registry=registry), "127.0.0.1", 0)
+    server = HttpServer(build_app(settings, metrics=registry_exposition(registry)), "127.0.0.1", 0)
     await server.start()
     try:
         status, text = await scrape(server.port)

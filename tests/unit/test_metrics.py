@@ -15,13 +15,13 @@ from test_agi_server import agi, fake_call, headers, pin_answers  # noqa: F401  
 from pbx_sla.ami.collector import Collector, Router, ServerStatus
 from pbx_sla.config import AsteriskServer, HttpSettings, Secret, load_settings
 from pbx_sla.errors import ConfigError
-from pbx_sla.web.metrics import AgiMetrics, DatabaseFigures, daemon_registry
+from pbx_sla.web.metrics import AgiMetrics, DaemonMetrics, DatabaseFigures
 from pbx_sla.web.server import authorised
 
 
-def samples(registry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of a registry's exposition text, keyed by (name, sorted labels)."""
-    text = generate_latest(registry).decode()
+def samples(source) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of an exposition (a registry's, or ``DaemonMetrics.render()``), keyed by (name, labels)."""
+    text = (source.render() if isinstance(source, DaemonMetrics) else generate_latest(source)).decode()
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(text)
@@ -68,7 +68,8 @@ def test_daemon_collector_families() -> None:
         calls={("acme", "answered"): 5, ("(none)", "busy"): 1},
     )  # fmt: skip
     writer = {"memory": 4, "spooled": 10, "written": 99, "dead_letters": 2, "database": "up"}
-    registry, agi_metrics = daemon_registry(State([s, down], writer, figures))
+    registry = DaemonMetrics(State([s, down], writer, figures))
+    agi_metrics = registry.agi
     agi_metrics.decided("queue", "authorised-number", 12.0)
     got = samples(registry)
     assert got[("pbx_sla_ami_up", (("server", "pbx1"),))] == 1
@@ -97,7 +98,7 @@ def test_daemon_collector_families() -> None:
 
 
 def test_without_database_figures_the_live_families_remain() -> None:
-    registry, _ = daemon_registry(State([], {}, None))
+    registry = DaemonMetrics(State([], {}, None))
     names = {k[0] for k in samples(registry)}
     assert "pbx_sla_writer_backlog_records" in names and "pbx_sla_trunk_state" not in names
 
@@ -185,7 +186,8 @@ def test_grafana_dashboard_uses_only_exported_metrics() -> None:
     s.event_counts["other"] = 1
     figures = DatabaseFigures(1.0, "2026-11", ({"server": "a", "trunk": "b", "state": "up", "rtt_ms": 1.0},),
                               {("t", "answered"): 1})  # fmt: skip
-    registry, instruments = daemon_registry(State([s], {"database": "up"}, figures))
+    registry = DaemonMetrics(State([s], {"database": "up"}, figures))
+    instruments = registry.agi
     instruments.decided("queue", "authorised-number", 1.0)
     instruments.pin_lockouts.inc()
     exported = {k[0] for k in samples(registry)}

@@ -1,0 +1,305 @@
+"""Benchmark: dashboard pages and ``/metrics`` at scale.
+
+    .venv/bin/python bench/web.py [--calls 10000000] [--tenants 500] [--trunks 100] [--support-calls 50000]
+                                  [--runs 7] [--dsn ADMIN_DSN]
+
+Data (own database, dropped at the end): ``--calls`` calls over 2026-01..06 across ``--tenants`` tenants and
+their daily rollup, as ``bench/cdr.py`` builds them (same function); ``--trunks`` trunks on 2 servers with a
+daemon session per server per day and a weekly flap per trunk, as ``bench/trunks_report.py`` generates them;
+each tenant on one trunk; ``--support-calls`` support calls in March (80 % answered after 5-60 s, the rest
+abandoned). Month measured: 2026-03.
+
+Times, median and worst of ``--runs``, server side (the work of one request, in-process, no HTTP):
+
+* each page: its report calls + HTML rendering (``pbx_sla.web.dashboard`` data functions + ``pages``);
+  baseline in the same runs: the report calls alone, i.e. what ``pbx-sla trunks/usage/sla --format json``
+  compute for the same page;
+* ``/metrics`` with ``--tenants`` tenants and ``--trunks`` trunks: ``generate_latest`` of the daemon's registry
+  (5 dispositions per tenant, 3 states + RTT per trunk, AGI counters over 12 action/reason pairs);
+  baseline: ``generate_latest`` of a registry holding only the process collector;
+* the same requests over loopback HTTP through the aiohttp server (client wall time), for reference;
+* the background refresh of the database-derived metrics (``database_figures``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from zoneinfo import ZoneInfo  # noqa: E402
+
+from cdr import load_calls, seed, with_db  # noqa: E402
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest  # noqa: E402
+from trunks_report import generate  # noqa: E402
+
+from pbx_sla.ami.collector import ServerStatus  # noqa: E402
+from pbx_sla.config import HttpSettings  # noqa: E402
+from pbx_sla.reports import sla as sla_report  # noqa: E402
+from pbx_sla.reports import trunks as trunks_report  # noqa: E402
+from pbx_sla.reports import usage as usage_report  # noqa: E402
+from pbx_sla.reports.period import month_period  # noqa: E402
+from pbx_sla.store import migrate  # noqa: E402
+from pbx_sla.store.trunks import current_states  # noqa: E402
+from pbx_sla.web import pages  # noqa: E402
+from pbx_sla.web.dashboard import Dashboard, overview_data, tenant_data, trunk_data  # noqa: E402
+from pbx_sla.web.metrics import DaemonMetrics, DatabaseFigures, database_figures  # noqa: E402
+from pbx_sla.web.server import HttpServer, build_app  # noqa: E402
+
+PRAGUE = ZoneInfo("Europe/Prague")
+YEAR = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC))
+NOW = datetime(2026, 3, 20, 12, tzinfo=UTC)
+
+
+async def load(conn: asyncpg.Connection, calls: int, tenants: int, trunks: int, support: int) -> dict[str, float]:
+    took = {}
+    t = time.perf_counter()
+    await seed(conn, tenants)
+    await conn.execute("UPDATE tiers SET service_level_target = 0.8, availability_target = 0.999, "
+                       """credits = '[{"metric": "availability", "below": 0.999, "percent": 5}]'""")  # fmt: skip
+    await load_calls(conn, calls, tenants)
+    took["calls"] = time.perf_counter() - t
+    t = time.perf_counter()
+    names, sessions, obs = generate(trunks, 2, 7 * 24 * 60, *YEAR)
+    await conn.executemany(
+        "INSERT INTO trunks (server, name, availability_target, in_catalogue) VALUES ($1, $2, 0.999, true)", names
+    )
+    await conn.copy_records_to_table("ami_sessions", records=sessions,
+                                     columns=["server", "session_id", "login_at", "resynced_at", "last_seen_at",
+                                              "lost_at"])  # fmt: skip
+    await conn.copy_records_to_table("trunk_observations", records=obs,
+                                     columns=["server", "trunk", "at", "source", "key", "status", "rtt_usec",
+                                              "polled"])  # fmt: skip
+    await conn.executemany(
+        "INSERT INTO tenant_trunks (tenant_id, server, trunk) VALUES ($1, $2, $3)",
+        [(f"t{i}", *names[i % len(names)]) for i in range(tenants)],
+    )
+    # the last session of each server stays open (daemon running) so `status` has live states
+    await conn.execute(
+        """UPDATE ami_sessions SET lost_at = NULL, last_seen_at = $1
+           WHERE (server, login_at) IN (SELECT server, max(login_at) FROM ami_sessions GROUP BY server)""",
+        YEAR[1],
+    )
+    took["trunks"] = time.perf_counter() - t
+    t = time.perf_counter()
+    await conn.execute(
+        """INSERT INTO support_calls (server, uniqueid, linkedid, decided_at, tenant_id, authorised, in_hours, tier,
+                                      action, reason, queue)
+           SELECT 'pbx1', 's' || i, 's' || i, timestamptz '2026-03-01 00:00+01' + i * (interval '30 days' / $1),
+                  't' || (i % $2), true, true, 't1', 'queue', 'authorised-number', 'q'
+           FROM generate_series(1, $1) i""",
+        support,
+        tenants,
+    )
+    await conn.execute(
+        """INSERT INTO queue_events (server, uniqueid, linkedid, event, at, queue, hold_time)
+           SELECT 'pbx1', uniqueid, linkedid, 'QueueCallerJoin', decided_at + interval '1 second', 'q', NULL
+             FROM support_calls
+           UNION ALL
+           SELECT 'pbx1', uniqueid, linkedid,
+                  CASE WHEN hashtext(uniqueid) % 5 = 0 THEN 'QueueCallerAbandon' ELSE 'AgentConnect' END,
+                  decided_at + (6 + abs(hashtext(uniqueid)) % 55) * interval '1 second', 'q',
+                  5 + abs(hashtext(uniqueid)) % 55
+             FROM support_calls"""
+    )
+    await conn.execute("VACUUM ANALYZE")
+    took["support"] = time.perf_counter() - t
+    return took
+
+
+async def timed(fn: Callable[[], Awaitable[Any]], runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        await fn()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def ms(times: list[float]) -> str:
+    return f"{statistics.median(times) * 1000:.1f} / {max(times) * 1000:.1f}"
+
+
+class FakeDaemon:
+    """What /metrics reads from a daemon, at the benchmark's sizes."""
+
+    def __init__(self, figures: DatabaseFigures) -> None:
+        self.server_statuses = []
+        for name in ("pbx1", "pbx2"):
+            s = ServerStatus(name, "127.0.0.1", 5038, state="connected", reconnects=3, last_event_at=time.time())
+            s.event_counts.update({e: 1000 for e in ("ContactStatus", "PeerStatus", "Registry", "Cdr",
+                                                      "QueueCallerJoin", "AgentConnect", "other")})  # fmt: skip
+            self.server_statuses.append(s)
+        self.writer_figures = {"memory": 10, "spooled": 0, "written": 123456, "dead_letters": 0, "database": "up"}
+        self.database_figures = figures
+
+
+async def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    p.add_argument("--calls", type=int, default=10_000_000)
+    p.add_argument("--tenants", type=int, default=500)
+    p.add_argument("--trunks", type=int, default=100)
+    p.add_argument("--support-calls", type=int, default=50_000)
+    p.add_argument("--runs", type=int, default=7)
+    args = p.parse_args()
+    name = f"bench_web_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(args.dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    out: list[str] = []
+    try:
+        dsn = with_db(args.dsn, name)
+        conn = await asyncpg.connect(dsn)
+        await migrate.upgrade(conn)
+        took = await load(conn, args.calls, args.tenants, args.trunks, args.support_calls)
+        period = month_period(2026, 3, PRAGUE)
+        month_calls = await conn.fetchval(
+            "SELECT sum(calls) FROM usage_daily WHERE day BETWEEN $1 AND $2", period.first_day, period.last_day
+        )
+        tenant, (server, trunk) = "t7", ("pbx1", "trunk-003")
+
+        async def overview_reports() -> Any:
+            await current_states(conn)
+            trunks_report.as_json(period, await trunks_report.trunk_availability(conn, period))
+            return await sla_report.sla_report(conn, period)
+
+        async def overview_page() -> str:
+            return pages.overview(month="2026-03", now=NOW, **await overview_data(conn, period))
+
+        async def trunk_reports() -> Any:
+            return trunks_report.as_json(
+                period, await trunks_report.trunk_availability(conn, period, [(server, trunk)])
+            )
+
+        async def trunk_page() -> str:
+            data = await trunk_data(conn, period, server, trunk)
+            assert data is not None
+            return pages.trunk_page(month="2026-03", path="/t", start=period.start, end=period.end, tz=PRAGUE, **data)
+
+        async def tenant_reports() -> Any:
+            usage_report.as_json(period, await usage_report.usage_rows(conn, period, tenant))
+            return await sla_report.sla_report(conn, period, tenant)
+
+        async def tenant_page() -> str:
+            return pages.tenant_page(month="2026-03", path="/x", **await tenant_data(conn, period, tenant))
+
+        figures = await database_figures(conn, NOW)
+
+        async def refresh() -> None:
+            fresh = await database_figures(conn, NOW)
+            fresh.exposition  # noqa: B018
+
+        refresh_t = await timed(refresh, args.runs)
+        daemon_metrics = DaemonMetrics(FakeDaemon(figures))
+        agi = daemon_metrics.agi
+        actions = [("queue", r) for r in ("authorised-number", "pin-ok", "out-of-hours-queue")] + [
+            ("general", r) for r in ("unknown-caller", "pin-failed", "pin-locked", "pin-none", "contract-inactive")
+        ] + [("closed", "out-of-hours"), ("closed", "out-of-hours-voicemail"), ("fallback", "no-catalogue"),
+             ("hangup", "unknown-caller")]  # fmt: skip
+        for i, (action, reason) in enumerate(actions):
+            for _ in range(i + 1):
+                agi.decided(action, reason, 1.5 + i)
+        bare = CollectorRegistry()
+        ProcessCollector(registry=bare)
+        figures.exposition  # noqa: B018  (the daemon renders it in the background after each refresh)
+        metrics_text = daemon_metrics.render()
+        samples = sum(1 for line in metrics_text.decode().splitlines() if line and not line.startswith("#"))
+
+        async def metrics() -> bytes:
+            return daemon_metrics.render()
+
+        async def bare_metrics() -> bytes:
+            return generate_latest(bare)
+
+        rows = []
+        for label, page_fn, base_fn in (
+            ("overview `/`", overview_page, overview_reports),
+            (f"trunk `/trunks/{server}/{trunk}`", trunk_page, trunk_reports),
+            (f"tenant `/tenants/{tenant}`", tenant_page, tenant_reports),
+            (f"`/metrics` ({samples:,} samples)", metrics, bare_metrics),
+        ):
+            await page_fn()  # warm: first-query plans, imports
+            page_t, base_t = [], []
+            for _ in range(args.runs):  # alternate page and baseline so both see the same moments of the machine
+                page_t += await timed(page_fn, 1)
+                base_t += await timed(base_fn, 1)
+            rows.append((label, page_t, base_t))
+        size = {"overview": len(await overview_page()), "tenant": len(await tenant_page())}
+
+        dashboard = Dashboard(dsn, clock=lambda: NOW)
+        server_ = HttpServer(
+            build_app(HttpSettings(), metrics=daemon_metrics.render, dashboard=dashboard.install), "127.0.0.1", 0
+        )
+        await server_.start()
+        http_rows = []
+        async with aiohttp.ClientSession() as http:
+            for path in ("/?period=2026-03", f"/trunks/{server}/{trunk}?period=2026-03",
+                         f"/tenants/{tenant}?period=2026-03", "/metrics"):  # fmt: skip
+                url = f"http://127.0.0.1:{server_.port}{path}"
+
+                async def get(url: str = url) -> None:
+                    async with http.get(url) as resp:
+                        assert resp.status == 200, (url, resp.status)
+                        await resp.read()
+
+                await get()
+                http_rows.append((path, await timed(get, args.runs)))
+        await server_.close()
+        await dashboard.close()
+        await conn.close()
+        load1, load5, load15 = os.getloadavg()
+        out += [
+            f"## Dashboard and /metrics, {datetime.now(UTC):%Y-%m-%d %H:%MZ}",
+            "",
+            f"Data: {args.calls:,} calls (2026-01..06; {month_calls:,} in March), {args.tenants} tenants, "
+            f"{args.trunks} trunks on 2 servers, {args.support_calls:,} support calls in March. Loading took "
+            f"{took['calls']:.0f} s (calls + rollup), {took['trunks']:.0f} s (trunks), {took['support']:.0f} s "
+            "(support calls).",
+            "",
+            f"Load average after the runs: {load1:.2f} {load5:.2f} {load15:.2f} (2 cores, shared machine). "
+            f"Month 2026-03; {args.runs} runs each, page and baseline alternating.",
+            "",
+            "| server-side work of one request | median / worst ms | baseline | baseline median / worst ms |",
+            "|---|---|---|---|",
+        ]
+        for label, page_t, base_t in rows:
+            base = (
+                "empty registry (process metrics only)" if "metrics" in label else "report functions alone (CLI JSON)"
+            )
+            out.append(f"| {label} | **{ms(page_t)}** | {base} | {ms(base_t)} |")
+        out += [
+            f"| background refresh of the database metrics (`database_figures` + rendering) | {ms(refresh_t)} | | |",
+            "",
+            f"Page sizes: overview {size['overview']:,} bytes, tenant {size['tenant']:,} bytes; "
+            f"/metrics {len(metrics_text):,} bytes.",
+            "",
+            "Over loopback HTTP (aiohttp server + client in one process, client wall time):",
+            "",
+            "| request | median / worst ms |",
+            "|---|---|",
+            *[f"| `GET {path}` | {ms(t)} |" for path, t in http_rows],
+            "",
+        ]
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
