@@ -57,7 +57,7 @@ from pbx_sla.reports.period import month_period  # noqa: E402
 from pbx_sla.store import migrate  # noqa: E402
 from pbx_sla.store.trunks import current_states  # noqa: E402
 from pbx_sla.web import pages  # noqa: E402
-from pbx_sla.web.dashboard import Dashboard, overview_data, tenant_data, trunk_data  # noqa: E402
+from pbx_sla.web.dashboard import SERVER_SETTINGS, Dashboard, overview_data, tenant_data, trunk_data  # noqa: E402
 from pbx_sla.web.metrics import DaemonMetrics, DatabaseFigures, database_figures  # noqa: E402
 from pbx_sla.web.server import HttpServer, build_app  # noqa: E402
 
@@ -164,7 +164,7 @@ async def main() -> None:
     out: list[str] = []
     try:
         dsn = with_db(args.dsn, name)
-        conn = await asyncpg.connect(dsn)
+        conn = await asyncpg.connect(dsn, server_settings=SERVER_SETTINGS)  # as the dashboard's pool
         await migrate.upgrade(conn)
         took = await load(conn, args.calls, args.tenants, args.trunks, args.support_calls)
         period = month_period(2026, 3, PRAGUE)

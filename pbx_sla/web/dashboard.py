@@ -30,6 +30,9 @@ from pbx_sla.web.metrics import current_month
 log = get_logger(__name__)
 
 HTML = "text/html"
+#: the pages' connections: PostgreSQL's JIT compiles the support-outcome query (cost above jit_above_cost) for
+#: ~1 s on every page view, more than the query itself takes (bench/results/web.md)
+SERVER_SETTINGS = {"jit": "off", "application_name": "pbx-sla web"}
 
 
 async def overview_data(conn: asyncpg.Connection, period: Period) -> dict[str, Any]:
@@ -80,7 +83,9 @@ class Dashboard:
     async def pool(self) -> asyncpg.Pool:
         async with self._lock:
             if self._pool is None:
-                self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=2, timeout=10)
+                self._pool = await asyncpg.create_pool(
+                    self.dsn, min_size=1, max_size=2, timeout=10, server_settings=SERVER_SETTINGS
+                )
             return self._pool
 
     async def close(self) -> None:
