@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
 
@@ -35,7 +35,7 @@ from pbx_sla.log import get_logger
 from pbx_sla.pipeline import Record
 from pbx_sla.private_files import ensure_private_dir, tighten_data_dir, write_private_text
 from pbx_sla.store import migrate
-from pbx_sla.store.pool import connect, create_pool, resolve_dsn
+from pbx_sla.store.pool import connect, resolve_dsn
 from pbx_sla.store.writer import DurableWriter
 
 if TYPE_CHECKING:
@@ -178,9 +178,9 @@ class Daemon:
             while True:
                 try:
                     if pool is None:
-                        pool = await create_pool(dsn, min_size=0, max_size=1, timeout=10)
-                    async with pool.acquire(timeout=10) as conn:
-                        figures = await database_figures(conn)
+                        pool = await asyncpg.create_pool(dsn, min_size=0, max_size=1, timeout=10)
+                    async with pool.acquire(timeout=10) as proxy:
+                        figures = await database_figures(cast(asyncpg.Connection, proxy))
                     figures.exposition  # noqa: B018  (rendered here, in the background, not by a scrape)
                     self.database_figures = figures
                     if failing:

@@ -94,7 +94,7 @@ def last_stated(frozen: Mapping[str, Any], earlier: Iterable[Mapping[str, Any]])
 def _differs(kind: str, was: Any, now: Any) -> bool:
     if kind == "money":
         return (was is None) != (now is None) or (was is not None and Decimal(was) != Decimal(now))
-    return was != now
+    return bool(was != now)
 
 
 def adjustments(period: str, stated: Mapping[str, Any], current: Mapping[str, Any]) -> list[Adjustment]:

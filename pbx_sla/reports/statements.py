@@ -24,7 +24,7 @@ from pbx_sla.reports.render import Table
 from pbx_sla.store import statements as store
 from pbx_sla.store.settings import catalogue_timezone
 
-_NO_SLA_ROW = {
+_NO_SLA_ROW: dict[str, Any] = {
     "support_calls": 0,
     "answered_within_target": 0,
     "service_level": None,

@@ -61,7 +61,9 @@ async def statements_of(conn: asyncpg.Connection, period: str, tenant: str | Non
     ]
 
 
-async def stated_adjustments(conn: asyncpg.Connection, months: Sequence[str]) -> dict[tuple[str, str], list[dict]]:
+async def stated_adjustments(
+    conn: asyncpg.Connection, months: Sequence[str]
+) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """(tenant, adjusted month) → the adjustments stated for it so far, oldest statement first."""
     rows = await conn.fetch(
         """SELECT s.tenant_id, a.value AS adj
@@ -70,7 +72,7 @@ async def stated_adjustments(conn: asyncpg.Connection, months: Sequence[str]) ->
             ORDER BY s.period, s.tenant_id, a.n""",
         list(months),
     )
-    out: dict[tuple[str, str], list[dict]] = {}
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         adj = _json(r["adj"])
         out.setdefault((r["tenant_id"], adj["period"]), []).append(adj)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from aiohttp import web
@@ -104,7 +104,8 @@ class Dashboard:
     async def _render(self, request: web.Request, page: Any) -> web.Response:
         try:
             pool = await self.pool()
-            async with pool.acquire(timeout=10) as conn:
+            async with pool.acquire(timeout=10) as proxy:
+                conn = cast(asyncpg.Connection, proxy)  # a pooled connection proxies every method the reports use
                 period, month = await self._period(conn, request)
                 status, html = await page(conn, period, month)
         except ConfigError as exc:

@@ -14,6 +14,7 @@ import hmac
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
@@ -46,7 +47,7 @@ def authorised(settings: HttpSettings, header: str | None) -> bool:
     return False
 
 
-def auth_middleware(settings: HttpSettings) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def auth_middleware(settings: HttpSettings) -> Middleware:
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
         if authorised(settings, request.headers.get("Authorization")):
@@ -103,9 +104,9 @@ class HttpServer:
             raise
         self._runner = runner
         if self.port == 0:  # tests bind port 0: learn the real one
-            server = site._server
-            if server is not None and server.sockets:  # type: ignore[union-attr]
-                self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            sockets = getattr(site._server, "sockets", None) or ()
+            if sockets:
+                self.port = int(sockets[0].getsockname()[1])
         log.info("HTTP server listening", host=self.host, port=self.port)
 
     async def close(self) -> None:
