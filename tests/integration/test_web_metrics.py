@@ -14,9 +14,10 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+from polling import eventually
 from prometheus_client.parser import text_string_to_metric_families
 from test_cdr_import import run_cli, seed_catalogue
-from test_daemon import SECRET, settings_for, until
+from test_daemon import SECRET, settings_for
 from test_usage import generate
 
 from pbx_sla.ami.fake import FakeAmi
@@ -50,7 +51,7 @@ async def test_daemon_metrics_match_status(db_dsn: str, db: asyncpg.Connection, 
     daemon = Daemon(settings)
     run = asyncio.create_task(daemon.run())
     try:
-        await until(lambda: asyncio.sleep(0, daemon.http is not None and ami.logins == 1))
+        await eventually(lambda: daemon.http is not None and ami.logins == 1, timeout=15)
         port = daemon.http.port
 
         async def connected_and_refreshed() -> bool:
@@ -59,7 +60,7 @@ async def test_daemon_metrics_match_status(db_dsn: str, db: asyncpg.Connection, 
             refreshed = ("pbx_sla_figures_refresh_timestamp_seconds", ()) in got
             return status == 200 and got.get(("pbx_sla_ami_up", (("server", "pbx1"),))) == 1 and refreshed
 
-        await until(connected_and_refreshed, 20)
+        await eventually(connected_and_refreshed, timeout=20)
         await asyncio.sleep(2.5)  # status.json is rewritten every 2 s: let it catch up with the session
         capsys.readouterr()
         await status_command(argparse.Namespace(format="json"), settings)
