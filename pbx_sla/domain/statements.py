@@ -35,7 +35,7 @@ ADJUSTED: dict[str, str] = {
 
 
 def frozen_figures(usage: Mapping[str, Any], sla: Mapping[str, Any]) -> dict[str, Any]:
-    """One tenant's statement figures from its ``usage`` and ``sla`` report rows (spec.md's JSON keys)."""
+    """One tenant's statement figures from its ``usage`` and ``sla`` report rows (the JSON keys of docs/figures.md)."""
     fee = Decimal(usage["fee"]["amount"])
     credit = Decimal(sla["credit"]["amount"])
     return {
