@@ -41,6 +41,7 @@ HANDLERS: dict[tuple[str, ...], str] = {
     ("web",): "web:web",
     ("statement", "close"): "statement:close",
     ("statement", "show"): "statement:show",
+    ("erase",): "erase:erase",
 }
 
 
@@ -159,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     web = add(sub, "web", "the read-only web dashboard without the daemon, until SIGTERM")
     web.add_argument("--listen", metavar="HOST:PORT", help="address to serve on (default [http] listen)")
+    erase = add(sub, "erase", "pseudonymise one person's phone number everywhere it is stored")
+    erase.add_argument("--number", required=True, metavar="N", help="the number, in any form routing accepts")
+    erase.add_argument("--dry-run", action="store_true", help="report what would change, change nothing")
+    _format(erase, ("table", "json"))
     return parser
 
 

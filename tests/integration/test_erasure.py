@@ -1,0 +1,177 @@
+"""``pbx-sla erase``: one person's number pseudonymised in every table, the reports unchanged.
+
+The expected rows and fields come from how the test built its calls (which legs it gave the number to),
+and the expected token from the database's key hashed here with hashlib, not from the code under test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+from test_cdr_import import csv_line, fields, run_cli, seed_catalogue
+from test_usage import generate
+
+PERSON = "+420602111222"
+PERSONAL_TABLES = ("cdr_legs", "calls", "support_calls", "queue_events", "qos_legs", "catalogue_revisions")
+
+
+def person_rows() -> tuple[list[str], dict[str, int]]:
+    """Legs carrying the person's number in known fields, decoys that only resemble it, expected counts."""
+    t0 = datetime(2026, 3, 5, 9, 0, tzinfo=UTC)
+    rows = []
+    for i in range(5):  # the person calls in (account code acme): src and clid hold the number
+        rows.append(fields(t0 + timedelta(hours=i), acct="acme", src="602111222", uid=f"p{i}.1", linked=f"p{i}.1",
+                           clid='"Jana Nováková" <602111222>'))  # fmt: skip
+    for i in range(2):  # an agent calls the person (international form): dst holds it
+        rows.append(fields(t0 + timedelta(days=1, hours=i), acct="bistro", dst="00420602111222", uid=f"o{i}.1",
+                           linked=f"o{i}.1"))  # fmt: skip
+    rows.append(fields(t0 + timedelta(days=2), acct="acme", chan="PJSIP/602111222-00000009", uid="c1.1", linked="c1.1"))
+    # decoys: a neighbouring number, and the digits inside a longer number
+    rows.append(fields(t0 + timedelta(days=3), acct="acme", src="602111223", uid="d1.1", linked="d1.1"))
+    rows.append(fields(t0 + timedelta(days=3, hours=1), acct="acme", chan="PJSIP/1602111222-00000001", uid="d2.1",
+                       linked="d2.1"))  # fmt: skip
+    expected = {"src": 5, "clid": 5, "caller_e164": 5, "dst": 2, "dialled_e164": 2, "channel": 1, "src_endpoint": 1}
+    return [csv_line(r) for r in rows], expected
+
+
+async def seed_support_and_catalogue(db: asyncpg.Connection, data_dir: Path) -> None:
+    for uid, caller, name, e164 in (("s1", "602111222", "Jana", PERSON), ("s2", "777000001", "Petr", "+420777000001")):
+        await db.execute(
+            """INSERT INTO support_calls (server, uniqueid, decided_at, caller, caller_e164, caller_name, channel,
+                                          authorised, in_hours, action, reason)
+               VALUES ('pbx1', $1, '2026-03-05 10:00Z', $2, $3, $4, 'PJSIP/trunk-a-1', false, true, 'general', 'x')""",
+            uid,
+            caller,
+            e164,
+            name,
+        )
+    rid = await db.fetchval(
+        "INSERT INTO requesters (tenant_id, name, active) VALUES ('acme', 'jana', false) RETURNING id"
+    )
+    await db.execute("INSERT INTO requester_phones (phone, requester_id, active) VALUES ($1, $2, false)", PERSON, rid)
+    old_doc = {"requesters": [{"name": "jana", "phones": [PERSON]}]}
+    await db.execute(
+        "INSERT INTO catalogue_revisions (source, sha256, document) VALUES ('old.toml', 'x', $1::jsonb)",
+        json.dumps(old_doc),
+    )
+    current = await db.fetchval(
+        "INSERT INTO catalogue_revisions (source, sha256, document) VALUES ('new.toml', 'y', '{\"requesters\": []}')"
+        " RETURNING id"
+    )
+    await db.execute("UPDATE catalogue_settings SET revision_id = $1", current)
+    cache = {"revision": 1, "sha256": "x", "document": old_doc}
+    write_cache(data_dir, json.dumps(cache))
+
+
+def write_cache(data_dir: Path, text: str) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "catalogue-cache.json").write_text(text, encoding="utf-8")
+
+
+async def dump(db: asyncpg.Connection) -> dict[str, list]:
+    """Every row of the tables that may hold personal data, as text (for 'the number is gone')."""
+    out = {}
+    for table in (*PERSONAL_TABLES, "requester_phones"):
+        out[table] = sorted(str(dict(r)) for r in await db.fetch(f"SELECT * FROM {table}"))
+    return out
+
+
+async def usage_json(capsys) -> dict:
+    capsys.readouterr()
+    assert await asyncio.to_thread(run_cli, "usage", "--period", "2026-03", "--format", "json") == 0
+    return json.loads(capsys.readouterr().out)
+
+
+async def test_erase_pseudonymises_the_number_everywhere_and_keeps_figures(db, cli_env, tmp_path, capsys):
+    await seed_catalogue(db)
+    background, _ = generate(2026, 3, 5, 60)
+    mine, expected_fields = person_rows()
+    path = tmp_path / "Master.csv"
+    path.write_text("\n".join(background + mine) + "\n", encoding="utf-8")
+    assert await asyncio.to_thread(run_cli, "cdr", "import", str(path), "--server", "pbx1") == 0
+    data_dir = Path(cli_env["PBX_SLA_DATA_DIR"])
+    await seed_support_and_catalogue(db, data_dir)
+    key = await db.fetchval("SELECT key FROM pseudonym_key")
+    token = "erased:" + hashlib.sha256(key + PERSON.encode()).hexdigest()[:24]
+
+    usage_before = await usage_json(capsys)
+    rollup_before = [tuple(r) for r in await db.fetch("SELECT * FROM usage_daily ORDER BY tenant_id, day")]
+    calls_before = {
+        (r["server"], r["call_key"]): r
+        for r in await db.fetch("SELECT server, call_key, tenant_id, day, disposition, billsec, legs FROM calls")
+    }
+    before = await dump(db)
+    assert sum("602111222" in row for rows in before.values() for row in rows) > 0
+
+    # dry run: the same report, nothing changed
+    capsys.readouterr()
+    assert await asyncio.to_thread(run_cli, "erase", "--number", "602 111 222", "--dry-run", "--format", "json") == 0
+    dry = json.loads(capsys.readouterr().out)
+    assert await dump(db) == before
+    assert (data_dir / "catalogue-cache.json").read_text(encoding="utf-8").count(PERSON) == 1
+
+    assert await asyncio.to_thread(run_cli, "erase", "--number", "602 111 222", "--format", "json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["number"] == PERSON and report["pseudonym"] == token
+    tables = {t["table"]: t for t in report["tables"]}
+    legs_fields = tables["cdr_legs"]["fields"]
+    assert legs_fields == expected_fields
+    assert tables["cdr_legs"]["rows"] == 8
+    assert tables["calls"] == {"table": "calls", "rows": 7, "fields": {"caller_e164": 5, "dialled_e164": 2}}
+    assert tables["support_calls"] == {
+        "table": "support_calls",
+        "rows": 1,
+        "fields": {"caller": 1, "caller_e164": 1, "caller_name": 1},
+    }
+    assert tables["queue_events"]["rows"] == tables["qos_legs"]["rows"] == 0
+    assert report["catalogue"] == {
+        "requester_phones_deleted": 1,
+        "catalogue_revisions": 1,
+        "cache_file_rewritten": True,
+    }
+    assert {**dry, "dry_run": False} == report
+
+    after = await dump(db)
+    # the number is gone everywhere, except inside the longer decoy number
+    leftovers = [row for rows in after.values() for row in rows if "602111222" in row]
+    assert leftovers and all("1602111222" in row and "602111222" not in row.replace("1602111222", "")
+                             for row in leftovers)  # fmt: skip
+    assert any("602111223" in row for row in after["cdr_legs"])  # the neighbour is untouched
+    assert "Jana" not in str(after["support_calls"]) and "Nováková" not in str(after["cdr_legs"])
+    assert "Petr" in str(after["support_calls"])
+    assert sum(row.count(token) for row in after["cdr_legs"]) == sum(expected_fields.values())
+    assert await db.fetchval("SELECT count(*) FROM calls WHERE caller_e164 = $1", token) == 5
+    cache = (data_dir / "catalogue-cache.json").read_text(encoding="utf-8")
+    assert PERSON not in cache and json.loads(cache)["document"] == {"requesters": []}
+
+    # figures unchanged: the report, the rollup, every counted field of every call
+    assert await usage_json(capsys) == usage_before
+    assert [tuple(r) for r in await db.fetch("SELECT * FROM usage_daily ORDER BY tenant_id, day")] == rollup_before
+    calls_after = await db.fetch("SELECT server, call_key, tenant_id, day, disposition, billsec, legs FROM calls")
+    assert {(r["server"], r["call_key"]): r for r in calls_after} == calls_before
+
+    # importing the original file again is recognised leg by leg (fingerprints of the original text)
+    assert await asyncio.to_thread(run_cli, "cdr", "import", str(path), "--server", "pbx1") == 0
+    assert await dump(db) == after
+    capsys.readouterr()
+
+    # erasing again finds nothing left
+    assert await asyncio.to_thread(run_cli, "erase", "--number", PERSON, "--format", "json") == 0
+    again = json.loads(capsys.readouterr().out)
+    assert all(t["rows"] == 0 for t in again["tables"])
+
+
+async def test_erase_refuses_catalogue_numbers_and_non_numbers(db, cli_env, capsys):
+    await seed_catalogue(db)
+    assert await asyncio.to_thread(run_cli, "erase", "--number", "+420777000001") == 1
+    err = capsys.readouterr().err
+    assert "requester 'someone' of tenant 'acme'" in err and "contracts apply" in err
+    assert await asyncio.to_thread(run_cli, "erase", "--number", "221000111") == 1
+    assert "DID of tenant 'acme'" in capsys.readouterr().err
+    assert await asyncio.to_thread(run_cli, "erase", "--number", "anonymous") == 1
+    assert "--number 'anonymous' is not a phone number" in capsys.readouterr().err
