@@ -42,6 +42,7 @@ HANDLERS: dict[tuple[str, ...], str] = {
     ("statement", "close"): "statement:close",
     ("statement", "show"): "statement:show",
     ("erase",): "erase:erase",
+    ("retention", "apply"): "retention:apply",
 }
 
 
@@ -164,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     erase.add_argument("--number", required=True, metavar="N", help="the number, in any form routing accepts")
     erase.add_argument("--dry-run", action="store_true", help="report what would change, change nothing")
     _format(erase, ("table", "json"))
+
+    retention = add(sub, "retention", "personal data past its retention age ([retention] keys)")
+    r_sub = retention.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+    r_apply = add(r_sub, "apply", "replace personal fields of rows older than the [retention] ages by pseudonyms")
+    r_apply.add_argument("--dry-run", action="store_true", help="count the rows, change nothing")
+    _format(r_apply, ("table", "json"))
     return parser
 
 

@@ -98,6 +98,18 @@ class HttpSettings:
     @property
     def auth_required(self) -> bool:
         return self.token is not None or self.basic_user is not None
+class Retention:
+    """``[retention]``: days after which personal fields are replaced by pseudonyms; None keeps them."""
+
+    legs_days: int | None = None  # cdr_legs and calls (by the call's start)
+    support_days: int | None = None  # support_calls and queue_events
+    qos_days: int | None = None  # qos_legs
+    #: seconds between the daemon's runs (and before its first one, after start)
+    interval: float = 86400.0
+
+    @property
+    def configured(self) -> bool:
+        return any(d is not None for d in (self.legs_days, self.support_days, self.qos_days))
 
 
 @dataclass(frozen=True)
@@ -115,6 +127,7 @@ class Settings:
     #: records the durable writer keeps in memory at most (then the spool; spool unwritable: back-pressure)
     max_memory: int = 100_000
     http: HttpSettings = field(default_factory=HttpSettings)
+    retention: Retention = field(default_factory=Retention)
 
     @property
     def embedded(self) -> bool:
@@ -201,6 +214,8 @@ def parse_listen(value: str, where: str) -> tuple[str, int]:
 
 _KNOWN = {
     "": {"database", "asterisk", "agi", "daemon", "http", "log_level"},
+    "": {"database", "asterisk", "agi", "daemon", "log_level", "retention"},
+    "retention": {"legs_days", "support_days", "qos_days", "interval"},
     "database": {"dsn"},
     "agi": {
         "listen",
@@ -365,6 +380,18 @@ def _parse_agi_options(agi: dict[str, Any], where: str) -> AgiOptions:
         pin_global_limit=int(_count(agi, "pin_global_limit", where, d.pin_global_limit, 1, 1_000_000) or 0),
         pin_window_seconds=_number(agi, "pin_window_seconds", where, d.pin_window_seconds, 1, 7 * 86400),
     )
+def _parse_retention(table: dict[str, Any], where: str) -> Retention:
+    _check_keys(table, "retention", where)
+    days: dict[str, int | None] = {}
+    for key in ("legs_days", "support_days", "qos_days"):
+        value = _get(table, key, int, where)
+        if value is not None and value < 1:
+            raise ConfigError(f"{where}: key '{key}' must be at least 1 (days), got {value}")
+        days[key] = value
+    interval = _get(table, "interval", (int, float), where, 86400.0)
+    if isinstance(interval, bool) or interval < 60:
+        raise ConfigError(f"{where}: key 'interval' must be at least 60 (seconds), got {interval!r}")
+    return Retention(**days, interval=float(interval))
 
 
 def load_settings(
@@ -424,6 +451,8 @@ def load_settings(
     servers = _parse_asterisk(data.get("asterisk", []), file, base)
     http = _parse_http(_get(data, "http", dict, file, {}), env, f"{file}: [http]", base)
 
+    retention = _parse_retention(_get(data, "retention", dict, file, {}), f"{file}: [retention]")
+
     level = (log_level or env.get("PBX_SLA_LOG_LEVEL") or _get(data, "log_level", str, file, "info")).lower()
     if level not in {"debug", "info", "warning", "error", "critical"}:
         raise ConfigError(f"{file}: key 'log_level': unknown level {level!r}")
@@ -439,4 +468,5 @@ def load_settings(
         log_level=level,
         agi=agi_options,
         http=http,
+        retention=retention,
     )

@@ -1,0 +1,77 @@
+"""The daemon's retention task: ``[retention]`` applied once shortly after start, then every ``interval``.
+
+No AMI events, no records: only a periodic task. A failure (database down) is logged and retried at the
+next interval; the rest of the daemon never waits for it. With several daemons on one database each runs
+it; the runs serialise on the call locks and a second finds nothing left to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pbx_sla.config import Retention
+from pbx_sla.features import ServiceContext
+from pbx_sla.log import get_logger
+from pbx_sla.pipeline import EventHandler, Sink
+from pbx_sla.store.pool import connect
+from pbx_sla.store.retention import apply_retention
+
+log = get_logger(__name__)
+
+#: seconds after the daemon's start before the first run (the collectors connect first)
+FIRST_RUN_DELAY = 60.0
+
+_last: dict[str, Any] = {}
+
+
+def event_handlers(ctx: ServiceContext) -> Mapping[str, EventHandler]:
+    return {}
+
+
+def sinks(ctx: ServiceContext) -> Sequence[Sink]:
+    return []
+
+
+async def run_once(dsn: str, policy: Retention) -> list[dict[str, Any]]:
+    """One retention run on its own connection; the per-table report."""
+    conn = await connect(dsn)
+    try:
+        return await apply_retention(conn, policy, datetime.now(UTC))
+    finally:
+        await conn.close()
+
+
+async def _loop(dsn: str, policy: Retention, first_delay: float) -> None:
+    delay = first_delay
+    while True:
+        await asyncio.sleep(delay)
+        delay = policy.interval
+        try:
+            report = await run_once(dsn, policy)
+        except (TimeoutError, OSError) as exc:
+            _last.update(at=datetime.now(UTC).isoformat(), error=str(exc))
+            log.warning("retention run failed; retried at the next interval", error=str(exc))
+            continue
+        except Exception as exc:  # a database error must not end the task: logged, retried next interval
+            _last.update(at=datetime.now(UTC).isoformat(), error=f"{type(exc).__name__}: {exc}")
+            log.error("retention run failed; retried at the next interval", error=f"{type(exc).__name__}: {exc}")
+            continue
+        rows = {t["table"]: t["rows"] for t in report}
+        _last.clear()
+        _last.update(at=datetime.now(UTC).isoformat(), rows=rows)
+        log.info("retention applied", **rows)
+
+
+async def start(ctx: ServiceContext) -> Sequence[asyncio.Task[None]]:
+    policy = ctx.settings.retention
+    if not policy.configured:
+        return []
+    delay = min(FIRST_RUN_DELAY, policy.interval)
+    return [asyncio.create_task(_loop(ctx.dsn, policy, delay), name="retention")]
+
+
+def status(ctx: ServiceContext) -> dict[str, Any]:
+    return {"configured": ctx.settings.retention.configured, "last_run": dict(_last) or None}
