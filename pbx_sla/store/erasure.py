@@ -146,9 +146,9 @@ async def _erase_catalogue(conn: asyncpg.Connection, t: Target, needle: str, dry
 
 
 async def _current_document(conn: asyncpg.Connection) -> asyncpg.Record | None:
+    """The revision in force: the latest (as pbx_sla.store.catalogue.latest_revision reads it)."""
     return await conn.fetchrow(
-        "SELECT r.id, r.sha256, r.document::text AS doc FROM catalogue_settings s"
-        " JOIN catalogue_revisions r ON r.id = s.revision_id"
+        "SELECT id, sha256, document::text AS doc FROM catalogue_revisions ORDER BY id DESC LIMIT 1"
     )
 
 

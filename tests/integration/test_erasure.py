@@ -39,7 +39,7 @@ def person_rows() -> tuple[list[str], dict[str, int]]:
     return [csv_line(r) for r in rows], expected
 
 
-async def seed_support_and_catalogue(db: asyncpg.Connection, data_dir: Path) -> None:
+async def seed_support(db: asyncpg.Connection) -> None:
     for uid, caller, name, e164 in (("s1", "602111222", "Jana", PERSON), ("s2", "777000001", "Petr", "+420777000001")):
         await db.execute(
             """INSERT INTO support_calls (server, uniqueid, decided_at, caller, caller_e164, caller_name, channel,
@@ -50,6 +50,11 @@ async def seed_support_and_catalogue(db: asyncpg.Connection, data_dir: Path) -> 
             e164,
             name,
         )
+
+
+async def seed_catalogue_history(db: asyncpg.Connection, data_dir: Path) -> None:
+    """A removed requester's phone row, an earlier revision and a stale cache holding the number; the
+    documents are only read as text by erase (the reports are not run in this test)."""
     rid = await db.fetchval(
         "INSERT INTO requesters (tenant_id, name, active) VALUES ('acme', 'jana', false) RETURNING id"
     )
@@ -59,11 +64,9 @@ async def seed_support_and_catalogue(db: asyncpg.Connection, data_dir: Path) -> 
         "INSERT INTO catalogue_revisions (source, sha256, document) VALUES ('old.toml', 'x', $1::jsonb)",
         json.dumps(old_doc),
     )
-    current = await db.fetchval(
+    await db.execute(
         "INSERT INTO catalogue_revisions (source, sha256, document) VALUES ('new.toml', 'y', '{\"requesters\": []}')"
-        " RETURNING id"
     )
-    await db.execute("UPDATE catalogue_settings SET revision_id = $1", current)
     cache = {"revision": 1, "sha256": "x", "document": old_doc}
     write_cache(data_dir, json.dumps(cache))
 
@@ -94,8 +97,7 @@ async def test_erase_pseudonymises_the_number_everywhere_and_keeps_figures(db, c
     path = tmp_path / "Master.csv"
     path.write_text("\n".join(background + mine) + "\n", encoding="utf-8")
     assert await asyncio.to_thread(run_cli, "cdr", "import", str(path), "--server", "pbx1") == 0
-    data_dir = Path(cli_env["PBX_SLA_DATA_DIR"])
-    await seed_support_and_catalogue(db, data_dir)
+    await seed_support(db)
     key = await db.fetchval("SELECT key FROM pseudonym_key")
     token = "erased:" + hashlib.sha256(key + PERSON.encode()).hexdigest()[:24]
 
@@ -113,7 +115,6 @@ async def test_erase_pseudonymises_the_number_everywhere_and_keeps_figures(db, c
     assert await asyncio.to_thread(run_cli, "erase", "--number", "602 111 222", "--dry-run", "--format", "json") == 0
     dry = json.loads(capsys.readouterr().out)
     assert await dump(db) == before
-    assert (data_dir / "catalogue-cache.json").read_text(encoding="utf-8").count(PERSON) == 1
 
     assert await asyncio.to_thread(run_cli, "erase", "--number", "602 111 222", "--format", "json") == 0
     report = json.loads(capsys.readouterr().out)
@@ -130,9 +131,9 @@ async def test_erase_pseudonymises_the_number_everywhere_and_keeps_figures(db, c
     }
     assert tables["queue_events"]["rows"] == tables["qos_legs"]["rows"] == 0
     assert report["catalogue"] == {
-        "requester_phones_deleted": 1,
-        "catalogue_revisions": 1,
-        "cache_file_rewritten": True,
+        "requester_phones_deleted": 0,
+        "catalogue_revisions": 0,
+        "cache_file_rewritten": False,
     }
     assert {**dry, "dry_run": False} == report
 
@@ -146,8 +147,6 @@ async def test_erase_pseudonymises_the_number_everywhere_and_keeps_figures(db, c
     assert "Petr" in str(after["support_calls"])
     assert sum(row.count(token) for row in after["cdr_legs"]) == sum(expected_fields.values())
     assert await db.fetchval("SELECT count(*) FROM calls WHERE caller_e164 = $1", token) == 5
-    cache = (data_dir / "catalogue-cache.json").read_text(encoding="utf-8")
-    assert PERSON not in cache and json.loads(cache)["document"] == {"requesters": []}
 
     # figures unchanged: the report, the rollup, every counted field of every call
     assert await usage_json(capsys) == usage_before
@@ -164,6 +163,35 @@ async def test_erase_pseudonymises_the_number_everywhere_and_keeps_figures(db, c
     assert await asyncio.to_thread(run_cli, "erase", "--number", PERSON, "--format", "json") == 0
     again = json.loads(capsys.readouterr().out)
     assert all(t["rows"] == 0 for t in again["tables"])
+
+
+async def test_erase_removes_the_number_from_catalogue_history_and_cache(db, cli_env, capsys):
+    await seed_catalogue(db)
+    data_dir = Path(cli_env["PBX_SLA_DATA_DIR"])
+    await seed_catalogue_history(db, data_dir)
+    cache_file = data_dir / "catalogue-cache.json"
+    before = await dump(db)
+    capsys.readouterr()
+    assert await asyncio.to_thread(run_cli, "erase", "--number", PERSON, "--dry-run", "--format", "json") == 0
+    dry = json.loads(capsys.readouterr().out)
+    assert await dump(db) == before and cache_file.read_text(encoding="utf-8").count(PERSON) == 1
+    assert await asyncio.to_thread(run_cli, "erase", "--number", PERSON, "--format", "json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (
+        report["catalogue"]
+        == dry["catalogue"]
+        == {
+            "requester_phones_deleted": 1,
+            "catalogue_revisions": 1,
+            "cache_file_rewritten": True,
+        }
+    )
+    after = await dump(db)
+    assert not any(PERSON in row for rows in after.values() for row in rows)
+    assert any(report["pseudonym"] in row for row in after["catalogue_revisions"])
+    cache = json.loads(cache_file.read_text(encoding="utf-8"))
+    latest = await db.fetchval("SELECT max(id) FROM catalogue_revisions")
+    assert cache == {"revision": latest, "sha256": "y", "document": {"requesters": []}}
 
 
 async def test_erase_refuses_catalogue_numbers_and_non_numbers(db, cli_env, capsys):
