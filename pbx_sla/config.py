@@ -380,6 +380,8 @@ def _parse_agi_options(agi: dict[str, Any], where: str) -> AgiOptions:
         pin_global_limit=int(_count(agi, "pin_global_limit", where, d.pin_global_limit, 1, 1_000_000) or 0),
         pin_window_seconds=_number(agi, "pin_window_seconds", where, d.pin_window_seconds, 1, 7 * 86400),
     )
+
+
 def _parse_retention(table: dict[str, Any], where: str) -> Retention:
     _check_keys(table, "retention", where)
     days: dict[str, int | None] = {}
