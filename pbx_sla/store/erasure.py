@@ -20,6 +20,7 @@ import asyncpg
 
 from pbx_sla.domain.erasure import Target, parse_number, shortest_form, target
 from pbx_sla.errors import InputError
+from pbx_sla.private_files import open_private
 from pbx_sla.store.calls import lock_calls
 from pbx_sla.store.catalogue_watch import CACHE_NAME
 
@@ -159,7 +160,7 @@ def _rewrite_cache(cache: Path, current: asyncpg.Record | None) -> None:
         return
     tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
     document = json.loads(current["doc"])
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with open_private(tmp, "w") as fh:  # 0600 like the daemon's own cache file
         json.dump(
             {"revision": current["id"], "sha256": current["sha256"], "document": document}, fh, ensure_ascii=False
         )

@@ -192,6 +192,7 @@ async def test_erase_removes_the_number_from_catalogue_history_and_cache(db, cli
     cache = json.loads(cache_file.read_text(encoding="utf-8"))
     latest = await db.fetchval("SELECT max(id) FROM catalogue_revisions")
     assert cache == {"revision": latest, "sha256": "y", "document": {"requesters": []}}
+    assert cache_file.stat().st_mode & 0o777 == 0o600
 
 
 async def test_erase_refuses_catalogue_numbers_and_non_numbers(db, cli_env, capsys):
