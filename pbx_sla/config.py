@@ -98,6 +98,9 @@ class HttpSettings:
     @property
     def auth_required(self) -> bool:
         return self.token is not None or self.basic_user is not None
+
+
+@dataclass(frozen=True)
 class Retention:
     """``[retention]``: days after which personal fields are replaced by pseudonyms; None keeps them."""
 
@@ -213,8 +216,7 @@ def parse_listen(value: str, where: str) -> tuple[str, int]:
 
 
 _KNOWN = {
-    "": {"database", "asterisk", "agi", "daemon", "http", "log_level"},
-    "": {"database", "asterisk", "agi", "daemon", "log_level", "retention"},
+    "": {"database", "asterisk", "agi", "daemon", "http", "log_level", "retention"},
     "retention": {"legs_days", "support_days", "qos_days", "interval"},
     "database": {"dsn"},
     "agi": {
@@ -393,7 +395,12 @@ def _parse_retention(table: dict[str, Any], where: str) -> Retention:
     interval = _get(table, "interval", (int, float), where, 86400.0)
     if isinstance(interval, bool) or interval < 60:
         raise ConfigError(f"{where}: key 'interval' must be at least 60 (seconds), got {interval!r}")
-    return Retention(**days, interval=float(interval))
+    return Retention(
+        legs_days=days["legs_days"],
+        support_days=days["support_days"],
+        qos_days=days["qos_days"],
+        interval=float(interval),
+    )
 
 
 def load_settings(
