@@ -11,7 +11,6 @@ trunk, endpoint of trunks) are untouched, so the reports of any period stay exac
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,9 @@ import asyncpg
 
 from pbx_sla.domain.erasure import Target, parse_number, shortest_form, target
 from pbx_sla.errors import InputError
-from pbx_sla.private_files import open_private
+from pbx_sla.store import catalogue_cache
 from pbx_sla.store.calls import lock_calls
-from pbx_sla.store.catalogue_watch import CACHE_NAME
+from pbx_sla.store.catalogue_cache import CACHE_NAME
 
 
 @dataclass(frozen=True)
@@ -154,19 +153,16 @@ async def _current_document(conn: asyncpg.Connection) -> asyncpg.Record | None:
 
 
 def _rewrite_cache(cache: Path, current: asyncpg.Record | None) -> None:
-    """The daemon's catalogue cache, written again from the database's current revision (or removed)."""
+    """The daemon's catalogue cache, written again from the database's latest revision (or removed). The
+    database it names is kept from the file (the daemon ignores a cache that names none)."""
     if current is None:
-        cache.unlink(missing_ok=True)
+        catalogue_cache.remove(cache)
         return
-    tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
-    document = json.loads(current["doc"])
-    with open_private(tmp, "w") as fh:  # 0600 like the daemon's own cache file
-        json.dump(
-            {"revision": current["id"], "sha256": current["sha256"], "document": document}, fh, ensure_ascii=False
-        )
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, cache)
+    try:
+        database = catalogue_cache.read(cache).get("database") or {}
+    except (OSError, ValueError, KeyError):
+        database = {}
+    catalogue_cache.write(cache, current["id"], current["sha256"], json.loads(current["doc"]), database)
 
 
 async def erase_number(

@@ -67,7 +67,7 @@ async def seed_catalogue_history(db: asyncpg.Connection, data_dir: Path) -> None
     await db.execute(
         "INSERT INTO catalogue_revisions (source, sha256, document) VALUES ('new.toml', 'y', '{\"requesters\": []}')"
     )
-    cache = {"revision": 1, "sha256": "x", "document": old_doc}
+    cache = {"revision": 1, "sha256": "x", "database": {"name": "db", "dsn": "d"}, "document": old_doc}
     write_cache(data_dir, json.dumps(cache))
 
 
@@ -191,7 +191,12 @@ async def test_erase_removes_the_number_from_catalogue_history_and_cache(db, cli
     assert any(report["pseudonym"] in row for row in after["catalogue_revisions"])
     cache = json.loads(cache_file.read_text(encoding="utf-8"))
     latest = await db.fetchval("SELECT max(id) FROM catalogue_revisions")
-    assert cache == {"revision": latest, "sha256": "y", "document": {"requesters": []}}
+    assert cache == {
+        "revision": latest,
+        "sha256": "y",
+        "database": {"name": "db", "dsn": "d"},
+        "document": {"requesters": []},
+    }
     assert cache_file.stat().st_mode & 0o777 == 0o600
 
 
