@@ -67,14 +67,22 @@ def _talk(r: asyncpg.Record) -> int:
 
 
 async def contact_facts(conn: asyncpg.Connection, before: datetime, tenants: Iterable[str] | None) -> list[ContactFact]:
-    """Authorised support calls of the given tenants (None: all) decided before ``before``, oldest first."""
+    """Authorised support calls of the given tenants (None: all) decided before ``before``, oldest first.
+
+    A channel is one contact however many times it ran the support AGI (a caller sent back to the support
+    line runs it again on the same channel, and every run is stored): its first authorised run opens it, and
+    the channel's queue events give its outcome once, so its talk time is not counted twice."""
     rows = await conn.fetch(
         f"""
         SELECT s.server, s.uniqueid, s.decided_at, s.tenant_id, s.requester, s.caller_e164, s.action, s.reason,
                {_OUTCOME_COLUMNS}
-        FROM support_calls s {_queue_outcome("s")}
-        WHERE s.authorised AND s.tenant_id IS NOT NULL AND s.decided_at < $1
-          AND ($2::text[] IS NULL OR s.tenant_id = ANY($2::text[]))
+        FROM (
+            SELECT DISTINCT ON (c.server, c.uniqueid) c.*
+            FROM support_calls c
+            WHERE c.authorised AND c.tenant_id IS NOT NULL AND c.decided_at < $1
+              AND ($2::text[] IS NULL OR c.tenant_id = ANY($2::text[]))
+            ORDER BY c.server, c.uniqueid, c.decided_at
+        ) s {_queue_outcome("s")}
         ORDER BY s.decided_at, s.server, s.uniqueid
         """,
         before,

@@ -253,3 +253,24 @@ async def test_usage_shows_support_hours(loaded):
     tenants = {t["tenant"]: t for t in json.loads(text)["tenants"]}
     assert tenants["acme"]["support_hours"]["used"] == "0.27"
     assert tenants["bistro"]["support_hours"] is None
+
+
+async def test_a_channel_that_ran_the_support_agi_twice_is_one_contact(loaded):
+    """The answered caller of a3 was sent back to the support line after the talk: a second AGI run on the same
+    channel (stored since every run is kept). The reports are those of test_requests_report and
+    test_sla_reaction_figures_breach_credit_and_support_hours: still one answered request, and the channel's
+    300 s of talk counted once in the prepaid hours (0.27 h used, not 0.35)."""
+    await SupportCallSink().write(loaded, [support_call("a3", z(2, 9, 6), "acme", ACME)])
+    assert await loaded.fetchval("SELECT count(*) FROM support_calls WHERE uniqueid = 'a3'") == 2
+    report = await requests_json("--tenant", "acme")
+    assert [(r["opened_at"], r["why"], r["calls"], r["status"]) for r in report["requests"]] == [
+        ("2026-12-01T11:00:00+01:00", "abandoned", 2, "breached"),
+        ("2026-12-02T10:00:00+01:00", "answered", 1, "met"),
+        ("2026-12-02T13:00:00+01:00", "agi-failure", 1, "met"),
+        ("2026-12-03T09:00:00+01:00", "abandoned", 1, "overdue"),
+    ]
+    code, text = await run_cli("sla", "--period", "2026-12", "--now", NOW, "--format", "json")
+    assert code == 0, text
+    acme = next(t for t in json.loads(text)["tenants"] if t["tenant"] == "acme")
+    assert acme["support_hours"]["used"] == "0.27"
+    assert acme["reaction"]["requests"] == 4
