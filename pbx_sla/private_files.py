@@ -18,6 +18,8 @@ Deliberate exceptions, each as narrow as it can be:
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import stat
 from collections.abc import Iterator
@@ -86,6 +88,24 @@ def open_private(path: Path, mode: str = "w", *, perm: int | None = None) -> Ite
 def write_private_text(path: Path, text: str) -> None:
     with open_private(path, "w") as fh:
         fh.write(text)
+
+
+def replace_private_json(path: Path, value: Any, **dump: Any) -> None:
+    """Atomically replace ``path`` with ``value`` as JSON (``json.dump`` keyword arguments ``dump``), fsync'd,
+    created like :func:`open_private` in a directory made by :func:`ensure_private_dir`: a crash leaves the
+    old file or the new one, never a torn one."""
+    ensure_private_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open_private(tmp, "w") as fh:
+            json.dump(value, fh, **dump)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def data_dir_mode(data_dir: Path) -> int:

@@ -26,6 +26,7 @@ from typing import Any
 
 from pbx_sla.domain import pin_limits as pl
 from pbx_sla.domain.pins import verify_pin
+from pbx_sla.private_files import replace_private_json
 
 MAX_ATTEMPTS = 3
 PIN_MAX_DIGITS = 12  # domain.pins.valid_pin: 4..12 digits
@@ -48,19 +49,7 @@ def match_pin(pin: str, candidates: Sequence[tuple[str, str]]) -> str | None:
 
 def write_state(path: Path, state: dict[str, list[float]]) -> None:
     """Atomically replace ``path`` with ``state`` (0600, fsync'd): a crash leaves the old file or the new."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(state, fh, separators=(",", ":"), sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    replace_private_json(path, state, separators=(",", ":"), sort_keys=True)
 
 
 def read_state(path: Path) -> dict[str, list[float]]:

@@ -15,15 +15,13 @@ A cache that names another database, or none (written by an older version), is i
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from pbx_sla.private_files import ensure_private_dir, open_private
+from pbx_sla.private_files import replace_private_json
 
 CACHE_NAME = "catalogue-cache.json"
 
@@ -76,20 +74,9 @@ def bound_to(data: dict[str, Any], *, identity: dict[str, str | None] | None = N
 
 
 def write(path: Path, revision: int, sha256: str, document: dict[str, Any], database: dict[str, Any]) -> None:
-    """Atomic, fsync'd, 0600."""
-    ensure_private_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open_private(tmp, "w") as fh:  # 0600 (0640 in a group-shared data directory: docs/security.md)
-            json.dump({"revision": revision, "sha256": sha256, "database": database, "document": document}, fh,
-                      ensure_ascii=False)  # fmt: skip
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Atomic, fsync'd, 0600 (0640 in a group-shared data directory: docs/security.md)."""
+    value = {"revision": revision, "sha256": sha256, "database": database, "document": document}
+    replace_private_json(path, value, ensure_ascii=False)
 
 
 def remove(path: Path) -> bool:
