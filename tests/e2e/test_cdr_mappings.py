@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from polling import eventually_sync
 
 from . import harness
 from .daemon import Daemon, daemon_env, pbx_sla, wait_for, write_config
@@ -64,7 +66,22 @@ def queue_call(ami: harness.AmiClient, sipp: harness.Sipp) -> list[dict[str, str
     assert result.ok, result.stderr[-3000:]
     ami.wait_event("Cdr", Destination=ACME_DID, Disposition="ANSWERED", start=mark, timeout=20)
     ami.wait_event("Hangup", start=mark, timeout=20)
-    return [e for e in ami.events[mark:] if e.get("Event") == "Cdr"]
+
+    def cdrs() -> list[dict[str, str]]:
+        return [e for e in ami.events[mark:] if e.get("Event") == "Cdr"]
+
+    # Asterisk dispatches each leg's Cdr when that leg's record is finalised: the agents' can come after the
+    # caller's and after the first Hangup. Wait for at least two, then until none has come for a second.
+    eventually_sync(lambda: len(cdrs()) >= 2, timeout=20, what="the caller's Cdr and an agent's")
+    seen = [len(cdrs()), time.monotonic()]
+
+    def settled() -> bool:
+        if len(cdrs()) != seen[0]:
+            seen[:] = [len(cdrs()), time.monotonic()]
+        return time.monotonic() - seen[1] >= 1.0
+
+    eventually_sync(settled, timeout=20, what="no further Cdr for a second")
+    return cdrs()
 
 
 async def test_remapped_linkedid_header_groups_the_legs(

@@ -7,7 +7,9 @@ every other packet late (jitter 20 ms on 20 ms packets, 40 ms on 40 ms packets).
 the Hangup events' RTPAUDIOQOS variables. Checked against the truth computed from each pcap's schedule:
 
 * loss exactly (lost and received packets per leg and summed per trunk and tenant);
-* jitter within ±0.5 ms per leg, and the packet-weighted mean within ±0.5 ms;
+* jitter within ±1.5 ms per leg, and the packet-weighted mean within ±1 ms (the injected jitters are 20 and
+  40 ms; the rest is the sender's own timing: sipp on a shared virtual machine, real-time priority or not,
+  was seen to put 1 ms of jitter on a stream scheduled without any);
 * MOS within ±0.05 of the G.107 formula (written out below) applied to the true loss and jitter;
 * the tier's QoS target is breached and its ``qos_loss`` credit rule gives the tenant's credit.
 """
@@ -117,7 +119,7 @@ async def test_qos_of_calls_with_known_loss_and_jitter(
         )
         assert row is not None, name
         assert (row["received"], row["lost"]) == (stream.received, stream.lost), name
-        assert row["jitter_ms"] == pytest.approx(stream.jitter_ms(), abs=0.5), (name, dict(row))
+        assert row["jitter_ms"] == pytest.approx(stream.jitter_ms(), abs=1.5), (name, dict(row))
         assert row["rtt_ms"] is None and row["far_lost"] is None  # sipp sends no RTCP: no data, not 0
         assert row["codec"] == "ulaw", name  # CHANNEL(audionativeformat) through channelvars: the caller offers PCMU
         loss_pct = 100 * stream.lost / (stream.received + stream.lost)
@@ -137,7 +139,7 @@ async def test_qos_of_calls_with_known_loss_and_jitter(
     assert (trunk["legs_measured"], trunk["packets_received"], trunk["packets_lost"]) == (len(streams), received, lost)
     assert trunk["loss_ratio"] == pytest.approx(lost / (received + lost), abs=1e-6)  # JSON: 6 decimals
     weighted = sum(s.jitter_ms() * s.received for s in streams) / received
-    assert trunk["jitter_ms_mean"] == pytest.approx(weighted, abs=0.5)
+    assert trunk["jitter_ms_mean"] == pytest.approx(weighted, abs=1.0)
     formula = [mos_formula(100 * s.lost / (s.received + s.lost), s.jitter_ms()) for s in streams]
     assert trunk["mos_mean"] == pytest.approx(sum(formula) / len(formula), abs=0.05)
     assert (trunk["rtt_ms_p95"], trunk["rtt_coverage"]) == (None, 0.0)
