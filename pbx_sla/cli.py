@@ -73,6 +73,15 @@ def _format(parser: argparse.ArgumentParser, choices: Sequence[str] = FORMATS) -
     parser.add_argument("--format", choices=choices, default="table", help="output format (default table)")
 
 
+def _server(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--server",
+        action="append",
+        metavar="NAME",
+        help="only this Asterisk server; repeat for several (default: every server, the whole fleet)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pbx-sla", description="Service levels, tier accounting and support-line routing beside Asterisk."
@@ -122,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     trunks = add(sub, "trunks", "trunk availability and outages")
     _period(trunks)
     _format(trunks)
-    trunks.add_argument("--server", metavar="NAME", help="only this Asterisk server")
+    _server(trunks)
 
     for name, text in (
         ("usage", "call volumes and tier accounting per tenant"),
@@ -132,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = add(sub, name, text)
         _period(p)
         p.add_argument("--tenant", metavar="ID", help="only this tenant")
+        _server(p)
         _format(p)
         if name != "usage":
             p.add_argument(
@@ -145,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     only = qos.add_mutually_exclusive_group()
     only.add_argument("--trunk", metavar="NAME", help="only this trunk (NAME or SERVER/NAME)")
     only.add_argument("--tenant", metavar="ID", help="only this tenant")
+    _server(qos)
     _format(qos)
     requests = sub.choices["requests"]
     requests.add_argument("--open", action="store_true", help="only requests not reacted to yet (open or overdue)")

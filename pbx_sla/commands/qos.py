@@ -1,4 +1,4 @@
-"""``pbx-sla qos PERIOD [--trunk NAME|--tenant ID] [--format table|csv|json]``."""
+"""``pbx-sla qos PERIOD [--trunk NAME|--tenant ID] [--server NAME]... [--format table|csv|json]``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from pbx_sla.reports.render import render
 
 async def qos(args: argparse.Namespace, settings: Settings) -> int:
     _, data = await query_period(
-        args, settings, lambda conn, period: report.qos_report(conn, period, trunk=args.trunk, tenant=args.tenant)
+        args,
+        settings,
+        lambda conn, period: report.qos_report(conn, period, trunk=args.trunk, tenant=args.tenant, servers=args.server),
     )
     print(render(data, report.as_table(data), args.format))
     return 0

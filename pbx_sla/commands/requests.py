@@ -1,4 +1,4 @@
-"""``pbx-sla requests PERIOD [--tenant ID] [--open] [--now INSTANT] [--format table|csv|json]``."""
+"""``pbx-sla requests PERIOD [--tenant ID] [--server NAME]... [--open] [--now INSTANT] [--format table|csv|json]``."""
 
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ def judged_at(text: str | None) -> datetime:
 async def requests(args: argparse.Namespace, settings: Settings) -> int:
     now = judged_at(args.now)
     _, data = await query_period(
-        args, settings, lambda conn, period: report.requests_report(conn, period, now, args.tenant, args.open)
+        args,
+        settings,
+        lambda conn, period: report.requests_report(conn, period, now, args.tenant, args.open, args.server),
     )
     print(render(data, report.as_table(data), args.format))
     return 0

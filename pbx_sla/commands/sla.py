@@ -1,4 +1,4 @@
-"""``pbx-sla sla PERIOD [--tenant ID] [--format table|csv|json]``."""
+"""``pbx-sla sla PERIOD [--tenant ID] [--server NAME]... [--now INSTANT] [--format table|csv|json]``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from pbx_sla.reports.render import render
 
 async def sla(args: argparse.Namespace, settings: Settings) -> int:
     now = judged_at(args.now)
-    _, data = await query_period(args, settings, lambda conn, period: report.sla_report(conn, period, args.tenant, now))
+    _, data = await query_period(
+        args, settings, lambda conn, period: report.sla_report(conn, period, args.tenant, now, args.server)
+    )
     print(render(data, report.as_table(data), args.format))
     return 0

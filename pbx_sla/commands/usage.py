@@ -1,4 +1,4 @@
-"""``pbx-sla usage PERIOD [--tenant ID] [--format table|csv|json]``."""
+"""``pbx-sla usage PERIOD [--tenant ID] [--server NAME]... [--format table|csv|json]``."""
 
 from __future__ import annotations
 
@@ -11,11 +11,8 @@ from pbx_sla.reports.render import render
 
 
 async def usage(args: argparse.Namespace, settings: Settings) -> int:
-    async def query(conn, period):  # type: ignore[no-untyped-def]
-        rows = await report.usage_rows(conn, period, args.tenant)
-        return rows, await report.support_hours_by_tenant(conn, period, rows)
-
-    period, (rows, hours) = await query_period(args, settings, query)
-    data = report.as_json(period, rows, hours)
+    period, data = await query_period(
+        args, settings, lambda conn, period: report.usage_report(conn, period, args.tenant, args.server)
+    )
     print(render(data, report.as_table(period, data), args.format))
     return 0

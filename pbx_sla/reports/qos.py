@@ -13,7 +13,7 @@ Figures: :func:`pbx_sla.domain.qos.figures`; MOS per leg: :func:`pbx_sla.domain.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -34,6 +34,7 @@ from pbx_sla.domain.qos import (
 from pbx_sla.errors import ConfigError
 from pbx_sla.reports.period import Period
 from pbx_sla.reports.render import Table, rounded
+from pbx_sla.reports.servers import footer, server_scope
 from pbx_sla.store.catalogue import load_catalogue
 from pbx_sla.store.qos import trunk_legs
 
@@ -75,10 +76,11 @@ def tenant_targets(cat: Catalogue | None, tenant: str) -> QosTargets | None:
 
 
 async def tenant_figures(
-    conn: asyncpg.Connection, period: Period, cat: Catalogue | None
+    conn: asyncpg.Connection, period: Period, cat: Catalogue | None, servers: Sequence[str] | None = None
 ) -> dict[str, tuple[QosFigures, QosTargets | None]]:
-    """Every catalogue tenant's figures over its calls' trunk legs, with its tier's targets (``sla`` report)."""
-    legs = measured(await trunk_legs(conn, period.start, period.end))
+    """Every catalogue tenant's figures over its calls' trunk legs (on ``servers`` only, when given), with its
+    tier's targets (``sla`` report)."""
+    legs = measured(await trunk_legs(conn, period.start, period.end, servers))
     out = {}
     for tenant_id in cat.tenants if cat else ():
         targets = tenant_targets(cat, tenant_id)
@@ -88,14 +90,24 @@ async def tenant_figures(
 
 
 async def qos_report(
-    conn: asyncpg.Connection, period: Period, *, trunk: str | None = None, tenant: str | None = None
+    conn: asyncpg.Connection,
+    period: Period,
+    *,
+    trunk: str | None = None,
+    tenant: str | None = None,
+    servers: Iterable[str] | None = None,
 ) -> dict[str, Any]:
-    """The report as its JSON document (``period``, ``trunks``, ``tenants``; keys in docs/qos.md)."""
+    """The report as its JSON document (``period``, ``servers``, ``scope``, ``trunks``, ``tenants``; keys in
+    docs/qos.md); ``servers``: the ``--server`` names (None: the fleet): their trunks, and the tenants' legs
+    on them."""
+    scope = await server_scope(conn, servers)
     cat = await load_catalogue(conn)
     only_trunk = _trunk_ref(cat, trunk) if trunk else None
+    if only_trunk and not scope.includes(only_trunk[0]):
+        raise ConfigError(f"--trunk: {'/'.join(only_trunk)} is not on --server {', '.join(scope.servers)}")
     if tenant is not None and (cat is None or tenant not in cat.tenants):
         raise ConfigError(f"--tenant: no tenant {tenant!r} in the catalogue")
-    legs = measured(await trunk_legs(conn, period.start, period.end))
+    legs = measured(await trunk_legs(conn, period.start, period.end, scope.sql))
     if only_trunk:
         legs = [(r, m) for r, m in legs if (r["server"], r["trunk"]) == only_trunk]
     if tenant:
@@ -103,7 +115,7 @@ async def qos_report(
 
     trunk_rows = []
     for t in cat.trunks if cat else ():
-        if only_trunk and (t.server, t.name) != only_trunk:
+        if (only_trunk and (t.server, t.name) != only_trunk) or not scope.includes(t.server):
             continue
         poor = t.qos.poor_threshold if t.qos else DEFAULT_POOR_MOS
         own = [m for r, m in legs if (r["server"], r["trunk"]) == (t.server, t.name)]
@@ -121,7 +133,7 @@ async def qos_report(
         if only_trunk and not own:
             continue
         tenant_rows.append({"tenant": tenant_id, **figures_json(figures(own, poor), targets)})
-    return {"period": period.as_json(), "trunks": trunk_rows, "tenants": tenant_rows}
+    return {"period": period.as_json(), **scope.as_json(), "trunks": trunk_rows, "tenants": tenant_rows}
 
 
 def _pct(value: float | None) -> str:
@@ -159,4 +171,4 @@ def as_table(report: Mapping[str, Any]) -> Table:
         *("kind", "name", "legs", "packets", "lost", "loss", "jitter ms", "jitter p95", "RTT p95", "RTT cover"),
         *("MOS", "poor", "poor share", "breaches"),
     )
-    return Table(columns, rows, title=f"Voice quality {p['from']} .. {p['to']}")
+    return Table(columns, rows, title=f"Voice quality {p['from']} .. {p['to']}", footer=footer(report))

@@ -11,6 +11,7 @@ count; an unreacted one is ``open`` or ``overdue`` now).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,6 +34,7 @@ from pbx_sla.domain.support_hours import HoursFigures, Use, contract_year_packag
 from pbx_sla.errors import ConfigError
 from pbx_sla.reports.period import Period
 from pbx_sla.reports.render import Table
+from pbx_sla.reports.servers import footer, server_scope
 from pbx_sla.store.catalogue import load_catalogue
 from pbx_sla.store.requests import (
     ContactFact,
@@ -56,10 +58,20 @@ class SupportHistory:
     contacts: list[ContactFact]
     _uses: dict[str, list[Use]] | None = field(default=None, init=False, repr=False)
     _by_tenant: dict[str, list[Request]] | None = field(default=None, init=False, repr=False)
+    _servers: dict[str, str] | None = field(default=None, init=False, repr=False)
 
-    def assessed(self, period: Period, tenant: str | None = None) -> list[Assessed]:
-        """The requests opened in ``period`` (of ``tenant``, or all), assessed as of ``now``, in opening order;
-        requests of tenants no longer in the catalogue are left out (no calendar to measure against)."""
+    def opening_server(self, request: Request) -> str | None:
+        """The server of the call that opened ``request``."""
+        if self._servers is None:
+            self._servers = {f.contact.key: f.server for f in self.contacts}
+        return self._servers.get(request.calls[0]) if request.calls else None
+
+    def assessed(
+        self, period: Period, tenant: str | None = None, servers: Sequence[str] | None = None
+    ) -> list[Assessed]:
+        """The requests opened in ``period`` (of ``tenant``, or all; by a call to one of ``servers``, or any),
+        assessed as of ``now``, in opening order; requests of tenants no longer in the catalogue are left out
+        (no calendar to measure against)."""
         cat, tz = self.catalogue, ZoneInfo(self.catalogue.timezone)
         if tenant is not None and self._by_tenant is None:
             self._by_tenant = defaultdict(list)
@@ -69,6 +81,8 @@ class SupportHistory:
         for request in self.requests if tenant is None else self._by_tenant.get(tenant, []):  # type: ignore[union-attr]
             if not period.start <= request.opened_at < period.end:
                 continue
+            if servers is not None and self.opening_server(request) not in servers:
+                continue
             t = cat.tenants.get(request.tenant)
             tier = cat.tiers.get(t.tier) if t else None
             calendar = cat.calendars.get(tier.calendar) if tier else None
@@ -76,8 +90,8 @@ class SupportHistory:
                 out.append(assess(request, calendar, tz, tier.reaction_target, self.now))
         return out
 
-    def opened_in(self, period: Period, tenant: str) -> list[Assessed]:
-        return self.assessed(period, tenant)
+    def opened_in(self, period: Period, tenant: str, servers: Sequence[str] | None = None) -> list[Assessed]:
+        return self.assessed(period, tenant, servers)
 
     def uses(self, tenant: str) -> list[Use]:
         """Support time of ``tenant``: answered support calls' talk time and callbacks' billable seconds."""
@@ -141,14 +155,19 @@ async def requests_report(
     now: datetime,
     tenant: str | None = None,
     only_open: bool = False,
+    servers: Iterable[str] | None = None,
 ) -> dict[str, Any]:
-    """The ``requests`` JSON document (keys in docs/figures.md): the requests opened in ``period``, oldest first."""
+    """The ``requests`` JSON document (keys in docs/figures.md): the requests opened in ``period``, oldest first;
+    ``servers`` (the ``--server`` names; None: the fleet): only the requests whose opening call reached one of
+    them. Requests are derived from the tenant's calls on every server either way (a request is the
+    tenant's, whichever PBX its calls and callbacks went through)."""
+    scope = await server_scope(conn, servers)
     cat = await current_catalogue(conn)
     if tenant is not None and tenant not in cat.tenants:
         raise ConfigError(f"--tenant: no tenant {tenant!r} in the catalogue")
     history = await support_history(conn, cat, now, None if tenant is None else [tenant])
     tz = ZoneInfo(cat.timezone)
-    items = [a for a in history.assessed(period) if not only_open or a.status in ("open", "overdue")]
+    items = [a for a in history.assessed(period, None, scope.sql) if not only_open or a.status in ("open", "overdue")]
     items.sort(key=lambda a: (a.request.opened_at, a.request.tenant))
     out = []
     for a in items:
@@ -169,7 +188,7 @@ async def requests_report(
                 "status": a.status,
             }
         )
-    return {"period": period.as_json(), "now": _iso(now, tz), "requests": out}
+    return {"period": period.as_json(), **scope.as_json(), "now": _iso(now, tz), "requests": out}
 
 
 def _hms(seconds: float | None) -> str:
@@ -201,7 +220,8 @@ def as_table(report: dict[str, Any]) -> Table:
         *("tenant", "requester", "caller", "opened", "why", "calls", "deadline", "reacted"),
         *("by", "business time", "status"),
     )
-    return Table(columns, rows, title=f"support requests {p['from']} .. {p['to']} (as of {report['now']})")
+    title = f"support requests {p['from']} .. {p['to']} (as of {report['now']})"
+    return Table(columns, rows, title=title, footer=footer(report))
 
 
 def reaction_json(figures: ReactionFigures) -> dict[str, Any]:
@@ -219,12 +239,15 @@ def reaction_json(figures: ReactionFigures) -> dict[str, Any]:
     }
 
 
-def tenant_reaction(history: SupportHistory, period: Period, tenant: str) -> ReactionFigures | None:
+def tenant_reaction(
+    history: SupportHistory, period: Period, tenant: str, servers: Sequence[str] | None = None
+) -> ReactionFigures | None:
+    """The tenant's reaction figures over its requests opened in ``period`` (by a call to ``servers``, or any)."""
     t = history.catalogue.tenants.get(tenant)
     tier = history.catalogue.tiers.get(t.tier) if t else None
     if tier is None:
         return None
-    return reaction_figures(history.opened_in(period, tenant), tier.reaction_target)
+    return reaction_figures(history.opened_in(period, tenant, servers), tier.reaction_target)
 
 
 def tenant_support_hours(history: SupportHistory, period: Period, tenant: str) -> HoursFigures | None:

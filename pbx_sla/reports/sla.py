@@ -10,11 +10,15 @@ rules. Tenants listed: the active ones and any with support calls in the period.
 Reaction figures (support requests opened in the period, judged as of ``now``) and prepaid support hours
 come from :mod:`pbx_sla.reports.requests`; ``reaction`` (the share of requests that met the tier's reaction
 target) is a metric like the others for breaches and credit rules.
+A per-server view (``servers``, ``--server``) counts the support calls, trunks, trunk legs and requests (by
+their opening call) of those servers only and judges them against the tier's targets (breaches are shown);
+the contract's money figures (fee, credit) and prepaid support hours are null (:mod:`pbx_sla.reports.servers`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -37,6 +41,7 @@ from pbx_sla.reports.requests import (
     tenant_reaction,
     tenant_support_hours,
 )
+from pbx_sla.reports.servers import footer, server_scope
 from pbx_sla.reports.trunks import trunk_availability
 from pbx_sla.store.catalogue import load_catalogue
 from pbx_sla.store.support import support_outcomes
@@ -60,12 +65,18 @@ def _credits(raw: Any) -> tuple[CreditRule, ...]:
 
 
 async def sla_report(
-    conn: asyncpg.Connection, period: Period, tenant: str | None = None, now: datetime | None = None
+    conn: asyncpg.Connection,
+    period: Period,
+    tenant: str | None = None,
+    now: datetime | None = None,
+    servers: Iterable[str] | None = None,
 ) -> dict[str, Any]:
-    """The report as its JSON document (``period`` and ``tenants``; keys in docs/figures.md); support requests
-    judged as of ``now`` (default: the current time)."""
+    """The report as its JSON document (``period``, ``servers``, ``scope`` and ``tenants``; keys in
+    docs/figures.md); support requests judged as of ``now`` (default: the current time); ``servers``: the
+    ``--server`` names (None: the fleet)."""
     now = now or datetime.now(UTC)
-    outcomes = await support_outcomes(conn, period.start, period.end, tenant)
+    scope = await server_scope(conn, servers)
+    outcomes = await support_outcomes(conn, period.start, period.end, tenant, scope.sql)
     tenants = await conn.fetch(
         """SELECT t.id, t.tier, t.contract_start, t.contract_end, r.price_per_year, r.currency,
                   r.answer_target_seconds, r.service_level_target, r.availability_target, r.credits
@@ -80,10 +91,11 @@ async def sla_report(
     trunk_rows = await conn.fetch("SELECT tenant_id, server, trunk FROM tenant_trunks WHERE active")
     trunks: dict[str, list[tuple[str, str]]] = {}
     for r in trunk_rows:
-        trunks.setdefault(r["tenant_id"], []).append((r["server"], r["trunk"]))
+        if scope.includes(r["server"]):
+            trunks.setdefault(r["tenant_id"], []).append((r["server"], r["trunk"]))
     days = list(period.days())
     catalogue = await load_catalogue(conn)
-    quality = await tenant_figures(conn, period, catalogue)
+    quality = await tenant_figures(conn, period, catalogue, scope.sql)
     history = await support_history(conn, catalogue, now, [t["id"] for t in tenants]) if catalogue else None
     # every listed tenant's trunks in one pass (a trunk shared by tenants is summarised once)
     needed = sorted({pair for t in tenants for pair in trunks.get(t["id"], [])})
@@ -94,7 +106,7 @@ async def sla_report(
         own = trunks.get(t["id"], [])
         mine = [summaries[pair].summary for pair in own if pair in summaries]
         availability = combine(mine).availability if own else None
-        reaction = tenant_reaction(history, period, t["id"]) if history else None
+        reaction = tenant_reaction(history, period, t["id"], scope.sql) if history else None
         tier = catalogue.tiers.get(t["tier"]) if catalogue else None
         actuals = {
             "service_level": figures.service_level,
@@ -111,6 +123,7 @@ async def sla_report(
         if t["id"] in quality:
             actuals.update({metric: quality[t["id"]][0].metric(metric) for metric in QOS_METRICS})
         percent = credit_percent(_credits(t["credits"]), actuals)
+        contract = scope.fleet  # money and prepaid hours belong to the whole contract, not to one server's share
         out.append(
             {
                 "tenant": t["id"],
@@ -132,18 +145,20 @@ async def sla_report(
                     "percent": float(percent),
                     "amount": str(credit_amount(period_fee, percent)),
                     "currency": t["currency"],
-                },
+                }
+                if contract
+                else None,
                 "answer_target_seconds": t["answer_target_seconds"],
-                "fee": {"amount": str(period_fee), "currency": t["currency"]},
+                "fee": {"amount": str(period_fee), "currency": t["currency"]} if contract else None,
                 "qos": qos,
                 "reaction": None if reaction is None else reaction_json(reaction),
                 "reaction_share_target": _float(tier.reaction_share_target if tier else None),
                 "support_hours": support_hours_json(
-                    tenant_support_hours(history, period, t["id"]) if history else None
+                    tenant_support_hours(history, period, t["id"]) if history and contract else None
                 ),
             }
         )
-    return {"period": period.as_json(), "tenants": out}
+    return {"period": period.as_json(), **scope.as_json(), "tenants": out}
 
 
 def _pct(value: float | None) -> str:
@@ -161,6 +176,10 @@ def _hours(h: dict[str, str] | None) -> str:
         return "-"
     over = f", {h['overage']} h over" if h["overage"] != "0.00" else ""
     return f"{h['remaining']} of {h['bought']} h{over}"
+
+
+def _credit(c: dict[str, Any] | None) -> str:
+    return "-" if c is None else f"{c['percent']:g} % = {c['amount']} {c['currency']}"
 
 
 def as_table(report: dict[str, Any]) -> Table:
@@ -181,7 +200,7 @@ def as_table(report: dict[str, Any]) -> Table:
             _reaction(t["reaction"]),
             _hours(t["support_hours"]),
             ", ".join(b["metric"] for b in t["breaches"]) or "-",
-            f"{t['credit']['percent']:g} % = {t['credit']['amount']} {t['credit']['currency']}",
+            _credit(t["credit"]),
         )
         for t in report["tenants"]
     ]
@@ -191,4 +210,5 @@ def as_table(report: dict[str, Any]) -> Table:
         *("availability", "avail. target", "loss", "MOS", "reaction met", "support hours left", "breaches"),
         "credit",
     )
-    return Table(columns, rows, title=f"SLA {p['from']} .. {p['to']}")
+    title = f"SLA {p['from']} .. {p['to']}"
+    return Table(columns, rows, title=title, footer=footer(report, "the fee, the credit and support hours"))

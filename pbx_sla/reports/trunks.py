@@ -20,6 +20,7 @@ from pbx_sla.domain.support import below
 from pbx_sla.domain.trunks import Interval, Summary, trunk_summary
 from pbx_sla.reports.period import Period
 from pbx_sla.reports.render import Table
+from pbx_sla.reports.servers import ServerScope
 from pbx_sla.store.trunks import load_timeline
 
 
@@ -63,18 +64,20 @@ async def trunk_availability(
     period: Period,
     trunks: Sequence[tuple[str, str]] | None = None,
     *,
-    server: str | None = None,
+    servers: Sequence[str] | None = None,
 ) -> list[TrunkAvailability]:
-    """Per trunk over ``period``. ``trunks``: only these (server, name) pairs (e.g. one tenant's)."""
+    """Per trunk over ``period``. ``trunks``: only these (server, name) pairs (e.g. one tenant's);
+    ``servers``: only the trunks of these servers (``--server``; None: every server)."""
     bounds = Interval(period.start, period.end)
     out = []
-    for t in await load_timeline(conn, period, server, trunks):
+    for t in await load_timeline(conn, period, servers, trunks):
         summary = trunk_summary(bounds, t.sessions, t.observations, t.maintenance)
         out.append(TrunkAvailability(t.info.server, t.info.trunk, t.info.in_catalogue, t.info.target, summary))
     return out
 
 
-def as_json(period: Period, rows: Sequence[TrunkAvailability]) -> dict[str, Any]:
+def as_json(period: Period, rows: Sequence[TrunkAvailability], scope: ServerScope | None = None) -> dict[str, Any]:
+    """The report's JSON document; with ``scope`` (the ``--server`` choice) its ``servers`` and ``scope`` keys."""
     trunks = []
     for r in rows:
         s = r.summary
@@ -103,7 +106,7 @@ def as_json(period: Period, rows: Sequence[TrunkAvailability]) -> dict[str, Any]
                 ],
             }
         )
-    return {"period": period.as_json(), "trunks": trunks}
+    return {"period": period.as_json(), **(scope.as_json() if scope else {}), "trunks": trunks}
 
 
 def _duration(value: float | None) -> str:

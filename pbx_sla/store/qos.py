@@ -61,9 +61,12 @@ class QosLegSink:
         )
 
 
-async def trunk_legs(conn: asyncpg.Connection, start: datetime, end: datetime) -> list[asyncpg.Record]:
+async def trunk_legs(
+    conn: asyncpg.Connection, start: datetime, end: datetime, servers: Sequence[str] | None = None
+) -> list[asyncpg.Record]:
     """Measured legs (received > 0) that hung up in ``[start, end)`` on a catalogue trunk's endpoint, with
-    the tenant of their call (joined by linkedid; NULL when the call is not stored or not attributed)."""
+    the tenant of their call (joined by linkedid; NULL when the call is not stored or not attributed); of
+    ``servers`` only when given."""
     return await conn.fetch(
         """
         SELECT q.server, q.endpoint AS trunk, c.tenant_id, q.codec, q.received, q.lost, q.jitter_ms,
@@ -71,9 +74,10 @@ async def trunk_legs(conn: asyncpg.Connection, start: datetime, end: datetime) -
         FROM qos_legs q
         JOIN trunks t ON t.server = q.server AND t.name = q.endpoint AND t.in_catalogue
         LEFT JOIN calls c ON c.server = q.server AND c.call_key = q.linkedid
-        WHERE q.at >= $1 AND q.at < $2 AND q.received > 0
+        WHERE q.at >= $1 AND q.at < $2 AND q.received > 0 AND ($3::text[] IS NULL OR q.server = ANY($3::text[]))
         ORDER BY q.server, q.endpoint, q.at
         """,
         start,
         end,
+        None if servers is None else list(servers),
     )

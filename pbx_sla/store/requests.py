@@ -23,6 +23,7 @@ class ContactFact:
 
     contact: SupportContact
     talk_seconds: int  # AgentComplete TalkTime, 0 when not answered or not (yet) known
+    server: str  # the PBX the call reached (the AGI run's server, or the CDR leg's)
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ async def contact_facts(conn: asyncpg.Connection, before: datetime, tenants: Ite
             why=why(r["action"], r["reason"], _outcome(r)),
             answered_at=r["answered_at"],
         )
-        out.append(ContactFact(contact, _talk(r)))
+        out.append(ContactFact(contact, _talk(r), r["server"]))
     return out
 
 
@@ -141,7 +142,7 @@ async def agi_failure_facts(
             why=why("fallback", "agi-failure", _outcome(r)),
             answered_at=r["answered_at"],
         )
-        out.append(ContactFact(contact, _talk(r)))
+        out.append(ContactFact(contact, _talk(r), r["server"]))
     return out
 
 

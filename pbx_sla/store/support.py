@@ -107,19 +107,25 @@ class QueueEventSink:
 
 
 async def support_outcomes(
-    conn: asyncpg.Connection, start: datetime, end: datetime, tenant: str | None = None
+    conn: asyncpg.Connection,
+    start: datetime,
+    end: datetime,
+    tenant: str | None = None,
+    servers: Sequence[str] | None = None,
 ) -> dict[str, list[CallOutcome]]:
-    """Tenant id → outcomes of its support calls decided in ``[start, end)`` (calls without a tenant left out)."""
+    """Tenant id → outcomes of its support calls decided in ``[start, end)`` (calls without a tenant left out);
+    of the calls that reached ``servers`` only when given (a call's server is its first AGI run's)."""
     rows = await conn.fetch(
         """
         SELECT tenant_id, outcome, wait_seconds FROM support_call_outcomes
         WHERE decided_at >= $1 AND decided_at < $2 AND tenant_id IS NOT NULL
-          AND ($3::text IS NULL OR tenant_id = $3)
+          AND ($3::text IS NULL OR tenant_id = $3) AND ($4::text[] IS NULL OR server = ANY($4::text[]))
         ORDER BY decided_at
         """,
         start,
         end,
         tenant,
+        None if servers is None else list(servers),
     )
     out: dict[str, list[CallOutcome]] = {}
     for r in rows:

@@ -121,7 +121,7 @@ def _obs(row: asyncpg.Record) -> Observation:
 async def _trunk_rows(
     conn: asyncpg.Connection,
     period: PeriodLike,
-    server: str | None,
+    servers: Sequence[str] | None,
     trunks: Sequence[tuple[str, str]] | None,
 ) -> list[TrunkInfo]:
     if trunks is not None:
@@ -132,12 +132,12 @@ async def _trunk_rows(
             SELECT t.server, t.name, t.availability_target, t.in_catalogue, t.active
               FROM trunks t
               JOIN unnest($1::text[], $2::text[]) AS w(server, name) USING (server, name)
-             WHERE ($3::text IS NULL OR t.server = $3)
+             WHERE ($3::text[] IS NULL OR t.server = ANY($3::text[]))
              ORDER BY t.server, t.name
             """,
             [t[0] for t in trunks],
             [t[1] for t in trunks],
-            server,
+            None if servers is None else list(servers),
         )
     else:
         # catalogue trunks always; PBX-only trunks once seen; any trunk with observations in the period
@@ -145,13 +145,13 @@ async def _trunk_rows(
             """
             SELECT t.server, t.name, t.availability_target, t.in_catalogue, t.active
               FROM trunks t
-             WHERE ($1::text IS NULL OR t.server = $1)
+             WHERE ($1::text[] IS NULL OR t.server = ANY($1::text[]))
                AND ((t.active AND (t.in_catalogue OR t.first_seen < $3))
                     OR EXISTS (SELECT 1 FROM trunk_observations o
                                 WHERE o.server = t.server AND o.trunk = t.name AND o.at >= $2 AND o.at < $3))
              ORDER BY t.server, t.name
             """,
-            server,
+            None if servers is None else list(servers),
             period.start,
             period.end,
         )
@@ -242,15 +242,15 @@ async def _maintenance(conn: asyncpg.Connection, servers: list[str], period: Per
 async def load_timeline(
     conn: asyncpg.Connection,
     period: PeriodLike,
-    server: str | None = None,
+    servers: Sequence[str] | None = None,
     trunks: Sequence[tuple[str, str]] | None = None,
 ) -> list[Timeline]:
-    """One :class:`Timeline` per reported trunk (ordered by server, trunk).
+    """One :class:`Timeline` per reported trunk (ordered by server, trunk), of ``servers`` only (None: all).
 
     ``trunks``: only these (server, name) pairs (the SLA report's tenant trunks); otherwise the catalogue's
     active trunks, PBX-only trunks seen before the period's end, and any trunk observed in the period.
     """
-    infos = await _trunk_rows(conn, period, server, trunks)
+    infos = await _trunk_rows(conn, period, servers, trunks)
     if not infos:
         return []
     servers = sorted({i.server for i in infos})

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from pbx_sla.domain.catalogue_file import parse_catalogue
 from pbx_sla.reports import qos, requests, sla, trunks, usage
 from pbx_sla.reports.period import month_period
+from pbx_sla.reports.servers import server_scope
 from pbx_sla.store.catalogue import apply_catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,9 +45,10 @@ async def test_every_report_key_is_in_figures_md(db) -> None:
     catalogue = parse_catalogue(data, "contracts.toml")
     await apply_catalogue(db, catalogue, "contracts.toml")
     period = month_period(2026, 11, ZoneInfo(catalogue.timezone))
+    scope = await server_scope(db)
     reports = {
-        "trunks": trunks.as_json(period, await trunks.trunk_availability(db, period)),
-        "usage": usage.as_json(period, await usage.usage_rows(db, period)),
+        "trunks": trunks.as_json(period, await trunks.trunk_availability(db, period), scope),
+        "usage": await usage.usage_report(db, period),
         "sla": await sla.sla_report(db, period),
         "qos": await qos.qos_report(db, period),
         "requests": await requests.requests_report(db, period, period.end),

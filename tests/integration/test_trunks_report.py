@@ -131,7 +131,7 @@ async def test_filter_by_trunks_and_server(db):
     await seed(db)
     rows = await report.trunk_availability(db, DAY, [("pbx1", "trunk-b"), ("pbx2", "trunk-b")])
     assert [(r.server, r.trunk) for r in rows] == [("pbx1", "trunk-b")]
-    assert await report.trunk_availability(db, DAY, server="pbx2") == []
+    assert await report.trunk_availability(db, DAY, servers=["pbx2"]) == []
     assert await report.trunk_availability(db, DAY, []) == []
 
 
