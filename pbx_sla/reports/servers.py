@@ -51,7 +51,7 @@ def footer(report: Mapping[str, Any], withheld: str = "") -> list[str]:
         return []
     line = f"servers: {', '.join(report['servers'])} only"
     if withheld:
-        line += f" (per-server view: {withheld} are the contract's, in the report without --server only)"
+        line += f" (per-server view: the contract's {withheld} are in the report without --server only)"
     return [line]
 
 

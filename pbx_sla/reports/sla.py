@@ -211,4 +211,4 @@ def as_table(report: dict[str, Any]) -> Table:
         "credit",
     )
     title = f"SLA {p['from']} .. {p['to']}"
-    return Table(columns, rows, title=title, footer=footer(report, "the fee, the credit and support hours"))
+    return Table(columns, rows, title=title, footer=footer(report, "fee, credit and support hours"))

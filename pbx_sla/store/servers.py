@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncpg
 
+#: the label of support calls whose AGI run could not tell its server (sql/0030_support.sql)
+UNKNOWN = "unknown"
+
 
 async def known_servers(conn: asyncpg.Connection) -> list[str]:
     """Sorted names from ``servers`` (CDR writers and imports, catalogue trunks and maintenance windows), the
-    daemons' AMI sessions and the trunks table: every server a daemon, an import or the catalogue named.
-    All three tables are small (one row per server, session or trunk)."""
+    daemons' AMI sessions and the trunks table: every server a daemon, an import or the catalogue named; and
+    ``unknown`` when support calls are stored under it. Each is a small table or an index probe."""
     rows = await conn.fetch(
         """
         SELECT name FROM servers
         UNION SELECT server FROM ami_sessions
         UNION SELECT server FROM trunks
+        UNION SELECT $1::text WHERE EXISTS (SELECT 1 FROM support_calls WHERE server = $1)
         ORDER BY 1
-        """
+        """,
+        UNKNOWN,
     )
     return [r[0] for r in rows]

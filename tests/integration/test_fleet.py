@@ -5,7 +5,7 @@ Both streams use the *same* uniqueids (two PBXs do not coordinate theirs), part 
 twice (an AMI replay after a reconnect), and both are sent concurrently. Expected counts come from what
 the test sent: every leg and call stored exactly once per server, nothing lost, nothing doubled; the
 trunk report per server holds only that server's trunks and the combined one both; `usage` counts the
-calls of both PBXs.
+calls of both PBXs, and `usage --server` each PBX's own (adding up to the combined figures).
 """
 
 from __future__ import annotations
@@ -170,8 +170,24 @@ async def test_two_daemons_write_into_one_database_without_loss_or_duplicates(db
         assert await asyncio.to_thread(trunks, "--server", s) == [(s, f"trunk-{s}")]
     assert [t for t in combined if t[0] in servers] == sorted((s, f"trunk-{s}") for s in servers)
 
-    # usage: both PBXs' calls, once each (2 * CALLS calls of an hour on 2026-11-02)
-    capsys.readouterr()
-    assert await asyncio.to_thread(run_cli, "usage", "--period", "2026-11", "--tenant", "acme", "--format", "json") == 0
-    out = json.dumps(json.loads(capsys.readouterr().out))
-    assert f'"calls": {2 * CALLS}' in out
+    # usage: both PBXs' calls, once each (2 * CALLS calls of an hour on 2026-11-02); per server CALLS each,
+    # adding up to the combined report; the fee only in the combined (fleet) report
+    def usage(*extra: str) -> dict:
+        capsys.readouterr()
+        argv = ("usage", "--period", "2026-11", "--tenant", "acme", "--format", "json", *extra)
+        assert run_cli(*argv) == 0
+        report: dict = json.loads(capsys.readouterr().out)
+        assert len(report["tenants"]) == 1
+        return report
+
+    fleet = await asyncio.to_thread(usage)
+    (acme,) = fleet["tenants"]
+    assert (acme["calls"], acme["answered"], acme["billable_seconds"]) == (2 * CALLS, 2 * CALLS, 2 * CALLS * 3600)
+    assert acme["daily"]["2026-11-02"] == 2 * CALLS and acme["fee"] is not None
+    assert fleet["scope"] == "fleet" and set(servers) <= set(fleet["servers"])
+    for s in servers:
+        view = await asyncio.to_thread(usage, "--server", s)
+        (mine,) = view["tenants"]
+        assert (view["servers"], view["scope"]) == ([s], "servers")
+        assert (mine["calls"], mine["answered"], mine["billable_seconds"]) == (CALLS, CALLS, CALLS * 3600), s
+        assert mine["daily"]["2026-11-02"] == CALLS and mine["fee"] is None
