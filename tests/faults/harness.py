@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+from polling import eventually
 
 from pbx_sla.ami.fake import FakeAmi, encode
 
@@ -203,18 +204,8 @@ class DaemonProcess:
 
 
 async def until(predicate, limit: float, what: str, step: float = 0.1) -> None:
-    """Await ``predicate()`` (sync or async) true within ``limit`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"not reached within {limit} s: {what}")
-        await asyncio.sleep(step)
+    """Await ``predicate()`` (sync or async) true within ``limit`` seconds: :func:`polling.eventually`."""
+    await eventually(predicate, timeout=limit, interval=step, what=what)
 
 
 def report(name: str, **figures: object) -> str:
