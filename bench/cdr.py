@@ -1,13 +1,15 @@
 """Benchmark: Master.csv import rate and the `usage` query over many calls.
 
-    .venv/bin/python bench/cdr.py [--rows 200000] [--calls 10000000] [--tenants 500] [--dsn ADMIN_DSN]
+    .venv/bin/python bench/cdr.py [--rows 200000] [--calls 10000000] [--tenants 500] [--servers 1] [--dsn ADMIN_DSN]
 
 1. import: generate a Master.csv (21 columns, 1-3 legs per call) and import it with the same code as
    `pbx-sla cdr import` (parse, fingerprint, normalise, insert legs, recompute calls and the rollup).
    Baseline in the same run: a raw COPY of the same file into a table of text columns.
 2. usage: write N calls across T tenants straight into `calls` with generate_series, build
    `usage_daily` from them, then time the report's query for one month (plus EXPLAIN ANALYZE).
-   Baseline: the naive aggregate over the raw `calls` table for the same month.
+   Baseline: the naive aggregate over the raw `calls` table for the same month. Then `usage --server pbx1`
+   (the per-server view, counted from `calls`) alternating with the fleet report, 5 rounds; with
+   `--servers N` the calls are spread over pbx1..pbxN.
 
 Creates and drops its own databases on the server of --dsn (default: the machine's PostgreSQL).
 """
@@ -35,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from pbx_sla.ingest.importer import import_csv  # noqa: E402
 from pbx_sla.reports.period import month_period  # noqa: E402
-from pbx_sla.reports.usage import usage_rows  # noqa: E402
+from pbx_sla.reports.usage import _DAILY_OF_SERVERS, usage_rows  # noqa: E402
 from pbx_sla.store import migrate  # noqa: E402
 
 PRAGUE = ZoneInfo("Europe/Prague")
@@ -185,14 +187,16 @@ async def bench_import(admin_dsn: str, rows: int, out: list[str]) -> None:
         await admin.close()
 
 
-async def load_calls(conn: asyncpg.Connection, calls: int, tenants: int) -> None:
+async def load_calls(conn: asyncpg.Connection, calls: int, tenants: int, servers: int = 1) -> None:
     """``calls`` calls over 2026-01-01 .. 2026-06-30 straight into ``calls`` (1 in 20 unattributed, the rest
-    spread over the ``tenants`` of :func:`seed`), then ``usage_daily`` built from them (also bench/web.py)."""
+    spread over the ``tenants`` of :func:`seed`; round robin over ``servers`` PBXs pbx1..pbxN), then
+    ``usage_daily`` built from them (also bench/web.py)."""
     # calls spread over 2026-01-01 .. 2026-06-30 (181 days); 1 in 20 unattributed
     await conn.execute(
         """INSERT INTO calls (server, call_key, linkedid, legs, started_at, ended_at, day, disposition, billsec,
                               direction, tenant_id, attributed_by)
-           SELECT 'pbx1', i::text, i::text, 1, s, s + interval '2 minutes', (s AT TIME ZONE 'Europe/Prague')::date,
+           SELECT 'pbx' || (1 + i % $3), i::text, i::text, 1, s, s + interval '2 minutes',
+                  (s AT TIME ZONE 'Europe/Prague')::date,
                   (ARRAY['ANSWERED','ANSWERED','ANSWERED','BUSY','NO ANSWER','FAILED'])[1 + i % 6],
                   CASE WHEN i % 6 < 3 THEN i % 300 ELSE 0 END, 'inbound',
                   CASE WHEN i % 20 = 0 THEN NULL ELSE 't' || (i * 7919 % $2) END,
@@ -202,6 +206,7 @@ async def load_calls(conn: asyncpg.Connection, calls: int, tenants: int) -> None
                          AS s) x""",
         calls,
         tenants,
+        servers,
     )
     await conn.execute(
         """INSERT INTO usage_daily (tenant_id, day, calls, answered, busy, no_answer, failed, congestion, billsec)
@@ -215,7 +220,7 @@ async def load_calls(conn: asyncpg.Connection, calls: int, tenants: int) -> None
     await conn.execute("VACUUM ANALYZE usage_daily")
 
 
-async def bench_usage(admin_dsn: str, calls: int, tenants: int, out: list[str]) -> None:
+async def bench_usage(admin_dsn: str, calls: int, tenants: int, out: list[str], servers: int = 1) -> None:
     name = f"bench_usage_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(admin_dsn)
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -224,7 +229,7 @@ async def bench_usage(admin_dsn: str, calls: int, tenants: int, out: list[str]) 
         await migrate.upgrade(conn)
         await seed(conn, tenants)
         t = time.perf_counter()
-        await load_calls(conn, calls, tenants)
+        await load_calls(conn, calls, tenants, servers)
         load_s = time.perf_counter() - t
         period = month_period(2026, 3, PRAGUE)
         timings = []
@@ -249,6 +254,25 @@ async def bench_usage(admin_dsn: str, calls: int, tenants: int, out: list[str]) 
             None,
         )
         month_calls = sum(r.outcomes.calls for r in rows)
+        # the per-server view (``usage --server pbx1``) alternating with the fleet report, same run
+        fleet_s, server_s = [], []
+        for _ in range(5):
+            t = time.perf_counter()
+            await usage_rows(conn, period)
+            fleet_s.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            mine = await usage_rows(conn, period, servers=["pbx1"])
+            server_s.append(time.perf_counter() - t)
+        server_calls = sum(r.outcomes.calls for r in mine)
+        server_plan = await conn.fetch(
+            "EXPLAIN (ANALYZE, BUFFERS) " + _DAILY_OF_SERVERS,
+            date(2026, 3, 1),
+            date(2026, 3, 31),
+            None,
+            ["pbx1"],
+            period.start - timedelta(days=2),
+            period.end + timedelta(days=2),
+        )
         await conn.close()
         out += [
             f"## `usage --period 2026-03` over {calls:,} calls, {tenants} tenants ({month_calls:,} calls in March)",
@@ -258,6 +282,11 @@ async def bench_usage(admin_dsn: str, calls: int, tenants: int, out: list[str]) 
             f"| baseline: naive GROUP BY over `calls` for the month ({len(naive):,} groups) | {naive_s:.3f} |",
             f"| `usage` report (rollup read + figures for {len(rows)} rows), best of 5 | {min(timings):.3f} |",
             f"| `usage` report, worst of 5 | {max(timings):.3f} |",
+            f"| `usage --server pbx1` ({server_calls:,} of the month's calls, {servers} server(s)), alternating "
+            f"with the fleet report: best / median / worst of 5 | {min(server_s):.3f} / "
+            f"{sorted(server_s)[2]:.3f} / {max(server_s):.3f} |",
+            f"| fleet `usage` in those same rounds: best / median / worst of 5 | {min(fleet_s):.3f} / "
+            f"{sorted(fleet_s)[2]:.3f} / {max(fleet_s):.3f} |",
             "",
             f"(loading the calls and building the rollup took {load_s:.0f} s)",
             "",
@@ -265,6 +294,12 @@ async def bench_usage(admin_dsn: str, calls: int, tenants: int, out: list[str]) 
             "",
             "```",
             *[r[0] for r in plan],
+            "```",
+            "",
+            "EXPLAIN (ANALYZE, BUFFERS) of the per-server query (`--server pbx1`):",
+            "",
+            "```",
+            *[r[0] for r in server_plan],
             "```",
             "",
         ]
@@ -279,6 +314,7 @@ async def main() -> None:
     p.add_argument("--rows", type=int, default=200_000)
     p.add_argument("--calls", type=int, default=10_000_000)
     p.add_argument("--tenants", type=int, default=500)
+    p.add_argument("--servers", type=int, default=1, help="spread the usage benchmark's calls over N servers")
     p.add_argument("--skip-import", action="store_true")
     p.add_argument("--skip-usage", action="store_true")
     args = p.parse_args()
@@ -286,7 +322,7 @@ async def main() -> None:
     if not args.skip_import:
         await bench_import(args.dsn, args.rows, out)
     if not args.skip_usage:
-        await bench_usage(args.dsn, args.calls, args.tenants, out)
+        await bench_usage(args.dsn, args.calls, args.tenants, out, args.servers)
     print("\n".join(out))
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
@@ -43,8 +43,13 @@ SELECT tenant_id, day, count(*) AS calls,
        sum(billsec)::bigint AS billsec
 FROM calls
 WHERE day BETWEEN $1 AND $2 AND ($3::text IS NULL OR tenant_id = $3) AND server = ANY($4::text[])
+  AND started_at >= $5 AND started_at < $6
 GROUP BY tenant_id, day
 """
+#: ``day`` is ``started_at``'s date in the catalogue's zone when the call was written; a zone changed since
+#: moves it by at most 26 hours, so two days either side of the period hold every call of its days, and a
+#: table partitioned by ``started_at`` is read in the period's partitions only
+_MARGIN = timedelta(days=2)
 
 
 async def usage_rows(
@@ -65,7 +70,15 @@ async def usage_rows(
     daily = (
         await conn.fetch(_DAILY, period.first_day, period.last_day, tenant)
         if servers is None
-        else await conn.fetch(_DAILY_OF_SERVERS, period.first_day, period.last_day, tenant, list(servers))
+        else await conn.fetch(
+            _DAILY_OF_SERVERS,
+            period.first_day,
+            period.last_day,
+            tenant,
+            list(servers),
+            period.start - _MARGIN,
+            period.end + _MARGIN,
+        )
     )
     for r in daily:
         per_tenant[r["tenant_id"]][r["day"]] = Outcomes(
