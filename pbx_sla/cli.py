@@ -27,6 +27,7 @@ FORMATS = ("table", "csv", "json")
 #: (command, subcommand) → "module:function" under pbx_sla.commands
 HANDLERS: dict[tuple[str, ...], str] = {
     ("db", "upgrade"): "db:upgrade",
+    ("db", "partitions"): "db:partitions_command",
     ("contracts", "apply"): "contracts:apply",
     ("contracts", "show"): "contracts:show",
     ("run",): "run:run",
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     db = add(sub, "db", "database schema")
     db_sub = db.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
     add(db_sub, "upgrade", "apply sql/ migrations in order (idempotent, safe when racing)")
+    add(db_sub, "partitions", "make the history tables' month partitions due, move rows out of DEFAULT partitions")
 
     contracts = add(sub, "contracts", "the contracts catalogue")
     c_sub = contracts.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pbx_sla.config import Settings
 from pbx_sla.errors import ConfigError
 from pbx_sla.ingest.importer import ImportSummary, import_csv
+from pbx_sla.store import partitions
 from pbx_sla.store.calls import StoredUnderAnotherZone
 from pbx_sla.store.pool import connect, resolve_dsn
 from pbx_sla.store.settings import catalogue_timezone
@@ -79,6 +80,8 @@ async def import_file(args: argparse.Namespace, settings: Settings) -> int:
                 file=sys.stderr,
             )
             return 1
+        # the months of the file that had no partition yet: theirs made, the legs moved out of DEFAULT
+        await partitions.maintain(conn)
     finally:
         if second_conn is not None:
             await second_conn.close()

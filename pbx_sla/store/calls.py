@@ -2,9 +2,10 @@
 ``cdr import`` (Master.csv).
 
 A batch of legs is COPYed into a session-private staging table (``cdr_legs_stage``), then one SQL
-function, ``cdr_store_stage`` (sql/repeatable/cdr_store_stage.sql), inserts the legs idempotently (``ON
-CONFLICT (fingerprint) DO NOTHING``), recomputes every call that gained a leg from all of its legs, and
-moves the per-(tenant, day) rollup by the difference: one statement, in the caller's transaction.
+function, ``cdr_store_stage`` (sql/repeatable/cdr_store_stage.sql), inserts the legs idempotently (a leg
+whose fingerprint is stored is left out; ``ON CONFLICT (fingerprint, start_at) DO NOTHING``), recomputes
+every call that gained a leg from all of its legs, and moves the per-(tenant, day) rollup by the difference:
+one statement, in the caller's transaction.
 
 Serialisation: a call must be recomputed by one transaction at a time, each seeing the legs the others
 committed. Calls are spread over :data:`~pbx_sla.domain.calls.CALL_BUCKETS` buckets by a hash of their
@@ -67,11 +68,17 @@ class StoredUnderAnotherZone(Exception):
 
 #: staged legs whose stored copy (same fingerprint: same local texts) has another start instant. A scalar
 #: subquery per staged leg (an index probe each): the temporary table has no statistics, and a join was
-#: planned as a hash join over all of cdr_legs, which tripled a re-import's database CPU (measured).
+#: planned as a hash join over all of cdr_legs, which tripled a re-import's database CPU (measured). The
+#: window of 27 hours (more than any two zones differ) keeps the probe to the partitions of the leg's
+#: start (cdr_legs is partitioned by month, sql/1703).
 _TIMES_DIFFER = """
 SELECT count(*) AS legs, min(shift) AS shift
-FROM (SELECT s.start_epoch - extract(epoch FROM (SELECT l.start_at FROM cdr_legs l
-                                                 WHERE l.fingerprint = s.fingerprint))::bigint AS shift
+FROM (SELECT s.start_epoch - extract(epoch FROM (
+             SELECT l.start_at FROM cdr_legs l
+             WHERE l.fingerprint = s.fingerprint
+               AND l.start_at >= to_timestamp(s.start_epoch) - interval '27 hours'
+               AND l.start_at <= to_timestamp(s.start_epoch) + interval '27 hours'
+             LIMIT 1))::bigint AS shift
       FROM cdr_legs_stage s) d
 WHERE shift <> 0
 """

@@ -10,6 +10,9 @@ Two kinds of file (docs/schema.md):
   changed (checksums in ``schema_repeatables``) or a versioned file was applied in this run (it may have
   dropped and recreated a table, and so a view on it).
 
+After them, the month partitions of the history tables that are due are made
+(:func:`pbx_sla.store.partitions.maintain`).
+
 Two daemons starting together both call :func:`upgrade`; an advisory lock serialises them: the second
 waits, then finds nothing left to do.
 """
@@ -28,6 +31,7 @@ import asyncpg
 
 from pbx_sla.errors import ConfigError
 from pbx_sla.log import get_logger
+from pbx_sla.store import partitions
 
 log = get_logger(__name__)
 
@@ -166,6 +170,7 @@ async def upgrade(conn: asyncpg.Connection, schema: Schema | list[Migration] | N
             log.info("migration applied", version=mig.version, name=mig.name)
             applied_now.append(mig)
         await _apply_repeatables(conn, schema.repeatables, force=bool(applied_now))
+        await partitions.maintain(conn)  # this month's and the next months' partitions (sql/1703)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
     return applied_now

@@ -1,7 +1,8 @@
 """Storage of per-leg voice quality (sql/1401_qos_legs.sql): the ``qos_leg`` sink and the report's read.
 
-The sink is idempotent (``ON CONFLICT (server, uniqueid) DO NOTHING``): a Hangup event replayed after an
-outage or a crash changes nothing.
+The sink is idempotent (``ON CONFLICT (server, uniqueid, at) DO NOTHING``; ``at``, the month partition key
+since sql/1703, is the Hangup event's own time): a Hangup event replayed after an outage or a crash changes
+nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pbx_sla.pipeline import DbConnection, optional_float, optional_int, optiona
 
 
 class QosLegSink:
-    """Inserts ``qos_leg`` records; the first record of a (server, uniqueid) wins."""
+    """Inserts ``qos_leg`` records; a replayed record (same server, uniqueid and event time) is ignored."""
 
     kind = KIND
 
@@ -55,7 +56,7 @@ class QosLegSink:
             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
                 $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::float8[], $12::float8[], $13::float8[],
                 $14::bigint[], $15::float8[], $16::float8[], $17::float8[], $18::float8[])
-            ON CONFLICT (server, uniqueid) DO NOTHING
+            ON CONFLICT (server, uniqueid, at) DO NOTHING
             """,
             *columns,
         )

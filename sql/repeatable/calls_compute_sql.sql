@@ -10,9 +10,12 @@
 --     caller_e164, dialled_e164, src_endpoint, dst_endpoint, sequence, uniqueid, fingerprint): the legs of
 --     those calls that no call row lists (the legs just inserted, or all legs of a key without a row).
 -- The tail reads the affected calls' stored rows (old) and, through their leg_fingerprints, their listed
--- legs (by cdr_legs' primary key); UPDATEs the calls that have a row, INSERTs the others (callers hold
+-- legs (by cdr_legs' primary key (fingerprint, start_at): a call's legs start at or after the call's
+-- started_at, so only the partitions from that month on are probed); UPDATEs the calls that have a row, INSERTs the others (callers hold
 -- the call bucket locks, so no one else inserts them meanwhile), and moves usage_daily by the difference
--- between old and new rows. It ends with the CTE "roll"; the caller adds the final SELECT.
+-- between old and new rows. A call is found by (server, call_key) in every partition of calls (its
+-- start is not known before its legs are read) and updated by its full key (server, call_key, started_at):
+-- a new started_at moves the row to its month's partition. It ends with the CTE "roll"; the caller adds the final SELECT.
 --
 -- One grouping pass: the legs are numbered once per call (window), the catalogue is looked up per leg
 -- with LEFT JOINs on primary keys, and every per-call figure comes from a single GROUP BY:
@@ -25,7 +28,7 @@ CREATE OR REPLACE FUNCTION calls_compute_sql() RETURNS text
     LANGUAGE sql IMMUTABLE
     AS $body$ SELECT $sql$
 old AS (
-    SELECT c.server, c.call_key, c.tenant_id, c.day, c.disposition, c.billsec, c.leg_fingerprints
+    SELECT c.server, c.call_key, c.started_at, c.tenant_id, c.day, c.disposition, c.billsec, c.leg_fingerprints
     FROM affected a JOIN calls c ON c.server = a.server AND c.call_key = a.call_key
 ),
 all_legs AS (
@@ -34,7 +37,7 @@ all_legs AS (
     SELECT l.server, l.call_key, l.linkedid, l.start_at, l.end_at, l.billsec, l.disposition, l.accountcode,
            l.caller_e164, l.dialled_e164, l.src_endpoint, l.dst_endpoint, l.sequence, l.uniqueid, l.fingerprint
     FROM old o CROSS JOIN LATERAL unnest(o.leg_fingerprints) f(fingerprint)
-    JOIN cdr_legs l ON l.fingerprint = f.fingerprint
+    JOIN cdr_legs l ON l.fingerprint = f.fingerprint AND l.start_at >= o.started_at
 ),
 zone AS (
     SELECT coalesce((SELECT timezone FROM catalogue_settings), 'UTC') AS tz
@@ -84,9 +87,8 @@ upd AS (
                 WHEN g.by_did IS NOT NULL THEN 'did'
                 WHEN g.by_phone IS NOT NULL THEN 'requester' END,
         leg_fingerprints = g.fingerprints, updated_at = now()
-    FROM agg g CROSS JOIN zone z
-    WHERE c.server = g.server AND c.call_key = g.call_key
-      AND EXISTS (SELECT 1 FROM old o WHERE o.server = g.server AND o.call_key = g.call_key)
+    FROM agg g JOIN old o ON o.server = g.server AND o.call_key = g.call_key CROSS JOIN zone z
+    WHERE c.server = o.server AND c.call_key = o.call_key AND c.started_at = o.started_at
     RETURNING c.tenant_id, c.day, c.disposition, c.billsec
 ),
 ins_calls AS (

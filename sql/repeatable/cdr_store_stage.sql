@@ -6,9 +6,16 @@
 -- (calls_compute_sql) directly. `cdr import` stages COPY text in which the empty string stands for NULL,
 -- so a NULL text column reads as '' here.
 -- fresh = true: the legs are first inserted without ON CONFLICT, inside a subtransaction, which skips
--- the speculative insertion for every leg (batches expected to be all new). The first leg already stored
--- (or twice in the batch) raises unique_violation; the subtransaction is rolled back and the batch is
+-- the speculative insertion for every leg (batches expected to be all new). Legs already stored are left out by
+-- the look-up below either way; a leg twice in the batch raises unique_violation; the subtransaction is rolled back and the batch is
 -- stored by the general statement, with the same result.
+--
+-- cdr_legs is partitioned by month of start_at (sql/1703), so its key is (fingerprint, start_at): a leg
+-- already stored is looked up by its fingerprint within 27 hours of its start (more than any two time
+-- zones differ: a Master.csv read again under another zone has the same fingerprints, other starts), one
+-- index probe per staged leg in at most two partitions (a scalar subquery: a join could be planned as a
+-- hash join over all of cdr_legs, the staging table having no statistics). Such a leg is not inserted
+-- again; `cdr import` then finds it with other times and refuses the batch (pbx_sla/store/calls.py).
 --
 -- Callers hold the per-(server, call bucket) advisory locks of pbx_sla/store/calls.py and fill
 -- cdr_legs_stage in the same transaction. PL/pgSQL EXECUTE: the statement is planned knowing the batch;
@@ -30,7 +37,11 @@ WITH unlisted_legs AS (  -- the legs inserted now: no call row lists them yet
            to_timestamp(end_epoch), duration, billsec, disposition, coalesce(amaflags, ''), coalesce(uniqueid, ''),
            coalesce(userfield, ''), coalesce(peeraccount, ''), coalesce(linkedid, ''), sequence, caller_e164,
            dialled_e164, src_endpoint, dst_endpoint
-    FROM cdr_legs_stage
+    FROM cdr_legs_stage s
+    WHERE (SELECT 1 FROM cdr_legs l
+           WHERE l.fingerprint = s.fingerprint AND l.start_at >= to_timestamp(s.start_epoch) - interval '27 hours'
+             AND l.start_at <= to_timestamp(s.start_epoch) + interval '27 hours'
+           LIMIT 1) IS NULL
     %s
     RETURNING server, call_key, linkedid, start_at, end_at, billsec, disposition, accountcode, caller_e164,
               dialled_e164, src_endpoint, dst_endpoint, sequence, uniqueid, fingerprint
@@ -49,7 +60,7 @@ BEGIN
             NULL;  -- a leg already stored, or twice in the batch: the general statement below
         END;
     END IF;
-    EXECUTE format(head, 'ON CONFLICT (fingerprint) DO NOTHING') || tail INTO n USING p_source;
+    EXECUTE format(head, 'ON CONFLICT (fingerprint, start_at) DO NOTHING') || tail INTO n USING p_source;
     RETURN n;
 END
 $fn$;
