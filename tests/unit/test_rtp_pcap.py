@@ -6,8 +6,7 @@ import struct
 from pathlib import Path
 
 import pytest
-
-from tests.e2e.rtp_pcap import alternate_delay, every_nth, write_stream
+from e2e.rtp_pcap import alternate_delay, every_nth, write_stream
 
 
 def read_rtp(path: Path) -> list[tuple[float, int, int, int]]:
