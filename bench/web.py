@@ -157,16 +157,27 @@ async def main() -> None:
     p.add_argument("--trunks", type=int, default=100)
     p.add_argument("--support-calls", type=int, default=50_000)
     p.add_argument("--runs", type=int, default=7)
+    p.add_argument(
+        "--keep",
+        metavar="NAME",
+        help="load into database NAME and keep it; reuse it if it exists "
+        "(the load's arguments must then be the same: they are not checked)",
+    )
     args = p.parse_args()
-    name = f"bench_web_{uuid.uuid4().hex[:8]}"
+    name = args.keep or f"bench_web_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(args.dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
+    exists = args.keep and await admin.fetchval("SELECT true FROM pg_database WHERE datname = $1", name)
+    if not exists:
+        await admin.execute(f'CREATE DATABASE "{name}"')
     out: list[str] = []
     try:
         dsn = with_db(args.dsn, name)
         conn = await asyncpg.connect(dsn, server_settings=SERVER_SETTINGS)  # as the dashboard's pool
         await migrate.upgrade(conn)
-        took = await load(conn, args.calls, args.tenants, args.trunks, args.support_calls)
+        if exists:
+            took = {"calls": 0.0, "trunks": 0.0, "support": 0.0}
+        else:
+            took = await load(conn, args.calls, args.tenants, args.trunks, args.support_calls)
         period = month_period(2026, 3, PRAGUE)
         month_calls = await conn.fetchval(
             "SELECT sum(calls) FROM usage_daily WHERE day BETWEEN $1 AND $2", period.first_day, period.last_day
@@ -296,7 +307,8 @@ async def main() -> None:
             "",
         ]
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not args.keep:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
     print("\n".join(out))
 

@@ -1,9 +1,11 @@
 """The ``sla`` report: per tenant, support service level, trunk availability, voice quality, breaches and credit.
 
 Figures: :mod:`pbx_sla.domain.support` (service level, breaches, credit) over the per-call outcomes of
-the ``support_call_outcomes`` view; availability from :func:`pbx_sla.reports.trunks.trunk_availability`
-over the tenant's trunks combined by :func:`pbx_sla.domain.trunks.combine` (Σup / (Σup + Σdown),
-maintenance excluded; null when the tenant has no trunk or nothing was observed); the fee from
+the ``support_call_outcomes`` view, counted per tenant by :func:`pbx_sla.store.support.service_by_tenant`
+from the table that keeps the view (``support_call_results``); availability from
+:func:`pbx_sla.reports.trunks.trunk_availability` over the tenant's trunks combined by
+:func:`pbx_sla.domain.trunks.combine` (Σup / (Σup + Σdown), maintenance excluded; null when the tenant
+has no trunk or nothing was observed); the fee from
 :func:`pbx_sla.domain.accounting.fee` (the days of the period under contract); voice quality (``qos``) from
 :func:`pbx_sla.reports.qos.tenant_figures`, whose ``qos_…`` figures feed the tier's QoS breaches and credit
 rules. Tenants listed: the active ones and any with support calls in the period.
@@ -18,7 +20,7 @@ the contract's money figures (fee, credit) and prepaid support hours are null (:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -28,7 +30,7 @@ import asyncpg
 from pbx_sla.domain.accounting import contract_days, fee
 from pbx_sla.domain.catalogue import CreditRule
 from pbx_sla.domain.qos import QOS_METRICS
-from pbx_sla.domain.support import breaches, credit_amount, credit_percent, service_figures
+from pbx_sla.domain.support import ServiceFigures, breaches, credit_amount, credit_percent
 from pbx_sla.domain.trunks import combine
 from pbx_sla.errors import ConfigError
 from pbx_sla.reports.period import Period
@@ -42,9 +44,11 @@ from pbx_sla.reports.requests import (
     tenant_support_hours,
 )
 from pbx_sla.reports.servers import footer, server_scope
-from pbx_sla.reports.trunks import trunk_availability
+from pbx_sla.reports.trunks import TrunkAvailability, trunk_availability
 from pbx_sla.store.catalogue import load_catalogue
-from pbx_sla.store.support import support_outcomes
+from pbx_sla.store.support import service_by_tenant
+
+NO_SUPPORT_CALLS = ServiceFigures(0, 0, 0, 0, 0)
 
 
 def _float(value: Decimal | None) -> float | None:
@@ -70,13 +74,17 @@ async def sla_report(
     tenant: str | None = None,
     now: datetime | None = None,
     servers: Iterable[str] | None = None,
+    *,
+    trunk_rows: Sequence[TrunkAvailability] | None = None,
 ) -> dict[str, Any]:
     """The report as its JSON document (``period``, ``servers``, ``scope`` and ``tenants``; keys in
     docs/figures.md); support requests judged as of ``now`` (default: the current time); ``servers``: the
-    ``--server`` names (None: the fleet)."""
+    ``--server`` names (None: the fleet). ``trunk_rows``: :func:`trunk_availability` of every trunk over
+    ``period`` when the caller has computed it already (the dashboard's overview shows both reports), so the
+    trunks are summarised once."""
     now = now or datetime.now(UTC)
     scope = await server_scope(conn, servers)
-    outcomes = await support_outcomes(conn, period.start, period.end, tenant, scope.sql)
+    service = await service_by_tenant(conn, period.start, period.end, tenant, scope.sql)
     tenants = await conn.fetch(
         """SELECT t.id, t.tier, t.contract_start, t.contract_end, r.price_per_year, r.currency,
                   r.answer_target_seconds, r.service_level_target, r.availability_target, r.credits
@@ -84,13 +92,13 @@ async def sla_report(
            WHERE ($1::text IS NULL OR t.id = $1) AND (t.active OR t.id = ANY($2::text[]))
            ORDER BY t.id""",
         tenant,
-        list(outcomes),
+        list(service),
     )
     if tenant is not None and not tenants:
         raise ConfigError(f"--tenant: no tenant {tenant!r} in the catalogue")
-    trunk_rows = await conn.fetch("SELECT tenant_id, server, trunk FROM tenant_trunks WHERE active")
+    links = await conn.fetch("SELECT tenant_id, server, trunk FROM tenant_trunks WHERE active")
     trunks: dict[str, list[tuple[str, str]]] = {}
-    for r in trunk_rows:
+    for r in links:
         if scope.includes(r["server"]):
             trunks.setdefault(r["tenant_id"], []).append((r["server"], r["trunk"]))
     days = list(period.days())
@@ -99,10 +107,12 @@ async def sla_report(
     history = await support_history(conn, catalogue, now, [t["id"] for t in tenants]) if catalogue else None
     # every listed tenant's trunks in one pass (a trunk shared by tenants is summarised once)
     needed = sorted({pair for t in tenants for pair in trunks.get(t["id"], [])})
-    summaries = {(r.server, r.trunk): r for r in await trunk_availability(conn, period, needed)} if needed else {}
+    if trunk_rows is None:
+        trunk_rows = await trunk_availability(conn, period, needed) if needed else []
+    summaries = {(r.server, r.trunk): r for r in trunk_rows}
     out = []
     for t in tenants:
-        figures = service_figures(outcomes.get(t["id"], []), t["answer_target_seconds"])
+        figures = service.get(t["id"]) or NO_SUPPORT_CALLS
         own = trunks.get(t["id"], [])
         mine = [summaries[pair].summary for pair in own if pair in summaries]
         availability = combine(mine).availability if own else None

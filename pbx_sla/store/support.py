@@ -1,6 +1,10 @@
 """Storage of the support line (sql/0030_support.sql): ``support_call`` and ``queue_event`` sinks, and the
 per-call outcomes the ``sla`` report reads. Both sinks are idempotent (``ON CONFLICT DO NOTHING`` on
 their natural keys), so a batch replayed after an outage or a crash changes nothing.
+
+The outcomes are read from ``support_call_results`` (sql/1602): the ``support_call_outcomes`` view kept as a
+table by statement triggers on ``support_calls`` and ``queue_events``, so a month is one indexed range
+read, not a derivation per call.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from pbx_sla.domain.queue_events import KIND as QUEUE_EVENT
-from pbx_sla.domain.support import CallOutcome
+from pbx_sla.domain.support import CallOutcome, ServiceFigures
 from pbx_sla.pipeline import DbConnection, optional_int, optional_text, record_instant
 
 SUPPORT_CALL = "support_call"
@@ -117,7 +121,7 @@ async def support_outcomes(
     of the calls that reached ``servers`` only when given (a call's server is its first AGI run's)."""
     rows = await conn.fetch(
         """
-        SELECT tenant_id, outcome, wait_seconds FROM support_call_outcomes
+        SELECT tenant_id, outcome, wait_seconds FROM support_call_results
         WHERE decided_at >= $1 AND decided_at < $2 AND tenant_id IS NOT NULL
           AND ($3::text IS NULL OR tenant_id = $3) AND ($4::text[] IS NULL OR server = ANY($4::text[]))
         ORDER BY decided_at
@@ -131,3 +135,42 @@ async def support_outcomes(
     for r in rows:
         out.setdefault(r["tenant_id"], []).append(CallOutcome(r["outcome"], r["wait_seconds"]))
     return out
+
+
+async def service_by_tenant(
+    conn: asyncpg.Connection,
+    start: datetime,
+    end: datetime,
+    tenant: str | None = None,
+    servers: Sequence[str] | None = None,
+) -> dict[str, ServiceFigures]:
+    """Tenant id → :class:`ServiceFigures` of its support calls decided in ``[start, end)`` (calls without a
+    tenant left out; of the calls that reached ``servers`` only when given, as :func:`support_outcomes`), against the answer target of the tenant's tier (none for a tenant no longer in the
+    catalogue). Counted in PostgreSQL with the rule of :func:`pbx_sla.domain.support.service_figures`
+    (answered within target: answered and wait ≤ target; abandoned after target: abandoned and not so), so a
+    month of any size returns one row per tenant; a test holds both to the same figures."""
+    rows = await conn.fetch(
+        """
+        SELECT o.tenant_id, count(*) AS support_calls,
+               count(*) FILTER (WHERE o.outcome = 'answered') AS answered,
+               count(*) FILTER (WHERE o.outcome = 'abandoned') AS abandoned,
+               count(*) FILTER (WHERE o.outcome = 'answered'
+                                  AND o.wait_seconds <= r.answer_target_seconds) AS within,
+               count(*) FILTER (WHERE o.outcome = 'abandoned'
+                                  AND (o.wait_seconds <= r.answer_target_seconds) IS NOT TRUE) AS late
+        FROM support_call_results o
+        LEFT JOIN tenants t ON t.id = o.tenant_id
+        LEFT JOIN tiers r ON r.name = t.tier
+        WHERE o.decided_at >= $1 AND o.decided_at < $2 AND o.tenant_id IS NOT NULL
+          AND ($3::text IS NULL OR o.tenant_id = $3) AND ($4::text[] IS NULL OR o.server = ANY($4::text[]))
+        GROUP BY o.tenant_id
+        """,
+        start,
+        end,
+        tenant,
+        None if servers is None else list(servers),
+    )
+    return {
+        r["tenant_id"]: ServiceFigures(r["support_calls"], r["answered"], r["abandoned"], r["within"], r["late"])
+        for r in rows
+    }

@@ -36,7 +36,8 @@ SERVER_SETTINGS = {"jit": "off", "application_name": "pbx-sla web"}
 
 
 async def overview_data(conn: asyncpg.Connection, period: Period) -> dict[str, Any]:
-    """The overview's documents: current trunk states, the ``trunks`` and the ``sla`` reports."""
+    """The overview's documents: current trunk states, the ``trunks`` and the ``sla`` reports (the trunks
+    summarised once, for both)."""
     states = [
         {**s, "since": s["since"].astimezone(period.tz) if isinstance(s.get("since"), datetime) else s.get("since")}
         for s in await current_states(conn)
@@ -45,7 +46,7 @@ async def overview_data(conn: asyncpg.Connection, period: Period) -> dict[str, A
     return {
         "states": states,
         "trunks": trunks_report.as_json(period, rows),
-        "sla": await sla_report.sla_report(conn, period),
+        "sla": await sla_report.sla_report(conn, period, trunk_rows=rows),
     }
 
 
