@@ -19,12 +19,15 @@ END
 $fn$;
 
 -- Fill the table once, on the database that has just created it (sql/1602) with support calls stored.
+-- (Absent on a database migrated only up to an earlier version: nested IFs, as PL/pgSQL plans a condition
+-- whole and would fail on the missing table.)
 DO $do$
 BEGIN
-    IF to_regclass('support_call_results') IS NOT NULL
-       AND NOT EXISTS (SELECT 1 FROM support_call_results) AND EXISTS (SELECT 1 FROM support_calls) THEN
-        PERFORM support_call_results_refresh(array_agg(server), array_agg(COALESCE(linkedid, uniqueid)))
-        FROM (SELECT DISTINCT server, linkedid, uniqueid FROM support_calls) c;
+    IF to_regclass('support_call_results') IS NOT NULL THEN
+        IF NOT EXISTS (SELECT 1 FROM support_call_results) AND EXISTS (SELECT 1 FROM support_calls) THEN
+            PERFORM support_call_results_refresh(array_agg(server), array_agg(COALESCE(linkedid, uniqueid)))
+            FROM (SELECT DISTINCT server, linkedid, uniqueid FROM support_calls) c;
+        END IF;
     END IF;
 END
 $do$;

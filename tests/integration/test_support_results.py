@@ -159,3 +159,23 @@ async def test_service_counts_are_the_domains_figures(db: asyncpg.Connection) ->
     assert got["nobody"].answered_within_target == 0 and got["nobody"].abandoned == got["nobody"].abandoned_after_target
     assert got["nobody"].abandoned > 0
     assert await service_by_tenant(db, start, end, "acme") == {"acme": expected["acme"]}
+
+
+async def test_a_database_with_support_calls_before_1602_is_filled(empty_dsn: str) -> None:
+    """Support calls stored before sql/1602: the migration's repeatable file fills the table once."""
+    from pbx_sla.store import migrate
+
+    schema = migrate.load()
+    before = migrate.Schema([m for m in schema.migrations if m.version < 1602], schema.repeatables)
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        await migrate.upgrade(conn, before)
+        assert await conn.fetchval("SELECT to_regclass('support_call_results')") is None
+        runs, events = traffic(random.Random(3), 60)
+        await SupportCallSink().write(conn, runs)
+        await QueueEventSink().write(conn, events)
+        assert 1602 in [m.version for m in await migrate.upgrade(conn, schema)]
+        assert len(await kept(conn)) == len(await derived(conn)) >= 55
+        assert await kept(conn) == await derived(conn)
+    finally:
+        await conn.close()
