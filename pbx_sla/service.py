@@ -48,6 +48,9 @@ STATUS_FILE = "status.json"
 STATUS_INTERVAL = 2.0
 SPOOL_DIR = "spool"
 STOP_TIMEOUT = 15.0
+#: the metrics refresh's connection: like the dashboard's, without JIT (it compiled the report queries for
+#: longer than they run; pbx_sla.web.dashboard.SERVER_SETTINGS)
+FIGURES_SETTINGS = {"jit": "off", "application_name": "pbx-sla metrics"}
 
 
 def load_features(names: Sequence[str] | None = None) -> list[ModuleType]:
@@ -178,7 +181,9 @@ class Daemon:
             while True:
                 try:
                     if pool is None:
-                        pool = await asyncpg.create_pool(dsn, min_size=0, max_size=1, timeout=10)
+                        pool = await asyncpg.create_pool(
+                            dsn, min_size=0, max_size=1, timeout=10, server_settings=FIGURES_SETTINGS
+                        )
                     async with pool.acquire(timeout=10) as proxy:
                         figures = await database_figures(cast(asyncpg.Connection, proxy))
                     figures.exposition  # noqa: B018  (rendered here, in the background, not by a scrape)

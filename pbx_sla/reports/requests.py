@@ -72,7 +72,7 @@ class SupportHistory:
         """The requests opened in ``period`` (of ``tenant``, or all; by a call to one of ``servers``, or any),
         assessed as of ``now``, in opening order; requests of tenants no longer in the catalogue are left out
         (no calendar to measure against)."""
-        cat, tz = self.catalogue, ZoneInfo(self.catalogue.timezone)
+        tz = ZoneInfo(self.catalogue.timezone)
         if tenant is not None and self._by_tenant is None:
             self._by_tenant = defaultdict(list)
             for r in self.requests:
@@ -83,12 +83,32 @@ class SupportHistory:
                 continue
             if servers is not None and self.opening_server(request) not in servers:
                 continue
-            t = cat.tenants.get(request.tenant)
-            tier = cat.tiers.get(t.tier) if t else None
-            calendar = cat.calendars.get(tier.calendar) if tier else None
-            if tier is not None and calendar is not None:
-                out.append(assess(request, calendar, tz, tier.reaction_target, self.now))
+            assessed = self._assess(request, tz)
+            if assessed is not None:
+                out.append(assessed)
         return out
+
+    def unreacted(self) -> list[Assessed]:
+        """Every request not reacted to as of ``now``, whatever period it was opened in (``open`` or
+        ``overdue``), assessed like :meth:`assessed`: the call-back list of ``pbx-sla requests --open`` over
+        all periods. Only these are assessed, so the cost is the history's derivation."""
+        tz = ZoneInfo(self.catalogue.timezone)
+        out = []
+        for request in self.requests:
+            if request.reacted_at is None:
+                assessed = self._assess(request, tz)
+                if assessed is not None:
+                    out.append(assessed)
+        return out
+
+    def _assess(self, request: Request, tz: ZoneInfo) -> Assessed | None:
+        cat = self.catalogue
+        t = cat.tenants.get(request.tenant)
+        tier = cat.tiers.get(t.tier) if t else None
+        calendar = cat.calendars.get(tier.calendar) if tier else None
+        if tier is None or calendar is None:
+            return None
+        return assess(request, calendar, tz, tier.reaction_target, self.now)
 
     def opened_in(self, period: Period, tenant: str, servers: Sequence[str] | None = None) -> list[Assessed]:
         return self.assessed(period, tenant, servers)
@@ -143,6 +163,29 @@ async def support_history(
             callbacks.append(Callback(call.key, owner[number], call.endpoint, number, call.answered_at, call.billsec))
     requests = derive_requests((f.contact for f in contacts), callbacks)
     return SupportHistory(cat, now, requests, callbacks, contacts)
+
+
+@dataclass(frozen=True)
+class Unreacted:
+    """A tenant's requests not reacted to yet as of ``now`` (any period): ``open`` counts them all, ``overdue``
+    those past their deadline (so ``open`` - ``overdue`` are still within it)."""
+
+    open: int = 0
+    overdue: int = 0
+
+
+async def unreacted_by_tenant(conn: asyncpg.Connection, now: datetime) -> dict[str, Unreacted]:
+    """Every catalogue tenant (zeros included; none without a catalogue) → its :class:`Unreacted` requests as
+    of ``now``, from the same derivation as ``pbx-sla requests`` (:func:`support_history`). The metrics'
+    ``pbx_sla_support_requests_open`` / ``_overdue``."""
+    cat = await load_catalogue(conn)
+    if cat is None:
+        return {}
+    counts = {t: [0, 0] for t in cat.tenants}
+    for a in (await support_history(conn, cat, now)).unreacted():
+        counts[a.request.tenant][0] += 1
+        counts[a.request.tenant][1] += a.status == "overdue"
+    return {t: Unreacted(n, overdue) for t, (n, overdue) in counts.items()}
 
 
 def _iso(value: datetime | None, tz: ZoneInfo) -> str | None:

@@ -6,7 +6,8 @@ Three sources, each read where it lives:
 * the AMI collectors and the durable writer are read when Prometheus scrapes (:class:`DaemonCollector`),
   from the same objects ``status.json`` is written from;
 * database figures (trunk states as ``pbx-sla status`` shows them, this month's calls per tenant as
-  ``pbx-sla usage`` counts them) are computed by
+  ``pbx-sla usage`` counts them, each catalogue tenant's support requests not reacted to yet as
+  ``pbx-sla requests --open`` lists them) are computed by
   :func:`database_figures` in the background every ``[http] refresh_seconds`` and served from memory, so
   a scrape never waits on PostgreSQL.
 
@@ -33,6 +34,7 @@ from pbx_sla import __version__
 from pbx_sla.ami.collector import ServerStatus
 from pbx_sla.domain.trunks import State
 from pbx_sla.reports.period import Period, month_period
+from pbx_sla.reports.requests import Unreacted, unreacted_by_tenant
 from pbx_sla.reports.usage import usage_rows
 from pbx_sla.store.settings import catalogue_timezone
 from pbx_sla.store.trunks import current_states
@@ -82,6 +84,8 @@ class DatabaseFigures:
     trunks: tuple[dict[str, Any], ...] = ()
     #: (tenant, disposition) → calls this month so far (the ``usage`` report's figures)
     calls: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: catalogue tenant → its support requests not reacted to as of the refresh (open, of which overdue)
+    requests: dict[str, Unreacted] = field(default_factory=dict)
 
     @functools.cached_property
     def exposition(self) -> bytes:
@@ -105,7 +109,9 @@ def current_month(tz: Any, now: datetime | None = None) -> Period:
 
 
 async def database_figures(conn: asyncpg.Connection, now: datetime | None = None) -> DatabaseFigures:
-    """Trunk states (``status``'s function) and this month's calls per tenant (``usage``'s function)."""
+    """Trunk states (``status``'s function), this month's calls per tenant (``usage``'s function) and the
+    support requests not reacted to per tenant (``requests``' derivation), as of ``now`` (default: now)."""
+    now = now or datetime.now(UTC)
     period = current_month(await catalogue_timezone(conn), now)
     trunks = tuple(await current_states(conn))
     calls: dict[tuple[str, str], int] = {}
@@ -114,7 +120,8 @@ async def database_figures(conn: asyncpg.Connection, now: datetime | None = None
         o = row.outcomes
         for disposition in DISPOSITIONS:
             calls[(tenant, disposition)] = getattr(o, disposition)
-    return DatabaseFigures(time.time(), period.first_day.strftime("%Y-%m"), trunks, calls)
+    requests = await unreacted_by_tenant(conn, now)
+    return DatabaseFigures(time.time(), period.first_day.strftime("%Y-%m"), trunks, calls, requests)
 
 
 class DaemonState(Protocol):
@@ -207,6 +214,18 @@ class DaemonCollector(Collector):
         for (tenant, disposition), n in sorted(f.calls.items()):
             calls.add_metric([tenant, disposition], n)
         yield calls
+        unreacted = _gauge("pbx_sla_support_requests_open",
+                           "Support requests not reacted to yet, by tenant (as pbx-sla requests --open; any period)",
+                           ("tenant",))  # fmt: skip
+        overdue = _gauge(
+            "pbx_sla_support_requests_overdue",
+            "Support requests not reacted to and past their reaction deadline, by tenant",
+            ("tenant",),
+        )
+        for tenant, r in sorted(f.requests.items()):
+            unreacted.add_metric([tenant], r.open)
+            overdue.add_metric([tenant], r.overdue)
+        yield from (unreacted, overdue)
 
 
 class DaemonMetrics:

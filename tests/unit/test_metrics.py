@@ -15,6 +15,7 @@ from test_agi_server import agi, fake_call, headers, pin_answers  # noqa: F401  
 from pbx_sla.ami.collector import Collector, Router, ServerStatus
 from pbx_sla.config import AsteriskServer, HttpSettings, Secret, load_settings
 from pbx_sla.errors import ConfigError
+from pbx_sla.reports.requests import Unreacted
 from pbx_sla.web.metrics import AgiMetrics, DaemonMetrics, DatabaseFigures
 from pbx_sla.web.server import authorised
 
@@ -185,7 +186,7 @@ def test_grafana_dashboard_uses_only_exported_metrics() -> None:
     s = ServerStatus("pbx1", "h", 1, state="connected", last_event_at=1.0)
     s.event_counts["other"] = 1
     figures = DatabaseFigures(1.0, "2026-11", ({"server": "a", "trunk": "b", "state": "up", "rtt_ms": 1.0},),
-                              {("t", "answered"): 1})  # fmt: skip
+                              {("t", "answered"): 1}, {"t": Unreacted(2, 1)})  # fmt: skip
     registry = DaemonMetrics(State([s], {"database": "up"}, figures))
     instruments = registry.agi
     instruments.decided("queue", "authorised-number", 1.0)
