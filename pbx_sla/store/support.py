@@ -145,8 +145,9 @@ async def service_by_tenant(
     servers: Sequence[str] | None = None,
 ) -> dict[str, ServiceFigures]:
     """Tenant id → :class:`ServiceFigures` of its support calls decided in ``[start, end)`` (calls without a
-    tenant left out; of the calls that reached ``servers`` only when given, as :func:`support_outcomes`), against the answer target of the tenant's tier (none for a tenant no longer in the
-    catalogue). Counted in PostgreSQL with the rule of :func:`pbx_sla.domain.support.service_figures`
+    tenant left out; of the calls that reached ``servers`` only when given, as :func:`support_outcomes`),
+    against the answer target of the tenant's tier (none for a tenant no longer in the catalogue). Counted
+    in PostgreSQL with the rule of :func:`pbx_sla.domain.support.service_figures`
     (answered within target: answered and wait ≤ target; abandoned after target: abandoned and not so), so a
     month of any size returns one row per tenant; a test holds both to the same figures."""
     rows = await conn.fetch(
