@@ -4,9 +4,11 @@
 --
 -- support_call_results holds exactly what the view gives (sql/repeatable/support_call_outcomes.sql), one
 -- row per call (server, call_key = COALESCE(linkedid, uniqueid) of its runs). Statement triggers on
--- support_calls and queue_events recompute the calls a statement touched (inserted or deleted rows) with
--- support_call_results_refresh (sql/repeatable/support_call_results_refresh.sql), so every writer -- the
--- daemon's sinks, the classic script's spool, a test or an import writing SQL -- keeps it exact. The
+-- support_calls and queue_events recompute the calls a statement touched (inserted or deleted rows), so
+-- every writer -- the daemon's sinks, the classic script's spool, a test or an import writing SQL -- keeps
+-- it exact. The triggers and their functions live in sql/repeatable/support_call_results_refresh.sql,
+-- applied after every versioned file: sql/1703 rebuilds support_calls and queue_events as partitioned
+-- tables, and a trigger made here would go with the old tables. The
 -- outcome's inputs (keys, times, tenant, decision, queue event kinds and hold times) are never updated in
 -- place: erasure and retention change personal fields only, so no UPDATE trigger is needed.
 CREATE TABLE support_call_results (
@@ -28,54 +30,3 @@ CREATE TABLE support_call_results (
     PRIMARY KEY (server, call_key)
 );
 CREATE INDEX support_call_results_decided ON support_call_results (decided_at) INCLUDE (tenant_id, outcome, wait_seconds);
-
--- The calls a statement's rows belong to, recomputed under one transaction-scoped advisory lock: a writer
--- that inserts a call's queue event while another inserts its run waits for the other's commit and then
--- recomputes with both (each statement of a VOLATILE function sees what committed before it started).
-CREATE FUNCTION support_call_results_touch() RETURNS trigger
-    LANGUAGE plpgsql
-    AS $fn$
-DECLARE
-    servers text[];
-    keys text[];
-BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended('pbx-sla support_call_results', 0));
-    IF TG_TABLE_NAME = 'support_calls' THEN
-        SELECT array_agg(server), array_agg(COALESCE(linkedid, uniqueid)) INTO servers, keys FROM changed;
-    ELSE
-        SELECT array_agg(s.server), array_agg(COALESCE(s.linkedid, s.uniqueid)) INTO servers, keys
-        FROM (SELECT DISTINCT server, uniqueid FROM changed) q
-        JOIN support_calls s ON s.uniqueid = q.uniqueid AND (s.server = q.server OR s.server = 'unknown');
-    END IF;
-    IF keys IS NOT NULL THEN
-        PERFORM support_call_results_refresh(servers, keys);
-    END IF;
-    RETURN NULL;
-END
-$fn$;
-
-CREATE TRIGGER support_calls_results_insert AFTER INSERT ON support_calls
-    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION support_call_results_touch();
-CREATE TRIGGER support_calls_results_delete AFTER DELETE ON support_calls
-    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION support_call_results_touch();
-CREATE TRIGGER queue_events_results_insert AFTER INSERT ON queue_events
-    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION support_call_results_touch();
-CREATE TRIGGER queue_events_results_delete AFTER DELETE ON queue_events
-    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION support_call_results_touch();
-
-CREATE FUNCTION support_call_results_truncate() RETURNS trigger
-    LANGUAGE plpgsql
-    AS $fn$
-BEGIN
-    IF TG_TABLE_NAME = 'support_calls' THEN
-        TRUNCATE support_call_results;
-    ELSE
-        PERFORM support_call_results_refresh(array_agg(server), array_agg(call_key)) FROM support_call_results;
-    END IF;
-    RETURN NULL;
-END
-$fn$;
-CREATE TRIGGER support_calls_results_truncate AFTER TRUNCATE ON support_calls
-    FOR EACH STATEMENT EXECUTE FUNCTION support_call_results_truncate();
-CREATE TRIGGER queue_events_results_truncate AFTER TRUNCATE ON queue_events
-    FOR EACH STATEMENT EXECUTE FUNCTION support_call_results_truncate();
