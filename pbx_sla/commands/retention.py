@@ -25,9 +25,14 @@ async def apply(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps({"dry_run": args.dry_run, "tables": report}, indent=2))
     else:
         verb = "would pseudonymise" if args.dry_run else "pseudonymised"
+        dropped = "would drop" if args.dry_run else "dropped"
         for t in report:
             if t["days"] is None:
                 print(f"{t['table']:<14} kept (no age set)")
-            else:
-                print(f"{t['table']:<14} {verb} {t['rows']} row(s) older than {t['days']} days (before {t['before']})")
+                continue
+            print(f"{t['table']:<14} {verb} {t['rows']} row(s) older than {t['days']} days (before {t['before']})")
+            if t["partitions_dropped"]:
+                names = ", ".join(t["partitions_dropped"])
+                print(f"{'':<14} {dropped} {len(t['partitions_dropped'])} month partition(s) ({names}): "
+                      f"{t['rows_dropped']} row(s)")  # fmt: skip
     return 0

@@ -60,6 +60,7 @@ async def _loop(dsn: str, policy: Retention, first_delay: float) -> None:
             log.error("retention run failed; retried at the next interval", error=f"{type(exc).__name__}: {exc}")
             continue
         rows = {t["table"]: t["rows"] for t in report}
+        rows.update({f"{t['table']}_dropped": t["rows_dropped"] for t in report if t["partitions_dropped"]})
         _last.clear()
         _last.update(at=datetime.now(UTC).isoformat(), rows=rows)
         log.info("retention applied", **rows)

@@ -1,6 +1,14 @@
-"""``pbx-sla retention apply``: personal fields of rows past the retention age replaced by pseudonyms.
+"""``pbx-sla retention apply``: history past the retention age dropped by month partition where its figures
+are kept elsewhere, and personal fields of the other rows past the age replaced by pseudonyms.
 
-Rows are kept and only the fields that say *who* (numbers, caller IDs, names, phone endpoints, free text)
+**Partitions.** A month partition of a history table (sql/1703) is dropped whole when its month ends
+before the table's cutoff and every month (in the catalogue's zone) it overlaps has a closed statement:
+the figures it fed are then kept by ``usage_daily`` (never dropped) and the statements. The drop is
+recorded in ``history_dropped`` (sql/1704): a later ``statement close`` no longer recomputes those months,
+and the leg writer does not store again a leg older than the newest dropped month of ``cdr_legs``.
+
+**Rows.** In the partitions kept (a month partly past the age, a month not closed, the DEFAULT partition)
+rows are kept and only the fields that say *who* (numbers, caller IDs, names, phone endpoints, free text)
 are replaced with ``pseudonym()`` (the same tokens as ``erase``), so every counted field and the
 ``usage_daily`` rollup stay as they were and reports of old periods do not move. Kept as they are: the
 catalogue's DIDs (a company's number, used to attribute calls) and the catalogue's trunks' endpoints and
@@ -18,6 +26,7 @@ from typing import Any
 import asyncpg
 
 from pbx_sla.config import Retention
+from pbx_sla.store import partitions
 from pbx_sla.store.calls import lock_calls
 
 _DID = "(SELECT did FROM tenant_dids)"
@@ -75,28 +84,96 @@ RULES = (
 )
 
 
+#: month partitions (``$2``-``$4``: names, starts, ends) that end at or before the cutoff ``$1`` and whose
+#: every overlapping month in the catalogue's zone has a closed statement
+_DROPPABLE = """
+SELECT p.name, p.lo, p.hi
+FROM unnest($2::text[], $3::timestamptz[], $4::timestamptz[]) AS p(name, lo, hi)
+CROSS JOIN (SELECT coalesce((SELECT timezone FROM catalogue_settings), 'UTC') AS tz) z
+WHERE p.hi <= $1
+  AND NOT EXISTS (
+      SELECT 1 FROM generate_series(date_trunc('month', p.lo AT TIME ZONE z.tz),
+                                    date_trunc('month', (p.hi - interval '1 microsecond') AT TIME ZONE z.tz),
+                                    interval '1 month') AS m
+      WHERE NOT EXISTS (SELECT 1 FROM statement_closes c WHERE c.period = to_char(m, 'YYYY-MM')))
+ORDER BY p.lo
+"""
+
+
+async def droppable(conn: asyncpg.Connection, table: str, cutoff: datetime) -> list[asyncpg.Record]:
+    """The month partitions of ``table`` retention may drop at ``cutoff`` (name, lo, hi), oldest first."""
+    parts = await partitions.months(conn, table)
+    if not parts:
+        return []
+    names, los, his = (list(c) for c in zip(*parts, strict=True))
+    return await conn.fetch(_DROPPABLE, cutoff, names, los, his)
+
+
+async def _drop(conn: asyncpg.Connection, table: str, part: asyncpg.Record, *, dry_run: bool) -> int:
+    rows = int(await conn.fetchval(f'SELECT count(*) FROM "{part["name"]}"'))
+    if not dry_run:
+        await conn.execute(f'DROP TABLE "{part["name"]}"')
+        await conn.execute(
+            "INSERT INTO history_dropped (partition, parent, from_at, to_at, rows) VALUES ($1, $2, $3, $4, $5)",
+            part["name"],
+            table,
+            part["lo"],
+            part["hi"],
+            rows,
+        )
+    return rows
+
+
 async def apply_retention(
     conn: asyncpg.Connection, policy: Retention, now: datetime, *, dry_run: bool = False
 ) -> list[dict[str, Any]]:
-    """Pseudonymise every unmarked row older than its table's age; per table: cutoff and rows (to be) done."""
+    """Drop the month partitions past the age whose figures are kept, then pseudonymise every unmarked row
+    older than its table's age; per table: cutoff, rows (to be) pseudonymised, partitions (to be) dropped
+    and their rows."""
     report: list[dict[str, Any]] = []
     async with conn.transaction():
         if not dry_run:
-            servers = [r["server"] for r in await conn.fetch("SELECT DISTINCT server FROM calls")]
+            # every server a call was ever stored for (the leg writer registers it first): no scan of calls
+            servers = [r["name"] for r in await conn.fetch("SELECT name FROM servers")]
             await lock_calls(conn, servers)
         for rule in RULES:
             days = getattr(policy, rule.days_key)
             if days is None:
-                report.append({"table": rule.table, "days": None, "before": None, "rows": 0})
+                report.append(
+                    {
+                        "table": rule.table,
+                        "days": None,
+                        "before": None,
+                        "rows": 0,
+                        "partitions_dropped": [],
+                        "rows_dropped": 0,
+                    }
+                )
                 continue
             cutoff = now - timedelta(days=days)
+            dropped, rows_dropped = [], 0
+            for part in await droppable(conn, rule.table, cutoff):
+                rows_dropped += await _drop(conn, rule.table, part, dry_run=dry_run)
+                dropped.append(part["name"])
             where = f"WHERE NOT t.pseudonymised AND t.{rule.date_column} < $1"
+            if dry_run and dropped:  # those rows are counted as dropped, not as pseudonymised
+                where += " AND t.tableoid NOT IN (SELECT unnest($2::text[])::regclass)"
             if dry_run:
-                rows = await conn.fetchval(f"SELECT count(*) FROM {rule.table} t {where}", cutoff)
+                args: list[Any] = [cutoff, dropped] if dropped else [cutoff]
+                rows = await conn.fetchval(f"SELECT count(*) FROM {rule.table} t {where}", *args)
             else:
                 status = await conn.execute(
                     f"UPDATE {rule.table} AS t SET {rule.sets}, pseudonymised = true {where}", cutoff
                 )
                 rows = int(status.rsplit(" ", 1)[1])
-            report.append({"table": rule.table, "days": days, "before": cutoff.isoformat(), "rows": rows})
+            report.append(
+                {
+                    "table": rule.table,
+                    "days": days,
+                    "before": cutoff.isoformat(),
+                    "rows": rows,
+                    "partitions_dropped": dropped,
+                    "rows_dropped": rows_dropped,
+                }
+            )
     return report

@@ -43,9 +43,24 @@ async def find_close(conn: asyncpg.Connection, period: str) -> Close | None:
 
 
 async def closed_before(conn: asyncpg.Connection, period: str) -> list[str]:
-    """Closed months before ``period``, oldest first (``YYYY-MM`` sorts as text)."""
-    return [r["period"] for r in await conn.fetch(
-        "SELECT period FROM statement_closes WHERE period < $1 ORDER BY period", period)]  # fmt: skip
+    """Closed months before ``period`` that may still change, oldest first (``YYYY-MM`` sorts as text).
+
+    A closed month that overlaps a history partition retention dropped (``history_dropped``, sql/1704) is
+    final and left out: its rows are gone, so recomputing it would state their loss as an adjustment."""
+    rows = await conn.fetch(
+        """
+        SELECT s.period FROM statement_closes s
+        CROSS JOIN (SELECT coalesce((SELECT timezone FROM catalogue_settings), 'UTC') AS tz) z
+        WHERE s.period < $1
+          AND NOT EXISTS (
+              SELECT 1 FROM history_dropped d
+              WHERE d.from_at < ((to_date(s.period, 'YYYY-MM') + interval '1 month')::timestamp AT TIME ZONE z.tz)
+                AND d.to_at > (to_date(s.period, 'YYYY-MM')::timestamp AT TIME ZONE z.tz))
+        ORDER BY s.period
+        """,
+        period,
+    )
+    return [r["period"] for r in rows]
 
 
 async def statements_of(conn: asyncpg.Connection, period: str, tenant: str | None = None) -> list[StatementRow]:

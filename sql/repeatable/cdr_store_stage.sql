@@ -17,6 +17,9 @@
 -- hash join over all of cdr_legs, the staging table having no statistics). Such a leg is not inserted
 -- again; `cdr import` then finds it with other times and refuses the batch (pbx_sla/store/calls.py).
 --
+-- A leg that starts before the end of the newest month retention dropped from cdr_legs (history_dropped,
+-- sql/1704) is not stored again: its call was counted in usage_daily when it was first stored.
+--
 -- Callers hold the per-(server, call bucket) advisory locks of pbx_sla/store/calls.py and fill
 -- cdr_legs_stage in the same transaction. PL/pgSQL EXECUTE: the statement is planned knowing the batch;
 -- work_mem is raised so that the sort of a large batch stays in memory.
@@ -42,6 +45,7 @@ WITH unlisted_legs AS (  -- the legs inserted now: no call row lists them yet
            WHERE l.fingerprint = s.fingerprint AND l.start_at >= to_timestamp(s.start_epoch) - interval '27 hours'
              AND l.start_at <= to_timestamp(s.start_epoch) + interval '27 hours'
            LIMIT 1) IS NULL
+      AND to_timestamp(s.start_epoch) >= $2
     %s
     RETURNING server, call_key, linkedid, start_at, end_at, billsec, disposition, accountcode, caller_e164,
               dialled_e164, src_endpoint, dst_endpoint, sequence, uniqueid, fingerprint
@@ -51,16 +55,21 @@ affected AS (
 ),$q$;
     tail constant text := calls_compute_sql() || ' SELECT count(*) FROM unlisted_legs';
     n bigint;
+    horizon timestamptz := '-infinity';
 BEGIN
+    IF to_regclass('history_dropped') IS NOT NULL THEN  -- sql/1704; a database at an earlier version has none
+        EXECUTE $h$SELECT coalesce(max(to_at), '-infinity') FROM history_dropped WHERE parent = 'cdr_legs'$h$
+            INTO horizon;
+    END IF;
     IF p_fresh THEN
         BEGIN
-            EXECUTE format(head, '') || tail INTO n USING p_source;
+            EXECUTE format(head, '') || tail INTO n USING p_source, horizon;
             RETURN n;
         EXCEPTION WHEN unique_violation THEN
             NULL;  -- a leg already stored, or twice in the batch: the general statement below
         END;
     END IF;
-    EXECUTE format(head, 'ON CONFLICT (fingerprint, start_at) DO NOTHING') || tail INTO n USING p_source;
+    EXECUTE format(head, 'ON CONFLICT (fingerprint, start_at) DO NOTHING') || tail INTO n USING p_source, horizon;
     RETURN n;
 END
 $fn$;

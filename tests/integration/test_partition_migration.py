@@ -124,7 +124,7 @@ async def test_1703_converts_a_database_of_the_previous_head(
 
         applied = await migrate.upgrade(conn)  # the current schema: 1703 and the current rules
 
-        assert [m.version for m in applied] == [1703]
+        assert applied[0].version == 1703  # and the later ones
         kinds = dict(
             await conn.fetch("SELECT relname, relkind::text FROM pg_class WHERE relname = ANY($1)", list(HISTORY))
         )

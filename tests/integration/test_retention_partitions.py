@@ -1,0 +1,97 @@
+"""Retention by partition: a month partition past the age whose months have closed statements is dropped
+whole (sql/1704 records it); a month not closed falls back to pseudonymising its rows. The rollup, `usage`
+of the dropped month and its statement stay exact, a later `statement close` states no adjustment for the
+dropped month, and a re-import of the dropped month's file stores nothing again."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+
+from test_cdr_import import csv_line, fields, run_cli
+from test_sla_report import apply_example, call
+from test_usage import generate
+
+from pbx_sla.store import partitions
+from pbx_sla.store.support import SupportCallSink
+
+LEGS_DAYS = SUPPORT_DAYS = 60
+
+
+async def cli_json(capsys, *argv: str) -> dict:
+    capsys.readouterr()
+    assert await asyncio.to_thread(run_cli, *argv, "--format", "json") == 0, argv
+    return json.loads(capsys.readouterr().out)
+
+
+async def test_retention_drops_closed_months_and_pseudonymises_the_others(db, cli_env, tmp_path, capsys):
+    await apply_example(db)
+    january = generate(2026, 1, 41, 80)[0]
+    march = [csv_line(fields(datetime(2026, 3, 10, 9, tzinfo=UTC) + timedelta(minutes=i), uid=f"m{i}.0",
+                             linked=f"m{i}.0", acct="acme")) for i in range(5)]  # fmt: skip
+    path = tmp_path / "Master.csv"
+    path.write_text("\n".join(january + march) + "\n", encoding="utf-8")
+    assert await asyncio.to_thread(run_cli, "cdr", "import", str(path), "--server", "pbx1") == 0
+    await SupportCallSink().write(db, [call("s1", datetime(2026, 1, 15, 9, tzinfo=UTC))])
+    await partitions.maintain(db)  # as the daemon's daily run: January's support call out of DEFAULT
+    # the UTC month partition of January overlaps January and the first hour of February in Prague
+    for month in ("2026-01", "2026-02"):
+        assert await asyncio.to_thread(run_cli, "statement", "close", "--period", month) == 0
+    (tmp_path / "pbx-sla.toml").write_text(
+        f"[retention]\nlegs_days = {LEGS_DAYS}\nsupport_days = {SUPPORT_DAYS}\n", encoding="utf-8"
+    )
+    jan_legs = await db.fetchval("SELECT count(*) FROM cdr_legs_y2026m01")
+    jan_calls = await db.fetchval("SELECT count(*) FROM calls_y2026m01")
+    mar_legs = await db.fetchval("SELECT count(*) FROM cdr_legs_y2026m03")
+    assert jan_legs > 100 and mar_legs == 5
+    usage_jan = await cli_json(capsys, "usage", "--period", "2026-01")
+    statement_jan = await cli_json(capsys, "statement", "show", "--period", "2026-01")
+    rollup = [tuple(r) for r in await db.fetch("SELECT * FROM usage_daily ORDER BY tenant_id, day")]
+
+    dry = {t["table"]: t for t in (await cli_json(capsys, "retention", "apply", "--dry-run"))["tables"]}
+    assert dry["cdr_legs"]["partitions_dropped"] == ["cdr_legs_y2026m01"]
+    assert dry["cdr_legs"]["rows_dropped"] == jan_legs
+    kept_old = await db.fetchval(  # December, February (their other local month is not closed), March
+        "SELECT count(*) FROM cdr_legs WHERE start_at < now() - interval '60 days' "
+        "AND tableoid <> 'cdr_legs_y2026m01'::regclass"
+    )
+    assert dry["cdr_legs"]["rows"] == kept_old and kept_old > mar_legs
+    assert dry["support_calls"]["partitions_dropped"] == ["support_calls_y2026m01"]
+    assert await db.fetchval("SELECT to_regclass('cdr_legs_y2026m01') IS NOT NULL")
+
+    done = {t["table"]: t for t in (await cli_json(capsys, "retention", "apply"))["tables"]}
+    assert done["cdr_legs"]["partitions_dropped"] == ["cdr_legs_y2026m01"]
+    assert done["cdr_legs"]["rows_dropped"] == jan_legs and done["cdr_legs"]["rows"] == dry["cdr_legs"]["rows"]
+    assert done["calls"]["partitions_dropped"] == ["calls_y2026m01"] and done["calls"]["rows_dropped"] == jan_calls
+    assert done["support_calls"]["rows_dropped"] == 1
+    for table in ("cdr_legs", "calls", "support_calls", "queue_events"):
+        assert await db.fetchval("SELECT to_regclass($1) IS NULL", f"{table}_y2026m01"), table
+    assert await db.fetchval("SELECT count(*) FROM cdr_legs_y2026m03 WHERE NOT pseudonymised") == 0
+    dropped = {r["partition"]: r["rows"] for r in await db.fetch("SELECT partition, rows FROM history_dropped")}
+    assert dropped["cdr_legs_y2026m01"] == jan_legs and dropped["support_calls_y2026m01"] == 1
+
+    # what the dropped month fed is exact: the rollup, usage, the closed statement
+    assert [tuple(r) for r in await db.fetch("SELECT * FROM usage_daily ORDER BY tenant_id, day")] == rollup
+    assert await cli_json(capsys, "usage", "--period", "2026-01") == usage_jan
+    assert await cli_json(capsys, "statement", "show", "--period", "2026-01") == statement_jan
+    # the next close does not recompute the dropped months (their support call is gone): no adjustment
+    assert await asyncio.to_thread(run_cli, "statement", "close", "--period", "2026-03") == 0
+    march_statement = await cli_json(capsys, "statement", "show", "--period", "2026-03")
+    assert all(s["adjustments"] == [] for s in march_statement["statements"]), march_statement
+
+    # the dropped month's file imported again: nothing stored again, nothing counted twice
+    legs = await db.fetchval("SELECT count(*) FROM cdr_legs")
+    assert await asyncio.to_thread(run_cli, "cdr", "import", str(path), "--server", "pbx1") == 0
+    assert [tuple(r) for r in await db.fetch("SELECT * FROM usage_daily ORDER BY tenant_id, day")] == rollup
+    assert await db.fetchval("SELECT count(*) FROM cdr_legs") == legs
+    assert await db.fetchval("SELECT count(*) FROM cdr_legs WHERE start_at >= '2026-01-01 00:00Z' "
+                             "AND start_at < '2026-02-01 00:00Z'") == 0  # fmt: skip
+
+    # the next run: nothing left to pseudonymise; February's partitions (February and March in Prague) are
+    # now droppable, March being closed
+    again = {t["table"]: t for t in (await cli_json(capsys, "retention", "apply"))["tables"]}
+    assert all(t["rows"] == 0 for t in again.values()), again
+    assert again["cdr_legs"]["partitions_dropped"] == ["cdr_legs_y2026m02"]
+    assert again["calls"]["partitions_dropped"] == ["calls_y2026m02"]
+    assert [tuple(r) for r in await db.fetch("SELECT * FROM usage_daily ORDER BY tenant_id, day")] == rollup
