@@ -51,7 +51,7 @@ from pbx_sla.domain.catalogue import (  # noqa: E402
 )
 from pbx_sla.domain.cdr import LocalClock, read_leg  # noqa: E402
 from pbx_sla.reports.period import month_period  # noqa: E402
-from pbx_sla.reports.requests import requests_report  # noqa: E402
+from pbx_sla.reports.requests import requests_report, unreacted_by_tenant  # noqa: E402
 from pbx_sla.reports.sla import sla_report  # noqa: E402
 from pbx_sla.store import migrate  # noqa: E402
 from pbx_sla.store.calls import store_rows  # noqa: E402
@@ -62,7 +62,7 @@ from pbx_sla.store.requests import (  # noqa: E402
     queue_member_endpoints,
     staff_calls,
 )
-from pbx_sla.store.support import QueueEventSink, SupportCallSink, support_outcomes  # noqa: E402
+from pbx_sla.store.support import QueueEventSink, SupportCallSink, service_by_tenant, support_outcomes  # noqa: E402
 
 PRAGUE = ZoneInfo("Europe/Prague")
 HOLIDAYS = frozenset({date(2026, 1, 1), date(2026, 4, 6), date(2026, 5, 1), date(2026, 12, 24), date(2026, 12, 25)})
@@ -216,10 +216,13 @@ async def bench_reports(dsn: str, tenants: int, per_day: int) -> list[str]:
             await migrate.upgrade(conn)
             await apply_catalogue(conn, catalogue(tenants), "bench")
             calls, events, legs = traffic(tenants, per_day)
+            t0 = time.perf_counter()
             for i in range(0, len(calls), 5000):
                 await SupportCallSink().write(conn, calls[i : i + 5000])
+            t1 = time.perf_counter()
             for i in range(0, len(events), 5000):
                 await QueueEventSink().write(conn, events[i : i + 5000])
+            t2 = time.perf_counter()
             for i in range(0, len(legs), 5000):
                 await store_rows(conn, legs[i : i + 5000], "csv")
             await conn.execute("ANALYZE")
@@ -238,7 +241,8 @@ async def bench_reports(dsn: str, tenants: int, per_day: int) -> list[str]:
                 prof.disable()
                 pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
             out.append(f"stored: {len(calls):,} support calls, {len(events):,} queue events, {len(legs):,} staff legs;"
-                       f" {n_requests:,} requests opened in December")  # fmt: skip
+                       f" {n_requests:,} requests opened in December; writing the support calls took {t1 - t0:.1f} s"
+                       f" and the queue events {t2 - t1:.1f} s (the sinks, batches of 5,000)")  # fmt: skip
             rows = []
             contexts = ("support-line", "support-line-classic")
             numbers = {f"+4207{i:08d}": (f"t{i:04d}", f"r{i}") for i in range(tenants)}
@@ -251,6 +255,12 @@ async def bench_reports(dsn: str, tenants: int, per_day: int) -> list[str]:
                 ("  of which staff_calls", lambda: staff_calls(conn, ["staff1", "staff2"], NOW)),
                 ("  of which queue_member_endpoints", lambda: queue_member_endpoints(conn)),
                 ("sla_report (December, all tenants)", lambda: sla_report(conn, period, None, NOW)),
+                ("sla_report --tenant", lambda: sla_report(conn, period, "t0001", NOW)),
+                (
+                    "  of which service_by_tenant (December, all tenants)",
+                    lambda: service_by_tenant(conn, period.start, period.end),
+                ),
+                ("unreacted_by_tenant (the /metrics refresh's request gauges)", lambda: unreacted_by_tenant(conn, NOW)),
             ):
                 rows.append(f"| {label} | {await timed(fn):.3f} s |")
             out += rows

@@ -15,7 +15,8 @@ Times, median and worst of ``--runs``, server side (the work of one request, in-
   baseline in the same runs: the report calls alone, i.e. what ``pbx-sla trunks/usage/sla --format json``
   compute for the same page;
 * ``/metrics`` with ``--tenants`` tenants and ``--trunks`` trunks: ``generate_latest`` of the daemon's registry
-  (5 dispositions per tenant, 3 states + RTT per trunk, AGI counters over 12 action/reason pairs);
+  (5 dispositions per tenant, open and overdue support requests per tenant (synthetic values: the bench has
+  no catalogue document), 3 states + RTT per trunk, AGI counters over 12 action/reason pairs);
   baseline: ``generate_latest`` of a registry holding only the process collector;
 * the same requests over loopback HTTP through the aiohttp server (client wall time), for reference;
 * the background refresh of the database-derived metrics (``database_figures``).
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import statistics
 import sys
@@ -54,6 +56,7 @@ from pbx_sla.reports import sla as sla_report  # noqa: E402
 from pbx_sla.reports import trunks as trunks_report  # noqa: E402
 from pbx_sla.reports import usage as usage_report  # noqa: E402
 from pbx_sla.reports.period import month_period  # noqa: E402
+from pbx_sla.reports.requests import Unreacted  # noqa: E402
 from pbx_sla.store import migrate  # noqa: E402
 from pbx_sla.store.trunks import current_states  # noqa: E402
 from pbx_sla.web import pages  # noqa: E402
@@ -216,6 +219,10 @@ async def main() -> None:
             fresh.exposition  # noqa: B018
 
         refresh_t = await timed(refresh, args.runs)
+        # the bench has no catalogue document, so no request figures: 500 tenants' request gauges, synthetic
+        figures = dataclasses.replace(
+            figures, requests={f"t{i}": Unreacted(int(i % 3 > 0), int(i % 3 == 2)) for i in range(args.tenants)}
+        )
         daemon_metrics = DaemonMetrics(FakeDaemon(figures))
         agi = daemon_metrics.agi
         actions = [("queue", r) for r in ("authorised-number", "pin-ok", "out-of-hours-queue")] + [
