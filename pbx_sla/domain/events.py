@@ -46,6 +46,13 @@ def _get(raw: Mapping[str, str], event: str, field: str) -> str:
 def parse_timestamp(raw: Mapping[str, str], event: str, field: str = "Timestamp") -> datetime:
     """``epoch.usec`` → aware UTC datetime, exact to the microsecond (no float rounding)."""
     text = _get(raw, event, field)
+    seconds, _, fraction = text.partition(".")
+    if seconds.isdigit() and seconds.isascii() and len(fraction) == 6 and fraction.isdigit() and fraction.isascii():
+        # Asterisk's own form (``%ld.%06lu``): no Decimal needed for the exact value
+        try:
+            return datetime.fromtimestamp(int(seconds), UTC).replace(microsecond=int(fraction))
+        except (OverflowError, OSError, ValueError):
+            raise ParseError(event, field, f"is out of range: {text!r}") from None
     try:
         value = Decimal(text)
     except InvalidOperation:

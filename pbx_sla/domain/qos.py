@@ -30,6 +30,7 @@ taken from the first packets on, while the estimator still climbs from 0 (an 8 s
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from decimal import Decimal
@@ -158,11 +159,20 @@ def leg_quality(variables: Mapping[str, str]) -> LegQuality | None:
 def _leg_values(variables: Mapping[str, str]) -> tuple[Any, ...] | None:
     """:class:`LegQuality`'s fields in order (the ingest path builds its record from them directly)."""
     upper = variables if _UPPER.issuperset(variables) else {k.upper(): v for k, v in variables.items()}
-    main = parse_fields("RTPAUDIOQOS", upper.get("RTPAUDIOQOS") or "", _MAIN_FIELDS)
+    main_text = upper.get("RTPAUDIOQOS") or ""
+    jitter_text = upper.get("RTPAUDIOQOSJITTER") or ""
+    rtt_text = upper.get("RTPAUDIOQOSRTT") or ""
+    fast = _asterisk_leg_values(main_text, jitter_text, rtt_text)
+    return fast if fast is not None else _field_leg_values(main_text, jitter_text, rtt_text)
+
+
+def _field_leg_values(main_text: str, jitter_text: str, rtt_text: str) -> tuple[Any, ...] | None:
+    """:func:`_leg_values` field by field, whatever the order, padding or spelling of the keys."""
+    main = parse_fields("RTPAUDIOQOS", main_text, _MAIN_FIELDS)
     if not main:
         return None
-    jitter = parse_fields("RTPAUDIOQOSJITTER", upper.get("RTPAUDIOQOSJITTER") or "", _JITTER_FIELDS)
-    rtt = parse_fields("RTPAUDIOQOSRTT", upper.get("RTPAUDIOQOSRTT") or "", _RTT_FIELDS)
+    jitter = parse_fields("RTPAUDIOQOSJITTER", jitter_text, _JITTER_FIELDS)
+    rtt = parse_fields("RTPAUDIOQOSRTT", rtt_text, _RTT_FIELDS)
     received = _int(main.get("rxcount"))
     # a channel that received nothing has no loss of its own (Asterisk sometimes says lp=1 there)
     lost = _int(main.get("lp")) if received else 0
@@ -182,6 +192,63 @@ def _leg_values(variables: Mapping[str, str]) -> tuple[Any, ...] | None:
         _seconds_to_ms(_positive(rtt.get("maxrtt"))) if reported else None,  # rtt_max_ms
         main.get("txmes") if received else None,  # asterisk_mes
     )
+
+
+_COUNT = r"(\d{1,15})"  # exact as a float too, like the field-by-field path
+_NUMBER = r"(\d+\.\d+)"
+_SKIP = r"\d+(?:\.\d+)?"
+#: Asterisk 22's exact layouts (rtp_engine.c, ``%u``/``%d``/``%f``): the ingest path reads a leg with three
+#: matches instead of split loops; any other text (another order, a padded key, a malformed or negative value)
+#: takes :func:`parse_fields`, which names the fault. tests/unit/test_qos.py checks both give the same figures.
+_MAIN_LAYOUT = re.compile(
+    rf"ssrc={_SKIP};themssrc={_SKIP};lp={_COUNT};rxjitter={_NUMBER};rxcount={_COUNT};txjitter={_NUMBER};"
+    rf"txcount={_COUNT};rlp={_COUNT};rtt={_NUMBER};rxmes={_SKIP};txmes={_NUMBER};?"
+)
+_JITTER_LAYOUT = re.compile(
+    rf"minrxjitter={_SKIP};maxrxjitter={_NUMBER};avgrxjitter={_NUMBER};stdevrxjitter={_SKIP};"
+    rf"mintxjitter={_SKIP};maxtxjitter={_SKIP};avgtxjitter={_SKIP};stdevtxjitter={_SKIP};?"
+)
+_RTT_LAYOUT = re.compile(rf" *minrtt={_SKIP}; *maxrtt={_NUMBER}; *avgrtt={_NUMBER}; *stdevrtt={_SKIP};?")
+
+
+def _asterisk_leg_values(main: str, jitter: str, rtt: str) -> tuple[Any, ...] | None:
+    """:func:`_leg_values` for variables that are empty (JITTER, RTT) or in Asterisk's exact layout; None
+    when one is not (the caller then parses field by field)."""
+    found = _MAIN_LAYOUT.fullmatch(main)
+    if found is None:
+        return None
+    lp, rxjitter, rxcount, txjitter, txcount, rlp, rtt_text, txmes = found.groups()
+    max_jitter = avg_jitter = max_rtt = avg_rtt = None
+    if jitter:
+        found = _JITTER_LAYOUT.fullmatch(jitter)
+        if found is None:
+            return None
+        max_jitter, avg_jitter = found.groups()
+    if rtt:
+        found = _RTT_LAYOUT.fullmatch(rtt)
+        if found is None:
+            return None
+        max_rtt, avg_rtt = found.groups()
+    received = int(rxcount)
+    rtt_s: float | None = float(rtt_text)
+    if not rtt_s:
+        rtt_s = float(avg_rtt) if avg_rtt is not None else None
+        if not rtt_s:
+            rtt_s = None
+    if received:
+        own_jitter = float(txjitter)
+        jitter_ms: float | None = own_jitter * 1000
+        jitter_max_ms: float | None = max(float(max_jitter) if max_jitter is not None else 0.0, own_jitter) * 1000
+        jitter_avg_ms: float | None = float(avg_jitter) * 1000 if avg_jitter is not None else None
+    else:
+        jitter_ms = jitter_max_ms = jitter_avg_ms = None
+    if rtt_s is None:
+        return (received, int(lp) if received else 0, int(txcount), jitter_ms, jitter_max_ms, jitter_avg_ms,
+                None, None, None, None, float(txmes) if received else None)  # fmt: skip
+    rtt_max = float(max_rtt) if max_rtt is not None else 0.0
+    return (received, int(lp) if received else 0, int(txcount), jitter_ms, jitter_max_ms, jitter_avg_ms,
+            int(rlp), float(rxjitter) * 1000, rtt_s * 1000, rtt_max * 1000 if rtt_max > 0 else None,
+            float(txmes) if received else None)  # fmt: skip
 
 
 def chan_variables(event: Mapping[str, str]) -> dict[str, str]:
@@ -340,17 +407,20 @@ HANGUP = "Hangup"
 def hangup_record(server: str, event: Mapping[str, str]) -> dict[str, Any] | None:
     """A ``Hangup`` event's leg quality as a ``qos_leg`` record's data; None when the channel had no RTP
     (or the event carries no QoS variables). Raises ParseError / QosParseError naming the field at fault."""
-    variables = {name: event[key] for name, key in _EVENT_KEYS if key in event}
-    if "RTPAUDIOQOS" not in variables:
+    main = event.get(_MAIN_KEY)
+    if main is None:
         return None
-    values = _leg_values(variables)
+    # once per leg: Asterisk's own layout in three matches, anything else field by field
+    values = _asterisk_leg_values(main, event.get(_JITTER_KEY) or "", event.get(_RTT_KEY) or "")
     if values is None:
-        return None
+        values = _leg_values({name: event[key] for name, key in _EVENT_KEYS if key in event})
+        if values is None:
+            return None
     uniqueid = (event.get("Uniqueid") or event.get("UniqueID") or "").strip()
     if not uniqueid:
         raise ParseError(HANGUP, "Uniqueid", "is missing or empty")
     channel = (event.get("Channel") or "").strip()
-    return {
+    record = {
         "server": server,
         "uniqueid": uniqueid,
         "linkedid": (event.get("Linkedid") or event.get("LinkedID") or "").strip() or None,
@@ -358,8 +428,9 @@ def hangup_record(server: str, event: Mapping[str, str]) -> dict[str, Any] | Non
         "endpoint": endpoint(channel),
         "at": parse_timestamp(event, HANGUP).isoformat(),
         "codec": native_format(event.get(CODEC_KEY)),
-        **dict(zip(_LEG_FIELDS, values, strict=True)),
     }
+    record.update(zip(_LEG_FIELDS, values, strict=True))
+    return record
 
 
 #: manager.conf ``channelvars`` may name a function: CHANNEL(audionativeformat) gives ``(ulaw)`` or ``(ulaw|alaw)``
@@ -374,6 +445,7 @@ def native_format(value: str | None) -> str | None:
 
 _LEG_FIELDS = tuple(f.name for f in fields(LegQuality))
 _EVENT_KEYS = tuple((name, f"ChanVariable({name})") for name in QOS_VARIABLES)
+_MAIN_KEY, _JITTER_KEY, _, _RTT_KEY, _ = (key for _, key in _EVENT_KEYS)
 
 
 def leg_from_record(data: Mapping[str, Any]) -> LegQuality:

@@ -127,3 +127,18 @@ def test_list_items():
         {"ObjectName": "carrier", "ClientUri": "sip:1@c", "ServerUri": "sip:c", "Status": "Registered"}
     )
     assert (reg.name, reg.endpoint, reg.status) == ("carrier", "", "Registered")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1795104000.000001", "1795104000.000000", "1795104000.999999", " 1795104000.123456 ", "0.000000",
+     "1795104000.5", "1795104000", "1795104000.1234565", "1795104000.1234555", "1.7951e9", "٣.000000"],
+)  # fmt: skip
+def test_timestamp_short_path_agrees_with_decimal(text):
+    # Asterisk's own form (6 fraction digits) skips Decimal; every other spelling still goes through it
+    from decimal import Decimal
+
+    value = Decimal(text.strip())
+    micros = int((value * 1_000_000).to_integral_value())
+    expected = datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
+    assert ev.parse_timestamp({"Timestamp": text}, "X") == expected

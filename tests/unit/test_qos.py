@@ -323,3 +323,100 @@ def test_codec_from_the_native_format_variable() -> None:
     data = qos.hangup_record("pbx1", event)
     assert data is not None and data["codec"] == "alaw" and data["lost"] == 20
     assert qos.codec(data["codec"]) == qos.CODECS["g711"]
+
+
+# -- the ingest fast path: Asterisk's own layout read in three matches ---------------------------------------
+
+_seconds = st.integers(min_value=0, max_value=2_000_000).map(lambda us: us / 1_000_000)
+_counts = st.integers(min_value=0, max_value=4_000_000_000)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lp=_counts, rxcount=_counts, txcount=_counts, rlp=_counts, ssrc=_counts,
+    rxjitter=_seconds, txjitter=_seconds, rtt=_seconds, txmes=_seconds, rxmes=_seconds,
+    maxrx=_seconds, avgrx=_seconds, maxrtt=_seconds, avgrtt=_seconds,
+    with_jitter=st.booleans(), with_rtt=st.booleans(),
+)  # fmt: skip
+def test_asterisk_layout_reads_what_field_by_field_parsing_reads(
+    lp: int, rxcount: int, txcount: int, rlp: int, ssrc: int, rxjitter: float, txjitter: float, rtt: float,
+    txmes: float, rxmes: float, maxrx: float, avgrx: float, maxrtt: float, avgrtt: float,
+    with_jitter: bool, with_rtt: bool,
+) -> None:  # fmt: skip
+    # the printf formats of Asterisk 22's rtp_engine.c
+    main = (
+        f"ssrc={ssrc};themssrc={ssrc};lp={lp};rxjitter={rxjitter:f};rxcount={rxcount};txjitter={txjitter:f};"
+        f"txcount={txcount};rlp={rlp};rtt={rtt:f};rxmes={rxmes:f};txmes={txmes:f}"
+    )
+    jitter = (
+        f"minrxjitter={0:010.6f};maxrxjitter={maxrx:010.6f};avgrxjitter={avgrx:010.6f};stdevrxjitter={0:010.6f};"
+        f"mintxjitter={0:010.6f};maxtxjitter={0:010.6f};avgtxjitter={0:010.6f};stdevtxjitter={0:010.6f};"
+        if with_jitter
+        else ""
+    )
+    rtt_text = (
+        f"     minrtt={0:010.6f};     maxrtt={maxrtt:010.6f};     avgrtt={avgrtt:010.6f};     stdevrtt={0:010.6f};"
+        if with_rtt
+        else ""
+    )
+    fast = qos._asterisk_leg_values(main, jitter, rtt_text)
+    assert fast is not None
+    assert fast == qos._field_leg_values(main, jitter, rtt_text)
+
+
+@pytest.mark.parametrize(
+    ("main", "rtt"),
+    [
+        (MAIN_5.replace("lp=20;", "lp=-3;"), RTT_NONE),  # a negative count: the field path names it
+        (MAIN_5.replace("rtt=0.000000", "rtt=nan"), RTT_NONE),
+        ("lp=20;rxcount=380;txjitter=0.000100;txcount=0", RTT_NONE),  # another order / fewer fields
+        (MAIN_5, RTT_NONE.replace("avgrtt", "avgRTT")),  # another spelling of a key
+        (MAIN_5, "avgrtt=0.020000;maxrtt=0.030000"),
+        (MAIN_5.replace(";lp=", "; lp="), RTT_NONE),  # a padded key
+    ],
+)
+def test_other_layouts_are_read_field_by_field(main: str, rtt: str) -> None:
+    assert qos._asterisk_leg_values(main, JITTER_5, rtt) is None
+    event = parse_message(hangup_block(RTPAUDIOQOS=main, RTPAUDIOQOSJITTER=JITTER_5, RTPAUDIOQOSRTT=rtt))
+    try:
+        expected = qos._field_leg_values(main, JITTER_5, rtt)
+    except qos.QosParseError as exc:
+        with pytest.raises(qos.QosParseError, match=str(exc).split(":")[0]):
+            qos.hangup_record("pbx1", event)
+        return
+    data = qos.hangup_record("pbx1", event)
+    assert data is not None and tuple(data[k] for k in qos._LEG_FIELDS) == expected
+
+
+def test_far_end_report_through_the_fast_path() -> None:
+    main = MAIN_5.replace("rlp=0;rtt=0.000000", "rlp=7;rtt=0.041000").replace("rxjitter=0.000000", "rxjitter=0.002000")
+    rtt = "     minrtt=000.040000;     maxrtt=000.052000;     avgrtt=000.044000;     stdevrtt=000.001000;"
+    fast = qos._asterisk_leg_values(main, JITTER_5, rtt)
+    assert fast is not None
+    leg = qos.LegQuality(*fast)
+    assert (leg.far_lost, leg.far_jitter_ms, leg.rtt_ms, leg.rtt_max_ms) == (7, 2.0, 41.0, 52.0)
+    main0 = main.replace("rtt=0.041000", "rtt=0.000000")  # no RTT at hangup: Asterisk's average over the call
+    leg0 = qos.LegQuality(*(qos._asterisk_leg_values(main0, JITTER_5, rtt) or ()))
+    assert leg0.rtt_ms == pytest.approx(44.0) and leg0.far_lost == 7
+
+
+def test_variables_of_other_events_cost_no_keys_wherever_they_sit() -> None:
+    # Asterisk writes a snapshot's variables after its Linkedid, before the event's own fields; DialBegin
+    # carries a second snapshot whose lines are DestChanVariable
+    block = (
+        "Event: DialBegin\r\nChannel: PJSIP/trunk-a-1\r\nUniqueid: 1.1\r\nLinkedid: 1.1\r\n"
+        "ChanVariable: RTPAUDIOQOS=\r\nChanVariable: CHANNEL(audionativeformat)=(ulaw)\r\n"
+        "DestChannel: PJSIP/agent1-2\r\nDestUniqueid: 1.2\r\nDestChanVariable: RTPAUDIOQOS=\r\n"
+        "DestChanVariable: RTPAUDIOQOSRTT=\r\nDialString: agent1"
+    )
+    assert parse_message(block) == {
+        "Event": "DialBegin",
+        "Channel": "PJSIP/trunk-a-1",
+        "Uniqueid": "1.1",
+        "Linkedid": "1.1",
+        "DestChannel": "PJSIP/agent1-2",
+        "DestUniqueid": "1.2",
+        "DialString": "agent1",
+    }
+    hangup = parse_message(hangup_block(RTPAUDIOQOS=MAIN_5) + "\r\nDestChanVariable: X=1\r\nChanVariable: Y")
+    assert hangup["DestChanVariable(X)"] == "1" and "ChanVariable(Y)" not in hangup and "ChanVariable" not in hangup
