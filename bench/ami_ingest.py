@@ -222,6 +222,12 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat, fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def committed(conn: asyncpg.Connection) -> int:
     total = 0
     for table in KEPT_TABLES:
@@ -273,6 +279,7 @@ async def end_to_end(args: argparse.Namespace, dsn: str, work: Path) -> dict:
             await asyncio.sleep(0.2)
         writer = ami.clients[0]
         rss0 = rss_kib(proc.pid)
+        cpu0 = cpu_seconds(proc.pid)
         samples: list[tuple[float, int, int, int]] = []  # (t, sent, committed, rss KiB)
         chunk = 2000
         sent = 0
@@ -306,6 +313,7 @@ async def end_to_end(args: argparse.Namespace, dsn: str, work: Path) -> dict:
             rows = await committed(conn)
         t_commit = time.monotonic() - t0
         samples.append((t_commit, sent, rows, rss_kib(proc.pid)))
+        cpu = cpu_seconds(proc.pid) - cpu0
         result = {
             "sent": sent,
             "expected_rows": expected,
@@ -317,6 +325,9 @@ async def end_to_end(args: argparse.Namespace, dsn: str, work: Path) -> dict:
             "accept_seconds": t_send,
             "commit_seconds": t_commit,
             "rss0_kib": rss0,
+            # the daemon's own CPU time (user + system) from the first event streamed to the last row
+            # committed: what the ingest costs it, whatever else the shared machine does meanwhile
+            "daemon_cpu_seconds": cpu,
             "samples": samples,
             "accepted_events": (status(data_dir).get("servers") or [{}])[0].get("events"),
             "writer": status(data_dir).get("writer"),
