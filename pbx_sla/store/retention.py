@@ -100,6 +100,21 @@ ORDER BY p.lo
 """
 
 
+async def _refresh_support_results(conn: asyncpg.Connection, lo: datetime, hi: datetime) -> None:
+    """Recompute the kept support calls whose runs or queue events the dropped range held (calls decided in
+    it, and in the day before: a call's queue events follow its decision within the call), under the
+    triggers' lock: a call with nothing left goes, so ``sla`` counts what is left like the other reports."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('pbx-sla support_call_results', 0))")
+        await conn.execute(
+            """SELECT support_call_results_refresh(array_agg(server), array_agg(call_key))
+               FROM support_call_results
+               WHERE decided_at >= $1::timestamptz - interval '1 day' AND decided_at < $2::timestamptz""",
+            lo,
+            hi,
+        )
+
+
 async def droppable(conn: asyncpg.Connection, table: str, cutoff: datetime) -> list[asyncpg.Record]:
     """The month partitions of ``table`` retention may drop at ``cutoff`` (name, lo, hi), oldest first."""
     parts = await partitions.months(conn, table)
@@ -109,10 +124,16 @@ async def droppable(conn: asyncpg.Connection, table: str, cutoff: datetime) -> l
     return await conn.fetch(_DROPPABLE, cutoff, names, los, his)
 
 
+#: the tables ``support_call_results`` (sql/1602) is kept from: dropping a partition fires no DELETE trigger
+SUPPORT_RESULT_SOURCES = ("support_calls", "queue_events")
+
+
 async def _drop(conn: asyncpg.Connection, table: str, part: asyncpg.Record, *, dry_run: bool) -> int:
     rows = int(await conn.fetchval(f'SELECT count(*) FROM "{part["name"]}"'))
     if not dry_run:
         await conn.execute(f'DROP TABLE "{part["name"]}"')
+        if table in SUPPORT_RESULT_SOURCES:
+            await _refresh_support_results(conn, part["lo"], part["hi"])
         await conn.execute(
             "INSERT INTO history_dropped (partition, parent, from_at, to_at, rows) VALUES ($1, $2, $3, $4, $5)",
             part["name"],

@@ -35,6 +35,7 @@ async def test_retention_drops_closed_months_and_pseudonymises_the_others(db, cl
     assert await asyncio.to_thread(run_cli, "cdr", "import", str(path), "--server", "pbx1") == 0
     await SupportCallSink().write(db, [call("s1", datetime(2026, 1, 15, 9, tzinfo=UTC))])
     await partitions.maintain(db)  # as the daemon's daily run: January's support call out of DEFAULT
+    assert await db.fetchval("SELECT count(*) FROM support_call_results WHERE uniqueid = 's1'") == 1
     # the UTC month partition of January overlaps January and the first hour of February in Prague
     for month in ("2026-01", "2026-02"):
         assert await asyncio.to_thread(run_cli, "statement", "close", "--period", month) == 0
@@ -70,6 +71,13 @@ async def test_retention_drops_closed_months_and_pseudonymises_the_others(db, cl
     assert await db.fetchval("SELECT count(*) FROM cdr_legs_y2026m03 WHERE NOT pseudonymised") == 0
     dropped = {r["partition"]: r["rows"] for r in await db.fetch("SELECT partition, rows FROM history_dropped")}
     assert dropped["cdr_legs_y2026m01"] == jan_legs and dropped["support_calls_y2026m01"] == 1
+    # the kept support outcomes (sql/1602) follow the drop: January's support call is gone from them too
+    assert await db.fetchval("SELECT count(*) FROM support_call_results WHERE uniqueid = 's1'") == 0
+    assert await db.fetch("SELECT * FROM support_call_results") == await db.fetch(
+        "SELECT o.server, COALESCE(o.linkedid, o.uniqueid), o.uniqueid, o.linkedid, o.decided_at, o.tenant_id, "
+        "o.tier, o.action, o.reason, o.authorised, o.joined_at, o.queue, o.outcome, o.wait_seconds, o.runs "
+        "FROM support_call_outcomes o"
+    )
 
     # what the dropped month fed is exact: the rollup, usage, the closed statement
     assert [tuple(r) for r in await db.fetch("SELECT * FROM usage_daily ORDER BY tenant_id, day")] == rollup
