@@ -1,0 +1,289 @@
+"""Benchmark: reports over a long partitioned history, and retention dropping a month (issue 17).
+
+    .venv/bin/python bench/partitions.py [--calls 10000000,30000000] [--retention-legs 5000000]
+                                         [--tenants 500] [--trunks 50] [--runs 5] [--dsn ADMIN_DSN]
+
+For each size in ``--calls`` (one database each, created, migrated to the current schema and DROPPED at the
+end; sizes run one after the other in the same run), the history is 24 UTC months 2024-12 .. 2026-11:
+
+* ``calls`` and ``cdr_legs`` (one leg per call: the columns the reports and the leg writer read, short
+  texts elsewhere), the size spread evenly over the months; ``usage_daily`` built from the calls;
+* ``support_calls``: one per 200 calls, each with a QueueCallerJoin and an AgentConnect (80 %) or a
+  QueueCallerAbandon; ``qos_legs``: one per 10 calls, on a catalogue trunk, joined to its call;
+* ``--trunks`` trunks on 2 servers, a daemon session per day and a weekly flap (bench/trunks_report.py).
+
+Run for docs/benchmarks.md at commit 421fd9d (before sql/1602's support_call_results table); since then
+the loader fills that table after the load (support_call_results_refresh), not re-measured.
+
+Set-based: each month's rows are inserted with ``INSERT ... SELECT generate_series`` into a table made
+``LIKE`` the partition, without indexes, then ATTACHed (which builds its keys and indexes once, after the
+load). The catalogue is written into its tables (bench/cdr.py ``seed``), without a catalogue revision, so
+``sla`` computes no support-request reaction figures (the part that reads all legs before ``now``).
+
+Measured, median and worst of ``--runs`` (each after one warm-up run), for 2026-11 (Europe/Prague):
+``usage_rows`` (``pbx-sla usage``), ``sla_report`` (``pbx-sla sla``), ``trunk_availability``
+(``pbx-sla trunks``), and the partitions each report's period query reads (EXPLAIN). Then retention:
+the month 2024-12 holds ``--retention-legs`` extra legs and calls, its months (2024-12, 2025-01 in
+Prague) have closed statements; ``apply_retention`` with ``legs_days`` past it drops its partitions; timed,
+with the rows it dropped. Sizes on disk per table are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from zoneinfo import ZoneInfo  # noqa: E402
+
+from cdr import seed, with_db  # noqa: E402
+from trunks_report import generate  # noqa: E402
+
+from pbx_sla.config import Retention  # noqa: E402
+from pbx_sla.reports import sla as sla_report  # noqa: E402
+from pbx_sla.reports import usage as usage_report  # noqa: E402
+from pbx_sla.reports.period import month_period  # noqa: E402
+from pbx_sla.reports.trunks import trunk_availability  # noqa: E402
+from pbx_sla.store import migrate  # noqa: E402
+from pbx_sla.store.retention import apply_retention  # noqa: E402
+
+PRAGUE = ZoneInfo("Europe/Prague")
+MONTHS = [(2024 + (11 + i) // 12, (11 + i) % 12 + 1) for i in range(24)]  # 2024-12 .. 2026-11
+MEASURED = (2026, 11)
+
+CALLS = """
+INSERT INTO {part} (server, call_key, linkedid, legs, started_at, ended_at, day, disposition, billsec, caller_e164,
+                    dialled_e164, direction, trunk, tenant_id, attributed_by, leg_fingerprints)
+SELECT 'pbx1', k, k, 1, s, s + interval '2 minutes', (s AT TIME ZONE 'Europe/Prague')::date,
+       (ARRAY['ANSWERED','ANSWERED','ANSWERED','BUSY','NO ANSWER','FAILED'])[1 + i % 6],
+       CASE WHEN i % 6 < 3 THEN i % 300 ELSE 0 END, '+420777' || lpad((i % 1000000)::text, 6, '0'),
+       '+420221' || lpad((i % 500)::text, 6, '0'), 'inbound', 'trunk-' || lpad((i % $4)::text, 3, '0'),
+       CASE WHEN i % 20 = 0 THEN NULL ELSE 't' || (i * 7919 % $3) END,
+       CASE WHEN i % 20 = 0 THEN NULL ELSE 'accountcode' END, ARRAY[f]
+FROM generate_series($1::bigint, $2::bigint) i,
+     LATERAL (SELECT 'c' || i AS k, md5(i::text)::uuid AS f,
+                     $5::timestamptz + ((i - $1) * $6::double precision / ($2 - $1 + 1)) * interval '1 second' AS s) x
+"""
+LEGS = """
+INSERT INTO {part} (server, fingerprint, call_key, source, accountcode, src, dst, dcontext, clid, channel, dstchannel,
+                    lastapp, lastdata, start_at, answer_at, end_at, duration, billsec, disposition, uniqueid,
+                    linkedid, sequence, caller_e164, dialled_e164, src_endpoint, dst_endpoint)
+SELECT 'pbx1', md5(i::text)::uuid, 'c' || i, 'ami', CASE WHEN i % 20 = 0 THEN '' ELSE 't' || (i * 7919 % $3) END,
+       '777' || lpad((i % 1000000)::text, 6, '0'), '221' || lpad((i % 500)::text, 6, '0'), 'from-trunk',
+       '"Caller" <777' || lpad((i % 1000000)::text, 6, '0') || '>', 'PJSIP/trunk-' || lpad((i % $4)::text, 3, '0')
+       || '-' || i, 'PJSIP/agent-' || (i % 40) || '-' || i, 'Dial', 'PJSIP/agent,30', s, s + interval '5 seconds',
+       s + interval '2 minutes', 120, CASE WHEN i % 6 < 3 THEN i % 300 ELSE 0 END,
+       (ARRAY['ANSWERED','ANSWERED','ANSWERED','BUSY','NO ANSWER','FAILED'])[1 + i % 6], 'c' || i, 'c' || i, 1,
+       '+420777' || lpad((i % 1000000)::text, 6, '0'), '+420221' || lpad((i % 500)::text, 6, '0'),
+       'trunk-' || lpad((i % $4)::text, 3, '0'), 'agent-' || (i % 40)
+FROM generate_series($1::bigint, $2::bigint) i,
+     LATERAL (SELECT $5::timestamptz + ((i - $1) * $6::double precision / ($2 - $1 + 1)) * interval '1 second' AS s) x
+"""
+SUPPORT = """
+INSERT INTO {part} (server, uniqueid, linkedid, decided_at, tenant_id, authorised, in_hours, tier, action, reason,
+                    queue)
+SELECT 'pbx1', 'c' || i, 'c' || i, s, 't' || (i * 7919 % $3), true, true, 't1', 'queue', 'authorised-number', 'q'
+FROM generate_series($1::bigint, $2::bigint, 200) i,
+     LATERAL (SELECT $5::timestamptz + ((i - $1) * $6::double precision / ($2 - $1 + 1)) * interval '1 second'
+                     + $4::int * interval '0 s' AS s) x
+"""
+QUEUE = """
+INSERT INTO {part} (server, uniqueid, linkedid, event, at, queue, hold_time)
+SELECT 'pbx1', uniqueid, linkedid, 'QueueCallerJoin', decided_at + interval '1 second', 'q', NULL FROM {support}
+UNION ALL
+SELECT 'pbx1', uniqueid, linkedid,
+       CASE WHEN hashtext(uniqueid) % 5 = 0 THEN 'QueueCallerAbandon' ELSE 'AgentConnect' END,
+       decided_at + (6 + abs(hashtext(uniqueid)) % 55) * interval '1 second', 'q', 5 + abs(hashtext(uniqueid)) % 55
+FROM {support}
+"""
+QOS = """
+INSERT INTO {part} (server, uniqueid, linkedid, channel, endpoint, at, codec, received, lost, jitter_ms,
+                    jitter_max_ms, rtt_ms)
+SELECT 'pbx1', 'c' || i, 'c' || i, 'PJSIP/trunk-' || lpad((i % $4)::text, 3, '0') || '-' || i,
+       'trunk-' || lpad((i % $4)::text, 3, '0'), s + interval '2 minutes', 'ulaw', 6000, i % 40, 3.5, 9.0, 35.0
+FROM generate_series($1::bigint, $2::bigint, 10) i,
+     LATERAL (SELECT $5::timestamptz + ((i - $1) * $6::double precision / ($2 - $1 + 1)) * interval '1 second'
+                     + $3::int * interval '0 s' AS s) x
+"""
+
+
+def month_bounds(year: int, month: int) -> tuple[datetime, datetime]:
+    nxt = (year + month // 12, month % 12 + 1)
+    return datetime(year, month, 1, tzinfo=UTC), datetime(*nxt, 1, tzinfo=UTC)
+
+
+async def load_month(conn: asyncpg.Connection, year: int, month: int, first: int, last: int, tenants: int,
+                     trunks: int) -> None:  # fmt: skip
+    """Calls ``first`` .. ``last`` spread over the UTC month, with their legs, support calls, queue events and
+    QoS legs: each table's month loaded unindexed, then attached (keys and indexes built once)."""
+    lo, hi = month_bounds(year, month)
+    span = (hi - lo).total_seconds() - 300  # queue events and QoS legs come up to 2 minutes later
+    suffix = f"y{year:04d}m{month:02d}"
+    staged: dict[str, str] = {}
+    for parent, sql in (("calls", CALLS), ("cdr_legs", LEGS), ("support_calls", SUPPORT), ("qos_legs", QOS),
+                        ("queue_events", QUEUE)):  # fmt: skip
+        part = f"{parent}_{suffix}"
+        await conn.execute(f"DROP TABLE IF EXISTS {part}")
+        await conn.execute(f"CREATE TABLE {part} (LIKE {parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+        if parent == "queue_events":
+            await conn.execute(sql.format(part=part, support=staged["support_calls"]))
+        else:
+            await conn.execute(sql.format(part=part), first, last, tenants, trunks, lo, span)
+        staged[parent] = part
+    for parent, part in staged.items():
+        await conn.execute(f"ALTER TABLE {parent} ATTACH PARTITION {part} FOR VALUES FROM ('{lo}') TO ('{hi}')")
+
+
+async def timed(fn: Callable[[], Awaitable[Any]], runs: int) -> tuple[float, float]:
+    await fn()  # warm-up
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        await fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), max(times)
+
+
+async def partitions_read(conn: asyncpg.Connection, sql: str, *args: Any) -> list[str]:
+    plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + sql, *args))
+    return sorted({w for w in plan.replace("(", " ").split() if "_y20" in w and not w.endswith("_idx")})
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+async def one_size(admin_dsn: str, calls: int, args: argparse.Namespace, out: list[str]) -> None:
+    name = f"bench_part_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(admin_dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        conn = await asyncpg.connect(with_db(admin_dsn, name), server_settings={"jit": "off"})
+        await conn.execute("SET maintenance_work_mem = '512MB'")
+        await migrate.upgrade(conn)
+        await seed(conn, args.tenants)
+        await conn.execute("INSERT INTO servers (name) VALUES ('pbx1'), ('pbx2') ON CONFLICT DO NOTHING")
+        names, sessions, obs = generate(args.trunks, 2, 7 * 24 * 60, month_bounds(*MONTHS[0])[0],
+                                        month_bounds(*MONTHS[-1])[1])  # fmt: skip
+        await conn.executemany(
+            "INSERT INTO trunks (server, name, availability_target, in_catalogue) VALUES ($1, $2, 0.999, true)", names
+        )
+        await conn.copy_records_to_table("ami_sessions", records=sessions, columns=[
+            "server", "session_id", "login_at", "resynced_at", "last_seen_at", "lost_at"])  # fmt: skip
+        await conn.copy_records_to_table("trunk_observations", records=obs, columns=[
+            "server", "trunk", "at", "source", "key", "status", "rtt_usec", "polled"])  # fmt: skip
+        await conn.executemany(
+            "INSERT INTO tenant_trunks (tenant_id, server, trunk) VALUES ($1, $2, $3)",
+            [(f"t{i}", *names[i % len(names)]) for i in range(args.tenants)],
+        )
+        t0 = time.perf_counter()
+        per_month = calls // len(MONTHS)
+        for n, (y, m) in enumerate(MONTHS):
+            extra = args.retention_legs if n == 0 else 0
+            first = n * per_month + 1 + (0 if n == 0 else args.retention_legs)
+            await load_month(conn, y, m, first, first + per_month + extra - 1, args.tenants, args.trunks)
+            print(f"  {y}-{m:02d} loaded ({time.perf_counter() - t0:.0f} s)", flush=True)
+        await conn.execute(
+            """INSERT INTO usage_daily (tenant_id, day, calls, answered, busy, no_answer, failed, congestion, billsec)
+               SELECT tenant_id, day, count(*), count(*) FILTER (WHERE disposition = 'ANSWERED'),
+                      count(*) FILTER (WHERE disposition = 'BUSY'), count(*) FILTER (WHERE disposition = 'NO ANSWER'),
+                      count(*) FILTER (WHERE disposition = 'FAILED'),
+                      count(*) FILTER (WHERE disposition = 'CONGESTION'), sum(billsec)
+               FROM calls GROUP BY tenant_id, day"""
+        )
+        if await conn.fetchval("SELECT to_regprocedure('support_call_results_refresh(text[], text[])') IS NOT NULL"):
+            # sql/1602 keeps the support outcomes as a table by triggers on the parents: the partitions were
+            # attached, not inserted through them, so the table is filled here
+            await conn.execute(
+                """SELECT support_call_results_refresh(array_agg(server), array_agg(COALESCE(linkedid, uniqueid)))
+                   FROM support_calls"""
+            )
+        await conn.execute("VACUUM ANALYZE")
+        load_s = time.perf_counter() - t0
+        total = await conn.fetchval("SELECT count(*) FROM calls")
+        legs = await conn.fetchval("SELECT count(*) FROM cdr_legs")
+        out.append(f"\n### {total:,} calls, {legs:,} legs over {len(MONTHS)} monthly partitions ({uptime()})\n")
+        out.append(f"load (set-based, indexes built at attach): {load_s:.0f} s\n")
+        sizes = await conn.fetch(
+            """SELECT parent, pg_size_pretty(sum(pg_total_relation_size(relid))) AS size,
+                      sum(pg_total_relation_size(relid)) AS bytes
+               FROM (SELECT p AS parent, (pg_partition_tree(p)).relid
+                     FROM unnest(ARRAY['cdr_legs','calls','support_calls','queue_events','qos_legs']) p) t
+               GROUP BY parent ORDER BY parent"""
+        )
+        out.append("sizes: " + ", ".join(f"{r['parent']} {r['size']}" for r in sizes))
+        out.append(f"; all five per call: {sum(r['bytes'] for r in sizes) / total:.0f} bytes\n")
+        period = month_period(*MEASURED, PRAGUE)
+        out.append("\n| report | median | worst | partitions its period query reads |\n|---|---|---|---|")
+        checks: list[tuple[str, Callable[[], Awaitable[Any]], str, tuple[Any, ...]]] = [
+            ("usage", lambda: usage_report.usage_rows(conn, period),
+             "SELECT * FROM usage_daily WHERE day BETWEEN $1 AND $2", (period.first_day, period.last_day)),
+            ("sla", lambda: sla_report.sla_report(conn, period),
+             "SELECT * FROM support_call_outcomes WHERE decided_at >= $1 AND decided_at < $2",
+             (period.start, period.end)),
+            ("sla (one tenant)", lambda: sla_report.sla_report(conn, period, "t7"),
+             "SELECT * FROM qos_legs WHERE at >= $1 AND at < $2", (period.start, period.end)),
+            ("trunks", lambda: trunk_availability(conn, period),
+             "SELECT * FROM trunk_observations WHERE at >= $1 AND at < $2", (period.start, period.end)),
+        ]  # fmt: skip
+        for label, fn, sql, qargs in checks:
+            med, worst = await timed(fn, args.runs)
+            parts = await partitions_read(conn, sql, *qargs)
+            out.append(f"| {label} | {med:.3f} s | {worst:.3f} s | {', '.join(parts) or '(not partitioned)'} |")
+            print(out[-1], flush=True)
+        # retention: the first month (2024-12, with the extra legs) past the age, its months closed
+        for period_text in ("2024-12", "2025-01"):
+            await conn.execute(
+                "INSERT INTO statement_closes (period, code_version, tenants) VALUES ($1, 'bench', 0)", period_text
+            )
+        dropped_legs = await conn.fetchval("SELECT count(*) FROM cdr_legs_y2024m12")
+        now = datetime(2025, 1, 2, tzinfo=UTC)  # legs_days = 1: only 2024-12 is wholly past the age
+        policy = Retention(legs_days=1, support_days=1, qos_days=1)
+        t = time.perf_counter()
+        await apply_retention(conn, policy, now, dry_run=True)
+        out.append(f"\nretention apply --dry-run (counts the partitions' rows): {time.perf_counter() - t:.3f} s")
+        t = time.perf_counter()
+        report = await apply_retention(conn, policy, now)
+        took = time.perf_counter() - t
+        gone = {r["table"]: (r["partitions_dropped"], r["rows_dropped"], r["rows"]) for r in report}
+        out.append(f"\nretention apply (2024-12 past the age; {dropped_legs:,} legs in its partition): {took:.3f} s; "
+                   f"per table (partitions dropped, rows in them, rows pseudonymised): {gone}\n")  # fmt: skip
+        print(out[-1], flush=True)
+        await conn.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    p.add_argument("--calls", default="10000000,30000000", help="sizes, comma-separated")
+    p.add_argument("--retention-legs", type=int, default=5_000_000)
+    p.add_argument("--tenants", type=int, default=500)
+    p.add_argument("--trunks", type=int, default=50)
+    p.add_argument("--runs", type=int, default=5)
+    args = p.parse_args()
+    out = [f"# bench/partitions.py, {datetime.now(UTC):%Y-%m-%d %H:%MZ}\n", f"start: {uptime()}\n"]
+    for size in (int(s) for s in args.calls.split(",")):
+        await one_size(args.dsn, size, args, out)
+    out.append(f"\nend: {uptime()}")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
