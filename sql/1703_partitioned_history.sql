@@ -32,8 +32,8 @@
 -- the old rows' months, the rows are copied, the old table dropped, and the keys and indexes built on the
 -- loaded partitions. The views on support_calls/queue_events are dropped first and recreated by the
 -- repeatable files (re-applied after every versioned migration). One transaction: a failure changes
--- nothing. It holds the tables exclusively while it copies (stop the daemons; about a minute per ten
--- million legs, measured in docs/benchmarks.md).
+-- nothing. It holds the tables exclusively while it copies (stop the daemons; how long it takes was not
+-- measured: docs/scale.md gives the load times it can be expected to be close to).
 
 CREATE TABLE history_partitioning (
     parent      text PRIMARY KEY,
