@@ -67,14 +67,26 @@ async def trunk_legs(
 ) -> list[asyncpg.Record]:
     """Measured legs (received > 0) that hung up in ``[start, end)`` on a catalogue trunk's endpoint, with
     the tenant of their call (joined by linkedid; NULL when the call is not stored or not attributed); of
-    ``servers`` only when given."""
+    ``servers`` only when given.
+
+    ``calls`` is partitioned by month of ``started_at``: a lookup by key alone probes every month kept. A
+    leg hangs up after its call started, so the call is first looked for in the 40 days before the leg's
+    hangup (the leg's month and the one before it; run-time partition pruning), and only a leg whose call
+    is not there is looked up in every month (a call longer than 40 days, or none stored): same result."""
     return await conn.fetch(
         """
-        SELECT q.server, q.endpoint AS trunk, c.tenant_id, q.codec, q.received, q.lost, q.jitter_ms,
-               q.jitter_max_ms, q.rtt_ms
+        SELECT q.server, q.endpoint AS trunk,
+               CASE WHEN near.found THEN near.tenant_id
+                    ELSE (SELECT c.tenant_id FROM calls c WHERE c.server = q.server AND c.call_key = q.linkedid
+                          LIMIT 1) END AS tenant_id,
+               q.codec, q.received, q.lost, q.jitter_ms, q.jitter_max_ms, q.rtt_ms
         FROM qos_legs q
         JOIN trunks t ON t.server = q.server AND t.name = q.endpoint AND t.in_catalogue
-        LEFT JOIN calls c ON c.server = q.server AND c.call_key = q.linkedid
+        LEFT JOIN LATERAL (
+            SELECT true AS found, c.tenant_id FROM calls c
+            WHERE c.server = q.server AND c.call_key = q.linkedid
+              AND c.started_at > q.at - interval '40 days' AND c.started_at <= q.at + interval '1 day'
+            LIMIT 1) near ON true
         WHERE q.at >= $1 AND q.at < $2 AND q.received > 0 AND ($3::text[] IS NULL OR q.server = ANY($3::text[]))
         ORDER BY q.server, q.endpoint, q.at
         """,
