@@ -29,6 +29,14 @@ def rounded(value: float | None, digits: int = 6) -> float | None:
     return None if value is None else round(value, digits)
 
 
+def hours_minutes_seconds(value: float | None, missing: str = "-") -> str:
+    """Seconds as ``H:MM:SS`` (hours unbounded), rounded to the second; ``missing`` for no value."""
+    if value is None:
+        return missing
+    hours, rest = divmod(round(value), 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)

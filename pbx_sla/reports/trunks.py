@@ -19,7 +19,7 @@ import asyncpg
 from pbx_sla.domain.support import below
 from pbx_sla.domain.trunks import Interval, Summary, trunk_summary
 from pbx_sla.reports.period import Period
-from pbx_sla.reports.render import Table
+from pbx_sla.reports.render import Table, hours_minutes_seconds
 from pbx_sla.reports.servers import ServerScope
 from pbx_sla.store.trunks import load_timeline
 
@@ -109,14 +109,6 @@ def as_json(period: Period, rows: Sequence[TrunkAvailability], scope: ServerScop
     return {"period": period.as_json(), **(scope.as_json() if scope else {}), "trunks": trunks}
 
 
-def _duration(value: float | None) -> str:
-    if value is None:
-        return "-"
-    total = round(value)
-    hours, rest = divmod(total, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
-
-
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.3f} %"
 
@@ -132,12 +124,12 @@ def as_table(report: dict[str, Any]) -> Table:
             _percent(t["availability"]),
             _percent(t["target"]),
             t["breach"],
-            _duration(t["up_seconds"]),
-            _duration(t["down_seconds"]),
-            _duration(t["unknown_seconds"]),
-            _duration(t["maintenance_seconds"]),
+            hours_minutes_seconds(t["up_seconds"]),
+            hours_minutes_seconds(t["down_seconds"]),
+            hours_minutes_seconds(t["unknown_seconds"]),
+            hours_minutes_seconds(t["maintenance_seconds"]),
             t["outage_count"],
-            _duration(t["mttr_seconds"]),
+            hours_minutes_seconds(t["mttr_seconds"]),
         )
         for t in report["trunks"]
     ]

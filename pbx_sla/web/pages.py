@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from pbx_sla import __version__
 from pbx_sla.domain.trunks import Segment
+from pbx_sla.reports.render import hours_minutes_seconds
 from pbx_sla.web import svg
 
 CSS = """
@@ -58,11 +59,7 @@ def pct(value: float | None, digits: int = 3) -> str:
 
 
 def duration(value: float | None) -> str:
-    if value is None:
-        return "–"
-    total = round(value)
-    hours, rest = divmod(total, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+    return hours_minutes_seconds(value, missing="–")
 
 
 def figure(value: Any, text: str | None = None, *, key: str, num: bool = True) -> str:
