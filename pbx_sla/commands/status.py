@@ -82,15 +82,24 @@ async def trunk_states(settings: Settings) -> tuple[list[dict[str, Any]], str | 
     return [dict(r) for r in rows], None
 
 
+#: Hangup events a server may send before `status` says its voice quality is not collected (a few non-RTP
+#: legs, e.g. Local channels, can hang up before the first leg whose handler reports)
+QOS_WARN_AFTER_HANGUPS = 20
+
+
 def qos_warnings(snapshot: dict[str, Any]) -> list[str]:
-    """Servers whose Hangup events carry no RTPAUDIOQOS variable: manager.conf lacks ``channelvars``."""
+    """Servers that sent Hangup events but neither source of voice quality: no ``UserEvent: PbxSlaQos`` from
+    the dialplan's hangup handler and no RTPAUDIOQOS variable on the Hangups (manager.conf ``channelvars``)."""
     per_server = (snapshot.get("features") or {}).get("qos") or {}
     return [
-        f"{server}: {c.get('hangups', 0)} Hangup events without RTPAUDIOQOS: voice quality is not collected; "
-        "set channelvars = RTPAUDIOQOS,RTPAUDIOQOSJITTER,RTPAUDIOQOSLOSS,RTPAUDIOQOSRTT,RTPAUDIOQOSMES,"
-        "CHANNEL(audionativeformat) in manager.conf [general] (docs/qos.md)"
+        f"{server}: {c.get('hangups', 0)} Hangup events but no PbxSlaQos UserEvent and no RTPAUDIOQOS variable: "
+        "voice quality is not collected; install the pbx-sla-qos hangup handler of asterisk_conf/extensions.conf "
+        "(and grant AMI read class `user`), or set channelvars = RTPAUDIOQOS,RTPAUDIOQOSJITTER,RTPAUDIOQOSLOSS,"
+        "RTPAUDIOQOSRTT,RTPAUDIOQOSMES,CHANNEL(audionativeformat) in manager.conf [general] (docs/qos.md)"
         for server, c in sorted(per_server.items())
-        if c.get("hangups", 0) > 0 and c.get("hangups_with_qos", 0) == 0
+        if c.get("hangups", 0) >= QOS_WARN_AFTER_HANGUPS
+        and c.get("hangups_with_qos", 0) == 0
+        and c.get("qos_events", 0) == 0
     ]
 
 

@@ -82,11 +82,17 @@ def parse_fields(variable: str, text: str, wanted: frozenset[str] | None = None)
         try:
             number = float(value)
         except ValueError:
-            raise QosParseError(f"{variable}: field {key!r} is not a number: {value.strip()!r}") from None
+            raise QosParseError(f"{variable}: field {key!r} is not a number: {_shown(value)}") from None
         if not math.isfinite(number) or number < 0:
-            raise QosParseError(f"{variable}: field {key!r} is out of range: {value.strip()!r}")
+            raise QosParseError(f"{variable}: field {key!r} is out of range: {_shown(value)}")
         out[key] = number
     return out
+
+
+def _shown(value: str) -> str:
+    """A rejected value as the warning shows it: quoted and escaped by repr(), at most 40 characters."""
+    text = value.strip()
+    return repr(text[:40]) + ("…" if len(text) > 40 else "")
 
 
 def jitter_units_to_ms(units: float, clock_rate: int = 8000) -> float:
@@ -166,13 +172,19 @@ def _leg_values(variables: Mapping[str, str]) -> tuple[Any, ...] | None:
     return fast if fast is not None else _field_leg_values(main_text, jitter_text, rtt_text)
 
 
-def _field_leg_values(main_text: str, jitter_text: str, rtt_text: str) -> tuple[Any, ...] | None:
-    """:func:`_leg_values` field by field, whatever the order, padding or spelling of the keys."""
-    main = parse_fields("RTPAUDIOQOS", main_text, _MAIN_FIELDS)
+_VARIABLE_LABELS = ("RTPAUDIOQOS", "RTPAUDIOQOSJITTER", "RTPAUDIOQOSRTT")
+
+
+def _field_leg_values(
+    main_text: str, jitter_text: str, rtt_text: str, labels: tuple[str, str, str] = _VARIABLE_LABELS
+) -> tuple[Any, ...] | None:
+    """:func:`_leg_values` field by field, whatever the order, padding or spelling of the keys. ``labels``
+    name the three texts' sources in error messages (the variables, or the UserEvent's headers)."""
+    main = parse_fields(labels[0], main_text, _MAIN_FIELDS)
     if not main:
         return None
-    jitter = parse_fields("RTPAUDIOQOSJITTER", jitter_text, _JITTER_FIELDS)
-    rtt = parse_fields("RTPAUDIOQOSRTT", rtt_text, _RTT_FIELDS)
+    jitter = parse_fields(labels[1], jitter_text, _JITTER_FIELDS)
+    rtt = parse_fields(labels[2], rtt_text, _RTT_FIELDS)
     received = _int(main.get("rxcount"))
     # a channel that received nothing has no loss of its own (Asterisk sometimes says lp=1 there)
     lost = _int(main.get("lp")) if received else 0
@@ -398,15 +410,24 @@ def figures(legs: Iterable[MeasuredLeg], poor_mos: float = DEFAULT_POOR_MOS) -> 
     )
 
 
-# -- the Hangup event → a ``qos_leg`` record ----------------------------------------------------------------
+# -- the hangup handler's UserEvent, or the Hangup event's variables → a ``qos_leg`` record -----------------
 
 KIND = "qos_leg"
 HANGUP = "Hangup"
+USER_EVENT = "UserEvent"
+#: ``UserEvent: PbxSlaQos``, sent once per leg by asterisk_conf/extensions.conf's hangup handler
+QOS_USER_EVENT = "PbxSlaQos"
+#: the handler's headers: ``CHANNEL(rtcp,all)``, ``CHANNEL(rtcp,all_jitter)`` and ``CHANNEL(rtcp,all_rtt)`` are
+#: the texts of ``RTPAUDIOQOS``, ``RTPAUDIOQOSJITTER`` and ``RTPAUDIOQOSRTT`` (chan_pjsip's channel_read_rtcp
+#: and the variables both print ``ast_rtp_instance_get_quality``), ``Codec`` is ``CHANNEL(audionativeformat)``
+USER_EVENT_HEADERS = ("Qos", "Jitter", "Rtt", "Codec")
+_USER_EVENT_LABELS = ("PbxSlaQos Qos", "PbxSlaQos Jitter", "PbxSlaQos Rtt")
 
 
 def hangup_record(server: str, event: Mapping[str, str]) -> dict[str, Any] | None:
-    """A ``Hangup`` event's leg quality as a ``qos_leg`` record's data; None when the channel had no RTP
-    (or the event carries no QoS variables). Raises ParseError / QosParseError naming the field at fault."""
+    """A ``Hangup`` event's leg quality (manager.conf ``channelvars``) as a ``qos_leg`` record's data; None
+    when the channel had no RTP (or the event carries no QoS variables). Raises ParseError / QosParseError
+    naming the field at fault."""
     main = event.get(_MAIN_KEY)
     if main is None:
         return None
@@ -416,9 +437,43 @@ def hangup_record(server: str, event: Mapping[str, str]) -> dict[str, Any] | Non
         values = _leg_values({name: event[key] for name, key in _EVENT_KEYS if key in event})
         if values is None:
             return None
+    return _leg_record(server, event, HANGUP, values, event.get(CODEC_KEY))
+
+
+def user_event_record(server: str, event: Mapping[str, str]) -> dict[str, Any] | None:
+    """A ``UserEvent: PbxSlaQos`` (the dialplan's hangup handler, one per leg) as the same ``qos_leg`` record
+    as :func:`hangup_record` gives for the leg's variables. None when the leg had no RTP session (the handler
+    then sends empty values: no data, not 0). Raises ParseError / QosParseError naming the header at fault;
+    every value is read as numbers or refused, none is stored as text but the codec's name."""
+    headers = event if "Qos" in event else _headers_any_case(event)
+    main = (headers.get("Qos") or "").strip()
+    if not main:
+        if "Qos" not in headers:
+            raise ParseError(QOS_USER_EVENT, "Qos", "is missing")
+        return None
+    jitter = (headers.get("Jitter") or "").strip()
+    rtt = (headers.get("Rtt") or "").strip()
+    values = _asterisk_leg_values(main, jitter, rtt)
+    if values is None:
+        values = _field_leg_values(main, jitter, rtt, _USER_EVENT_LABELS)
+        if values is None:
+            return None
+    return _leg_record(server, event, QOS_USER_EVENT, values, headers.get("Codec"))
+
+
+def _headers_any_case(event: Mapping[str, str]) -> dict[str, str]:
+    """The handler's headers whatever their case (``QoS:``, ``RTT:`` written by an admin)."""
+    wanted = {name.lower(): name for name in USER_EVENT_HEADERS}
+    return {wanted[key.lower()]: value for key, value in event.items() if key.lower() in wanted}
+
+
+def _leg_record(
+    server: str, event: Mapping[str, str], source: str, values: tuple[Any, ...], native: str | None
+) -> dict[str, Any]:
+    """The record of one leg: the channel snapshot's identity and time, the figures, the codec."""
     uniqueid = (event.get("Uniqueid") or event.get("UniqueID") or "").strip()
     if not uniqueid:
-        raise ParseError(HANGUP, "Uniqueid", "is missing or empty")
+        raise ParseError(source, "Uniqueid", "is missing or empty")
     channel = (event.get("Channel") or "").strip()
     record = {
         "server": server,
@@ -426,8 +481,8 @@ def hangup_record(server: str, event: Mapping[str, str]) -> dict[str, Any] | Non
         "linkedid": (event.get("Linkedid") or event.get("LinkedID") or "").strip() or None,
         "channel": channel,
         "endpoint": endpoint(channel),
-        "at": parse_timestamp(event, HANGUP).isoformat(),
-        "codec": native_format(event.get(CODEC_KEY)),
+        "at": parse_timestamp(event, source).isoformat(),
+        "codec": native_format(native),
     }
     record.update(zip(_LEG_FIELDS, values, strict=True))
     return record
@@ -435,12 +490,19 @@ def hangup_record(server: str, event: Mapping[str, str]) -> dict[str, Any] | Non
 
 #: manager.conf ``channelvars`` may name a function: CHANNEL(audionativeformat) gives ``(ulaw)`` or ``(ulaw|alaw)``
 CODEC_KEY = "ChanVariable(CHANNEL(audionativeformat))"
+_FORMAT_NAME = re.compile(r"[a-z0-9_.\-]{1,32}", re.IGNORECASE)
 
 
 def native_format(value: str | None) -> str | None:
-    """``(ulaw|alaw)`` → ``ulaw`` (the first of the channel's native formats); empty or absent → None."""
+    """``(ulaw|alaw)`` → ``ulaw`` (the first of the channel's native formats); empty or absent → None.
+
+    A format name is letters, digits, ``_.-`` (Asterisk's names): anything else raises QosParseError."""
     first = (value or "").strip().strip("()").split("|")[0].strip()
-    return first or None
+    if not first:
+        return None
+    if _FORMAT_NAME.fullmatch(first) is None:
+        raise QosParseError(f"codec: not a format name: {_shown(first)}")
+    return first
 
 
 _LEG_FIELDS = tuple(f.name for f in fields(LegQuality))

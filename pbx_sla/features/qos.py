@@ -1,21 +1,39 @@
-"""The voice-quality feature: AMI ``Hangup`` events → ``qos_leg`` records → :class:`~pbx_sla.store.qos.QosLegSink`.
+"""The voice-quality feature: per-leg RTP statistics from AMI → ``qos_leg`` records → :class:`QosLegSink`.
 
-manager.conf ``channelvars = RTPAUDIOQOS,…`` puts the RTP statistics on every ``Hangup`` event (class
-``call``). A channel without RTP (a Local channel, an unanswered leg) carries the variables empty and
-gives no record. A malformed event is logged (naming the field) and skipped.
+Two sources give the same record (:mod:`pbx_sla.domain.qos`):
 
-The feature counts, per server, Hangup events with and without the variables: ``status(ctx)`` feeds
-``pbx-sla status``, which warns when Hangup events arrive without them (the PBX is not configured).
+* ``UserEvent: PbxSlaQos`` (class ``user``), sent once per leg by the dialplan's hangup handler
+  (asterisk_conf/extensions.conf, the shipped configuration): one small event per leg, nothing added to
+  any other event;
+* the ``ChanVariable: RTPAUDIOQOS…`` lines of the ``Hangup`` event (class ``call``), with manager.conf
+  ``channelvars = RTPAUDIOQOS,…``: for PBXs whose dialplan cannot be changed (it costs every channel event
+  six lines, docs/qos.md).
+
+A PBX configured for both would record each leg twice (the two events have different timestamps, part of
+the row's key): the UserEvent comes first, and a Hangup whose uniqueid it already gave is skipped. A leg
+without RTP gives no record; a malformed event is logged (naming the field) and skipped.
+
+The feature counts, per server, Hangup events, those with the variables, PbxSlaQos events and legs recorded:
+``status(ctx)`` feeds ``pbx-sla status``, which warns when Hangups arrive but neither source delivers.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pbx_sla.domain.events import ParseError
-from pbx_sla.domain.qos import HANGUP, KIND, QosParseError, hangup_record
+from pbx_sla.domain.qos import (
+    HANGUP,
+    KIND,
+    QOS_USER_EVENT,
+    USER_EVENT,
+    QosParseError,
+    hangup_record,
+    user_event_record,
+)
 from pbx_sla.features import ServiceContext
 from pbx_sla.input_warnings import warn_input
 from pbx_sla.log import get_logger
@@ -25,28 +43,46 @@ from pbx_sla.store.qos import QosLegSink
 log = get_logger(__name__)
 
 _PROBE = "ChanVariable(RTPAUDIOQOS)"
+#: uniqueids recently recorded from a PbxSlaQos event, per server (a leg's Hangup follows within seconds)
+RECENT_LEGS = 4096
 
 
 @dataclass
 class HangupCounts:
-    """Per server: Hangup events seen, and those that carried the QoS variables (even empty)."""
+    """Per server: Hangup events seen, those that carried the QoS variables (even empty), PbxSlaQos events
+    seen, and legs recorded from either."""
 
     hangups: dict[str, int] = field(default_factory=dict)
     with_qos: dict[str, int] = field(default_factory=dict)
+    qos_events: dict[str, int] = field(default_factory=dict)
     legs: dict[str, int] = field(default_factory=dict)
+    #: server → uniqueids recorded from PbxSlaQos events, oldest first (bounded by RECENT_LEGS)
+    recent: dict[str, OrderedDict[str, None]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             server: {
-                "hangups": n,
+                "hangups": self.hangups.get(server, 0),
                 "hangups_with_qos": self.with_qos.get(server, 0),
+                "qos_events": self.qos_events.get(server, 0),
                 "legs_recorded": self.legs.get(server, 0),
             }
-            for server, n in sorted(self.hangups.items())
+            for server in sorted({*self.hangups, *self.qos_events})
         }
 
 
 _counts: dict[int, HangupCounts] = {}  # id(ctx) → counts (ServiceContext is not hashable)
+
+
+def _skipped(server: str, source: str, event: Mapping[str, str], exc: Exception) -> None:
+    warn_input(
+        log,
+        f"event.{source}",
+        f"{source} QoS values skipped",
+        server=server,
+        uniqueid=event.get("Uniqueid"),
+        error=str(exc),
+    )
 
 
 def hangup_handler(counts: HangupCounts) -> EventHandler:
@@ -55,17 +91,13 @@ def hangup_handler(counts: HangupCounts) -> EventHandler:
         if _PROBE not in event:
             return ()
         counts.with_qos[server] = counts.with_qos.get(server, 0) + 1
+        recent = counts.recent.get(server)
+        if recent and event.get("Uniqueid") in recent:
+            return ()  # this leg came with its PbxSlaQos event already
         try:
             data = hangup_record(server, event)
         except (ParseError, QosParseError) as exc:
-            warn_input(
-                log,
-                "event.Hangup",
-                "Hangup QoS variables skipped",
-                server=server,
-                uniqueid=event.get("Uniqueid"),
-                error=str(exc),
-            )
+            _skipped(server, HANGUP, event, exc)
             return ()
         if data is None:
             return ()
@@ -75,9 +107,33 @@ def hangup_handler(counts: HangupCounts) -> EventHandler:
     return handle
 
 
+def user_event_handler(counts: HangupCounts) -> EventHandler:
+    def handle(server: str, event: Mapping[str, str]) -> Iterable[Record]:
+        if event.get("UserEvent") != QOS_USER_EVENT:
+            return ()  # the support line's PbxSlaSupport and the PBX's own
+        counts.qos_events[server] = counts.qos_events.get(server, 0) + 1
+        try:
+            data = user_event_record(server, event)
+        except (ParseError, QosParseError) as exc:
+            _skipped(server, QOS_USER_EVENT, event, exc)
+            return ()
+        if data is None:
+            return ()
+        recent = counts.recent.get(server)
+        if recent is None:
+            recent = counts.recent[server] = OrderedDict()
+        recent[data["uniqueid"]] = None
+        if len(recent) > RECENT_LEGS:
+            recent.popitem(last=False)
+        counts.legs[server] = counts.legs.get(server, 0) + 1
+        return (Record(KIND, data),)
+
+    return handle
+
+
 def event_handlers(ctx: ServiceContext) -> Mapping[str, EventHandler]:
     counts = _counts.setdefault(id(ctx), HangupCounts())
-    return {HANGUP: hangup_handler(counts)}
+    return {HANGUP: hangup_handler(counts), USER_EVENT: user_event_handler(counts)}
 
 
 def sinks(ctx: ServiceContext) -> Sequence[Sink]:
@@ -85,6 +141,6 @@ def sinks(ctx: ServiceContext) -> Sequence[Sink]:
 
 
 def status(ctx: ServiceContext) -> dict[str, Any]:
-    """Per server: ``hangups``, ``hangups_with_qos``, ``legs_recorded`` since the daemon started."""
+    """Per server: ``hangups``, ``hangups_with_qos``, ``qos_events``, ``legs_recorded`` since the daemon started."""
     counts = _counts.get(id(ctx))
     return counts.as_dict() if counts else {}
