@@ -33,7 +33,9 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from pbx_sla.domain.cdr import endpoint
@@ -185,6 +187,13 @@ def _field_leg_values(
         return None
     jitter = parse_fields(labels[1], jitter_text, _JITTER_FIELDS)
     rtt = parse_fields(labels[2], rtt_text, _RTT_FIELDS)
+    return _values_from_fields(main, jitter, rtt)
+
+
+def _values_from_fields(
+    main: Mapping[str, float], jitter: Mapping[str, float], rtt: Mapping[str, float]
+) -> tuple[Any, ...]:
+    """:class:`LegQuality`'s fields from parsed ``key → number`` maps (see the module docstring)."""
     received = _int(main.get("rxcount"))
     # a channel that received nothing has no loss of its own (Asterisk sometimes says lp=1 there)
     lost = _int(main.get("lp")) if received else 0
@@ -209,18 +218,24 @@ def _field_leg_values(
 _COUNT = r"(\d{1,15})"  # exact as a float too, like the field-by-field path
 _NUMBER = r"(\d+\.\d+)"
 _SKIP = r"\d+(?:\.\d+)?"
+_MAIN_PATTERN = (
+    rf"ssrc={_SKIP};themssrc={_SKIP};lp={_COUNT};rxjitter={_NUMBER};rxcount={_COUNT};txjitter={_NUMBER};"
+    rf"txcount={_COUNT};rlp={_COUNT};rtt={_NUMBER};rxmes={_SKIP};txmes={_NUMBER}"
+)
 #: Asterisk 22's exact layouts (rtp_engine.c, ``%u``/``%d``/``%f``): the ingest path reads a leg with three
 #: matches instead of split loops; any other text (another order, a padded key, a malformed or negative value)
 #: takes :func:`parse_fields`, which names the fault. tests/unit/test_qos.py checks both give the same figures.
-_MAIN_LAYOUT = re.compile(
-    rf"ssrc={_SKIP};themssrc={_SKIP};lp={_COUNT};rxjitter={_NUMBER};rxcount={_COUNT};txjitter={_NUMBER};"
-    rf"txcount={_COUNT};rlp={_COUNT};rtt={_NUMBER};rxmes={_SKIP};txmes={_NUMBER};?"
-)
+_MAIN_LAYOUT = re.compile(_MAIN_PATTERN + ";?")
 _JITTER_LAYOUT = re.compile(
     rf"minrxjitter={_SKIP};maxrxjitter={_NUMBER};avgrxjitter={_NUMBER};stdevrxjitter={_SKIP};"
     rf"mintxjitter={_SKIP};maxtxjitter={_SKIP};avgtxjitter={_SKIP};stdevtxjitter={_SKIP};?"
 )
 _RTT_LAYOUT = re.compile(rf" *minrtt={_SKIP}; *maxrtt={_NUMBER}; *avgrtt={_NUMBER}; *stdevrtt={_SKIP};?")
+#: the shipped hangup handler's ``Qos`` header: ``CHANNEL(rtcp,all)`` (RTPAUDIOQOS's text), then four single
+#: ``CHANNEL(rtcp,…)`` items under the keys RTPAUDIOQOSJITTER and RTPAUDIOQOSRTT give them (``%f`` each)
+_USER_LAYOUT = re.compile(
+    _MAIN_PATTERN + rf";maxrxjitter={_NUMBER};avgrxjitter={_NUMBER};maxrtt={_NUMBER};avgrtt={_NUMBER};?"
+)
 
 
 def _asterisk_leg_values(main: str, jitter: str, rtt: str) -> tuple[Any, ...] | None:
@@ -229,18 +244,39 @@ def _asterisk_leg_values(main: str, jitter: str, rtt: str) -> tuple[Any, ...] | 
     found = _MAIN_LAYOUT.fullmatch(main)
     if found is None:
         return None
-    lp, rxjitter, rxcount, txjitter, txcount, rlp, rtt_text, txmes = found.groups()
     max_jitter = avg_jitter = max_rtt = avg_rtt = None
     if jitter:
-        found = _JITTER_LAYOUT.fullmatch(jitter)
-        if found is None:
+        found_jitter = _JITTER_LAYOUT.fullmatch(jitter)
+        if found_jitter is None:
             return None
-        max_jitter, avg_jitter = found.groups()
+        max_jitter, avg_jitter = found_jitter.groups()
     if rtt:
-        found = _RTT_LAYOUT.fullmatch(rtt)
-        if found is None:
+        found_rtt = _RTT_LAYOUT.fullmatch(rtt)
+        if found_rtt is None:
             return None
-        max_rtt, avg_rtt = found.groups()
+        max_rtt, avg_rtt = found_rtt.groups()
+    lp, rxjitter, rxcount, txjitter, txcount, rlp, rtt_text, txmes = found.groups()
+    return _layout_values(
+        lp, rxjitter, rxcount, txjitter, txcount, rlp, rtt_text, txmes, max_jitter, avg_jitter, max_rtt, avg_rtt
+    )
+
+
+def _layout_values(
+    lp: str,
+    rxjitter: str,
+    rxcount: str,
+    txjitter: str,
+    txcount: str,
+    rlp: str,
+    rtt_text: str,
+    txmes: str,
+    max_jitter: str | None,
+    avg_jitter: str | None,
+    max_rtt: str | None,
+    avg_rtt: str | None,
+) -> tuple[Any, ...]:
+    """:class:`LegQuality`'s fields from the numbers a layout match captured (texts known to be numbers);
+    the same figures as :func:`_values_from_fields`."""
     received = int(rxcount)
     rtt_s: float | None = float(rtt_text)
     if not rtt_s:
@@ -417,11 +453,14 @@ HANGUP = "Hangup"
 USER_EVENT = "UserEvent"
 #: ``UserEvent: PbxSlaQos``, sent once per leg by asterisk_conf/extensions.conf's hangup handler
 QOS_USER_EVENT = "PbxSlaQos"
-#: the handler's headers: ``CHANNEL(rtcp,all)``, ``CHANNEL(rtcp,all_jitter)`` and ``CHANNEL(rtcp,all_rtt)`` are
-#: the texts of ``RTPAUDIOQOS``, ``RTPAUDIOQOSJITTER`` and ``RTPAUDIOQOSRTT`` (chan_pjsip's channel_read_rtcp
-#: and the variables both print ``ast_rtp_instance_get_quality``), ``Codec`` is ``CHANNEL(audionativeformat)``
-USER_EVENT_HEADERS = ("Qos", "Jitter", "Rtt", "Codec")
+#: the handler's headers. ``Qos``: ``CHANNEL(rtcp,all)``, the text of ``RTPAUDIOQOS`` (chan_pjsip's
+#: channel_read_rtcp and the variable both print ``ast_rtp_instance_get_quality``), then ``local_maxjitter``,
+#: ``local_normdevjitter``, ``maxrtt`` and ``normdevrtt`` under the keys RTPAUDIOQOSJITTER and RTPAUDIOQOSRTT
+#: print them with (``maxrxjitter``, ``avgrxjitter``, ``maxrtt``, ``avgrtt``). ``Codec``:
+#: ``CHANNEL(audionativeformat)``. ``Jitter``/``Rtt`` (``CHANNEL(rtcp,all_jitter|all_rtt)``): also read.
+USER_EVENT_HEADERS = ("Qos", "Codec", "Jitter", "Rtt")
 _USER_EVENT_LABELS = ("PbxSlaQos Qos", "PbxSlaQos Jitter", "PbxSlaQos Rtt")
+_USER_FIELDS = _MAIN_FIELDS | _JITTER_FIELDS | _RTT_FIELDS
 
 
 def hangup_record(server: str, event: Mapping[str, str]) -> dict[str, Any] | None:
@@ -443,21 +482,36 @@ def hangup_record(server: str, event: Mapping[str, str]) -> dict[str, Any] | Non
 def user_event_record(server: str, event: Mapping[str, str]) -> dict[str, Any] | None:
     """A ``UserEvent: PbxSlaQos`` (the dialplan's hangup handler, one per leg) as the same ``qos_leg`` record
     as :func:`hangup_record` gives for the leg's variables. None when the leg had no RTP session (the handler
-    then sends empty values: no data, not 0). Raises ParseError / QosParseError naming the header at fault;
-    every value is read as numbers or refused, none is stored as text but the codec's name."""
+    then sends an empty ``Qos``: no data, not 0). Raises ParseError / QosParseError naming the header and the
+    field at fault; every value is read as a number or refused, none is kept as text but the codec's name.
+
+    ``Qos`` is ``CHANNEL(rtcp,all)`` followed by ``;maxrxjitter=…;avgrxjitter=…;maxrtt=…;avgrtt=…``
+    (asterisk_conf/extensions.conf); a handler written with separate ``Jitter:`` and ``Rtt:`` headers
+    (``CHANNEL(rtcp,all_jitter)``, ``CHANNEL(rtcp,all_rtt)``) is read as well."""
     headers = event if "Qos" in event else _headers_any_case(event)
-    main = (headers.get("Qos") or "").strip()
-    if not main:
-        if "Qos" not in headers:
-            raise ParseError(QOS_USER_EVENT, "Qos", "is missing")
+    text = headers.get("Qos")
+    if text is None:
+        raise ParseError(QOS_USER_EVENT, "Qos", "is missing")
+    if not text or text.isspace():
         return None
-    jitter = (headers.get("Jitter") or "").strip()
-    rtt = (headers.get("Rtt") or "").strip()
-    values = _asterisk_leg_values(main, jitter, rtt)
-    if values is None:
-        values = _field_leg_values(main, jitter, rtt, _USER_EVENT_LABELS)
-        if values is None:
-            return None
+    jitter = headers.get("Jitter")
+    rtt = headers.get("Rtt")
+    values = None
+    if jitter is None and rtt is None:
+        found = _USER_LAYOUT.fullmatch(text)
+        if found is not None:
+            values = _layout_values(*found.groups())
+    else:
+        values = _asterisk_leg_values(text, (jitter or "").strip(), (rtt or "").strip())
+    if values is None:  # another layout or a fault: field by field, naming it
+        fields = parse_fields(_USER_EVENT_LABELS[0], text, _USER_FIELDS)
+        if jitter:
+            fields.update(parse_fields(_USER_EVENT_LABELS[1], jitter, _JITTER_FIELDS))
+        if rtt:
+            fields.update(parse_fields(_USER_EVENT_LABELS[2], rtt, _RTT_FIELDS))
+        if "rxcount" not in fields:
+            raise QosParseError(f"{_USER_EVENT_LABELS[0]}: field 'rxcount' is missing")
+        values = _values_from_fields(fields, fields, fields)
     return _leg_record(server, event, QOS_USER_EVENT, values, headers.get("Codec"))
 
 
@@ -470,22 +524,54 @@ def _headers_any_case(event: Mapping[str, str]) -> dict[str, str]:
 def _leg_record(
     server: str, event: Mapping[str, str], source: str, values: tuple[Any, ...], native: str | None
 ) -> dict[str, Any]:
-    """The record of one leg: the channel snapshot's identity and time, the figures, the codec."""
+    """The record of one leg: the channel snapshot's identity and time, the figures, the codec (once per leg on
+    the ingest path: one dict literal, no zip)."""
     uniqueid = (event.get("Uniqueid") or event.get("UniqueID") or "").strip()
     if not uniqueid:
         raise ParseError(source, "Uniqueid", "is missing or empty")
     channel = (event.get("Channel") or "").strip()
-    record = {
+    received, lost, sent, jitter, jitter_max, jitter_avg, far_lost, far_jitter, rtt, rtt_max, mes = values
+    return {
         "server": server,
         "uniqueid": uniqueid,
         "linkedid": (event.get("Linkedid") or event.get("LinkedID") or "").strip() or None,
         "channel": channel,
         "endpoint": endpoint(channel),
-        "at": parse_timestamp(event, source).isoformat(),
+        "at": _instant(event, source),
         "codec": native_format(native),
+        # LegQuality's fields, in its order (tests/unit/test_qos.py checks the names)
+        "received": received,
+        "lost": lost,
+        "sent": sent,
+        "jitter_ms": jitter,
+        "jitter_max_ms": jitter_max,
+        "jitter_avg_ms": jitter_avg,
+        "far_lost": far_lost,
+        "far_jitter_ms": far_jitter,
+        "rtt_ms": rtt,
+        "rtt_max_ms": rtt_max,
+        "asterisk_mes": mes,
     }
-    record.update(zip(_LEG_FIELDS, values, strict=True))
-    return record
+
+
+def _instant(event: Mapping[str, str], source: str) -> str:
+    """The event's ``Timestamp`` as ISO 8601 UTC (what the record carries): Asterisk's ``%ld.%06lu`` with the
+    date part of its second cached (one record per leg: this is on the ingest path); other forms through
+    :func:`parse_timestamp`, which names a fault."""
+    seconds, _, fraction = (event.get("Timestamp") or "").partition(".")
+    if len(fraction) == 6 and fraction.isdigit() and seconds.isdigit() and (seconds + fraction).isascii():
+        prefix = _second_iso(seconds)
+        if prefix is not None:
+            return f"{prefix}.{fraction}+00:00"
+    return parse_timestamp(event, source).isoformat()
+
+
+@lru_cache(maxsize=256)
+def _second_iso(seconds: str) -> str | None:
+    try:
+        return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        return None  # parse_timestamp says why
 
 
 #: manager.conf ``channelvars`` may name a function: CHANNEL(audionativeformat) gives ``(ulaw)`` or ``(ulaw|alaw)``
@@ -493,10 +579,12 @@ CODEC_KEY = "ChanVariable(CHANNEL(audionativeformat))"
 _FORMAT_NAME = re.compile(r"[a-z0-9_.\-]{1,32}", re.IGNORECASE)
 
 
+@lru_cache(maxsize=64)
 def native_format(value: str | None) -> str | None:
     """``(ulaw|alaw)`` → ``ulaw`` (the first of the channel's native formats); empty or absent → None.
 
-    A format name is letters, digits, ``_.-`` (Asterisk's names): anything else raises QosParseError."""
+    A format name is letters, digits, ``_.-`` (Asterisk's names): anything else raises QosParseError (not
+    cached). Cached: a PBX has a handful of format lists."""
     first = (value or "").strip().strip("()").split("|")[0].strip()
     if not first:
         return None

@@ -19,7 +19,6 @@ The feature counts, per server, Hangup events, those with the variables, PbxSlaQ
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,8 +55,8 @@ class HangupCounts:
     with_qos: dict[str, int] = field(default_factory=dict)
     qos_events: dict[str, int] = field(default_factory=dict)
     legs: dict[str, int] = field(default_factory=dict)
-    #: server → uniqueids recorded from PbxSlaQos events, oldest first (bounded by RECENT_LEGS)
-    recent: dict[str, OrderedDict[str, None]] = field(default_factory=dict)
+    #: server → uniqueids recorded from PbxSlaQos events, oldest first (at most twice RECENT_LEGS)
+    recent: dict[str, dict[str, None]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -121,10 +120,10 @@ def user_event_handler(counts: HangupCounts) -> EventHandler:
             return ()
         recent = counts.recent.get(server)
         if recent is None:
-            recent = counts.recent[server] = OrderedDict()
+            recent = counts.recent[server] = {}
         recent[data["uniqueid"]] = None
-        if len(recent) > RECENT_LEGS:
-            recent.popitem(last=False)
+        if len(recent) > 2 * RECENT_LEGS:  # keep the newest RECENT_LEGS (dicts keep insertion order)
+            counts.recent[server] = dict.fromkeys(list(recent)[-RECENT_LEGS:])
         counts.legs[server] = counts.legs.get(server, 0) + 1
         return (Record(KIND, data),)
 

@@ -4,7 +4,10 @@ what was injected.
 A sipp caller on trunk-a's carrier port dials acme's DID (the support line queues it, a sipp agent answers)
 and plays a pcap written by ``rtp_pcap``: G.711 packets with dropped sequence numbers (loss 0/5/10 %) or
 every other packet late (jitter 20 ms on 20 ms packets, 40 ms on 40 ms packets). The real daemon collects
-the Hangup events' RTPAUDIOQOS variables. Checked against the truth computed from each pcap's schedule:
+the ``UserEvent: PbxSlaQos`` that asterisk_conf's hangup handler sends for each leg (the caller's, pushed in
+the dialplan, and the agents', through Queue's ``b()`` option); with the shipped manager.conf (no
+``channelvars``) the Hangup events carry no RTPAUDIOQOS, so the stored rows can only come from the
+UserEvents (each row's time is its UserEvent's). Checked against the truth computed from each pcap's schedule:
 
 * loss exactly (lost and received packets per leg and summed per trunk and tenant);
 * jitter within ±1.5 ms per leg, and the packet-weighted mean within ±1 ms (the injected jitters are 20 and
@@ -26,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from pbx_sla.domain.events import parse_timestamp
 from pbx_sla.domain.qos import codec, leg_from_record, leg_mos
 
 from . import harness
@@ -91,6 +95,8 @@ async def test_qos_of_calls_with_known_loss_and_jitter(
 
     realtime_asterisk(asterisk)
     truth: dict[str, tuple[Stream, str]] = {}  # case → (stream, linkedid)
+    first_event = ami.mark()
+    log_since = asterisk.log_offset()
     daemon.start()
     try:
         await wait_for(db, "SELECT resynced_at FROM ami_sessions WHERE server = $1", server)
@@ -108,20 +114,41 @@ async def test_qos_of_calls_with_known_loss_and_jitter(
         await wait_for(db, "SELECT count(*) >= $1 FROM calls WHERE server = $2", len(CASES), server)
         status = pbx_sla(env, "--config", str(config), "status", "--format", "json")
         assert status.returncode == 0, status.stderr
-        assert json.loads(status.stdout)["warnings"] == []  # the Hangup events carry RTPAUDIOQOS
+        assert json.loads(status.stdout)["warnings"] == []  # the PbxSlaQos UserEvents arrive
+        skipped = json.loads(status.stdout)["input_warnings"]["by_kind"]
+        assert not {k for k in skipped if "PbxSlaQos" in k or "Hangup" in k}, skipped  # no event refused
     finally:
         assert daemon.stop() == 0, daemon.log_tail()
 
+    # the source: one PbxSlaQos UserEvent per PJSIP leg (the caller's and every agent leg the queue rang),
+    # before the leg's Hangup, which carries no RTPAUDIOQOS (no channelvars in the shipped manager.conf)
+    events = ami.events[first_event:]
+    hangups = [e for e in events if e.get("Event") == "Hangup" and e.get("Channel", "").startswith("PJSIP/")]
+    assert hangups and not [e for e in hangups if "ChanVariable" in e or "RTPAUDIOQOS" in str(e)]
+    qos_events = {
+        e["Uniqueid"]: e for e in events if e.get("Event") == "UserEvent" and e.get("UserEvent") == "PbxSlaQos"
+    }
+    assert set(qos_events) == {e["Uniqueid"] for e in hangups}
+    assert all(e["Codec"] == "(ulaw)" for e in qos_events.values())
+    answered = [e for e in qos_events.values() if e["ChannelStateDesc"] == "Up"]
+    assert all("maxrxjitter=" in e["Qos"] and "avgrtt=" in e["Qos"] for e in answered)
+    assert all(e["Qos"] == "" for e in qos_events.values() if e["ChannelStateDesc"] != "Up")  # rang only: no data
+    agents = [e for e in answered if e["Channel"].startswith("PJSIP/agent")]
+    assert len(agents) == len(answered) - len(CASES) == len(CASES)  # each call: the trunk leg, the agent's
+    if asterisk.sandbox:
+        assert asterisk.unexpected_problems(since=log_since) == []  # the handler logs nothing
     # per leg: what Asterisk measured on the trunk leg against the injected truth
     for name, (stream, linkedid) in truth.items():
         row = await db.fetchrow(
             "SELECT * FROM qos_legs WHERE server = $1 AND linkedid = $2 AND endpoint = 'trunk-a'", server, linkedid
         )
         assert row is not None, name
+        source = qos_events[row["uniqueid"]]
+        assert row["at"] == parse_timestamp(source, "UserEvent"), name  # the UserEvent's time, not the Hangup's
         assert (row["received"], row["lost"]) == (stream.received, stream.lost), name
         assert row["jitter_ms"] == pytest.approx(stream.jitter_ms(), abs=1.5), (name, dict(row))
         assert row["rtt_ms"] is None and row["far_lost"] is None  # sipp sends no RTCP: no data, not 0
-        assert row["codec"] == "ulaw", name  # CHANNEL(audionativeformat) through channelvars: the caller offers PCMU
+        assert row["codec"] == "ulaw", name  # the UserEvent's CHANNEL(audionativeformat): the caller offers PCMU
         loss_pct = 100 * stream.lost / (stream.received + stream.lost)
         expected = mos_formula(loss_pct, stream.jitter_ms())
         assert leg_mos(leg_from_record(dict(row)), codec(row["codec"])) == pytest.approx(expected, abs=0.05), name

@@ -89,6 +89,14 @@ async def test_abandoned_call_then_callback(
         result = sipp.call("staff", "00420777000001", source="staff", hold_seconds=3)
         assert result.ok, result.stderr[-3000:]
         ami.wait_event("Cdr", Destination="00420777000001", Disposition="ANSWERED", start=mark, timeout=20)
+        # the outbound route's legs report their voice quality: the staff phone's (pushed in the dialplan)
+        # and the trunk's (Dial's b() option), each in one PbxSlaQos UserEvent (docs/qos.md)
+        qos_legs = {
+            e["Channel"].rpartition("-")[0]
+            for e in ami.events[mark:]
+            if e.get("Event") == "UserEvent" and e.get("UserEvent") == "PbxSlaQos" and e.get("Qos")
+        }
+        assert qos_legs == {"PJSIP/staff", "PJSIP/trunk-a"}, qos_legs
 
         await wait_for(db, "SELECT count(*) = 1 FROM support_calls")
         await wait_for(db, "SELECT count(*) >= 1 FROM queue_events WHERE event = 'QueueCallerAbandon'")
