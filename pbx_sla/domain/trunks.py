@@ -30,7 +30,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -362,23 +362,53 @@ def combine(summaries: Iterable[Summary]) -> Combined:
     )
 
 
+_UNKNOWN, _DOWN, _MAINTENANCE = Category.UNKNOWN.value, Category.DOWN.value, Category.MAINTENANCE.value
+
+
+def _on_unknown(period: Interval, top: Sequence[Segment]) -> list[Segment]:
+    """``overlay([period as unknown], top)`` for ``top`` sorted, non-overlapping and inside ``period``: the
+    gaps are unknown, adjacent equal values merged. One pass, no closure (a month of 100 trunks is ~10,000
+    segments: this is the dashboard's hottest loop)."""
+    out: list[Segment] = []
+    at = period.start
+    for t in top:
+        if t.start >= t.end:
+            continue
+        if t.start > at:
+            if out and out[-1].value == _UNKNOWN:
+                out[-1] = Segment(out[-1].start, t.start, _UNKNOWN)
+            else:
+                out.append(Segment(at, t.start, _UNKNOWN))
+        if out and out[-1].value == t.value and out[-1].end == t.start:
+            out[-1] = Segment(out[-1].start, t.end, t.value)
+        else:
+            out.append(t)
+        at = t.end
+    if at < period.end:
+        if out and out[-1].value == _UNKNOWN:
+            out[-1] = Segment(out[-1].start, period.end, _UNKNOWN)
+        else:
+            out.append(Segment(at, period.end, _UNKNOWN))
+    return out
+
+
 def classify(period: Interval, known: Sequence[Segment], maintenance: Iterable[Interval] = ()) -> list[Segment]:
     """The period cut into consecutive category segments covering it exactly."""
     if period.start >= period.end:
         return []
-    base = [Segment(period.start, period.end, Category.UNKNOWN.value)]
+    start, end = period.start, period.end
     clipped = [
-        Segment(max(s.start, period.start), min(s.end, period.end), s.value)
+        s if start <= s.start and s.end <= end else Segment(max(s.start, start), min(s.end, end), s.value)
         for s in known
-        if s.end > period.start and s.start < period.end
+        if s.end > start and s.start < end
     ]
-    timeline = overlay(base, clipped)
+    timeline = _on_unknown(period, clipped)
     maint = [
-        Segment(max(iv.start, period.start), min(iv.end, period.end), Category.MAINTENANCE.value)
+        Segment(max(iv.start, start), min(iv.end, end), _MAINTENANCE)
         for iv in merge_intervals(maintenance)
-        if iv.end > period.start and iv.start < period.end
+        if iv.end > start and iv.start < end
     ]
-    return overlay(timeline, maint)
+    return overlay(timeline, maint) if maint else timeline  # painting nothing over it would copy it
 
 
 def summarize(period: Interval, known: Sequence[Segment], maintenance: Iterable[Interval] = ()) -> Summary:
@@ -389,7 +419,7 @@ def summarize(period: Interval, known: Sequence[Segment], maintenance: Iterable[
     outages: list[Outage] = []
     for seg in timeline:
         totals[seg.value] += seg.end - seg.start
-        if seg.value == Category.DOWN.value:
+        if seg.value == _DOWN:
             outages.append(Outage(seg.start, seg.end))
     return Summary(
         period=period,
@@ -410,3 +440,42 @@ def trunk_summary(
 ) -> Summary:
     """The whole pipeline for one trunk: sessions + observations + maintenance → :class:`Summary`."""
     return summarize(period, known_segments(sessions, observations), maintenance)
+
+
+# -- UTC days: the unit in which known states are kept once a day is over -----------------------------------
+
+
+def utc_day(instant: datetime) -> date:
+    """The UTC calendar day ``instant`` falls in."""
+    return instant.astimezone(UTC).date()
+
+
+def utc_midnight(day: date) -> datetime:
+    """The instant ``day`` starts in UTC."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def clip(segments: Iterable[Segment], start: datetime, end: datetime) -> list[Segment]:
+    """The parts of ``segments`` inside ``[start, end)`` (sorted in, sorted out; empty parts dropped)."""
+    return [Segment(max(s.start, start), min(s.end, end), s.value) for s in segments if s.end > start and s.start < end]
+
+
+def by_utc_day(segments: Sequence[Segment], first: date, last: date) -> dict[date, list[Segment]]:
+    """Each UTC day of ``first..last`` → ``segments`` clipped to it (``[]`` for a day without any). Their
+    concatenation in day order is ``segments`` clipped to those days, cut at midnight: :func:`classify`
+    merges the cut parts again, so a summary over the concatenation equals one over ``segments``."""
+    out: dict[date, list[Segment]] = {}
+    i, n = 0, len(segments)
+    day = first
+    while day <= last:
+        start, end = utc_midnight(day), utc_midnight(day + timedelta(days=1))
+        while i < n and segments[i].end <= start:
+            i += 1
+        j, mine = i, []
+        while j < n and segments[j].start < end:
+            s = segments[j]
+            mine.append(Segment(max(s.start, start), min(s.end, end), s.value))
+            j += 1
+        out[day] = [s for s in mine if s.start < s.end]
+        day += timedelta(days=1)
+    return out

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -110,6 +110,8 @@ async def sla_report(
     if trunk_rows is None:
         trunk_rows = await trunk_availability(conn, period, needed) if needed else []
     summaries = {(r.server, r.trunk): r for r in trunk_rows}
+    fees: dict[tuple[Decimal, date | None, int], Decimal] = {}
+    rules: dict[str, tuple[CreditRule, ...]] = {}
     out = []
     for t in tenants:
         figures = service.get(t["id"]) or NO_SUPPORT_CALLS
@@ -128,11 +130,18 @@ async def sla_report(
             "availability": t["availability_target"],
             "reaction": tier.reaction_share_target if tier else None,
         }
-        period_fee = fee(t["price_per_year"], contract_days(days, t["contract_start"], t["contract_end"]))
+        under_contract = contract_days(days, t["contract_start"], t["contract_end"])
+        fee_key = (t["price_per_year"], under_contract[0] if under_contract else None, len(under_contract))
+        if fee_key not in fees:  # 500 tenants on a few prices: exact Fraction arithmetic once per price
+            fees[fee_key] = fee(t["price_per_year"], under_contract)
+        period_fee = fees[fee_key]
         qos = figures_json(*quality[t["id"]]) if t["id"] in quality else None
         if t["id"] in quality:
             actuals.update({metric: quality[t["id"]][0].metric(metric) for metric in QOS_METRICS})
-        percent = credit_percent(_credits(t["credits"]), actuals)
+        raw_credits = t["credits"] if isinstance(t["credits"], str) else json.dumps(t["credits"])
+        if raw_credits not in rules:
+            rules[raw_credits] = _credits(t["credits"])
+        percent = credit_percent(rules[raw_credits], actuals)
         contract = scope.fleet  # money and prepaid hours belong to the whole contract, not to one server's share
         out.append(
             {

@@ -1,7 +1,9 @@
 """The ``trunks`` report: availability, outages and MTTR per trunk, and the figures the SLA report reuses.
 
-Every figure comes from :func:`pbx_sla.domain.trunks.trunk_summary`; this module only loads, shapes and
-renders. JSON keys and where each is computed: docs/figures.md.
+Every figure comes from :func:`pbx_sla.domain.trunks.summarize` (what
+:func:`pbx_sla.domain.trunks.trunk_summary` does after replaying the observations) over the known states of
+:func:`pbx_sla.store.trunk_days.load_known`; this module only loads, shapes and renders. JSON keys and
+where each is computed: docs/figures.md.
 ``target`` is the trunk's own ``availability_target`` (the catalogue's ``[[trunks]]``), else null: tier
 targets belong to tenants and are judged by the ``sla`` report over a tenant's trunks combined.
 """
@@ -10,18 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
 from pbx_sla.domain.support import below
-from pbx_sla.domain.trunks import Interval, Summary, trunk_summary
+from pbx_sla.domain.trunks import Interval, Summary, summarize
 from pbx_sla.reports.period import Period
 from pbx_sla.reports.render import Table, hours_minutes_seconds
 from pbx_sla.reports.servers import ServerScope
-from pbx_sla.store.trunks import load_timeline
+from pbx_sla.store.trunk_days import load_known
 
 
 def seconds(value: timedelta) -> float:
@@ -65,13 +67,16 @@ async def trunk_availability(
     trunks: Sequence[tuple[str, str]] | None = None,
     *,
     servers: Sequence[str] | None = None,
+    now: datetime | None = None,
 ) -> list[TrunkAvailability]:
     """Per trunk over ``period``. ``trunks``: only these (server, name) pairs (e.g. one tenant's);
-    ``servers``: only the trunks of these servers (``--server``; None: every server)."""
+    ``servers``: only the trunks of these servers (``--server``; None: every server). Known states of the
+    UTC days over by ``now`` (default: the current time) are read as kept (:mod:`pbx_sla.store.trunk_days`),
+    the rest replayed: the same summary as :func:`pbx_sla.domain.trunks.trunk_summary` of the period."""
     bounds = Interval(period.start, period.end)
     out = []
-    for t in await load_timeline(conn, period, servers, trunks):
-        summary = trunk_summary(bounds, t.sessions, t.observations, t.maintenance)
+    for t in await load_known(conn, period, servers, trunks, now=now):
+        summary = summarize(bounds, t.segments, t.maintenance)
         out.append(TrunkAvailability(t.info.server, t.info.trunk, t.info.in_catalogue, t.info.target, summary))
     return out
 

@@ -187,7 +187,8 @@ async def _observations(
 ) -> dict[str, list[Observation]]:
     out: dict[str, list[Observation]] = {n: [] for n in names}
     # the state at the period's start: the latest row per (trunk, source, key) since each covering session's
-    # login replays to the same state as all of them (docs/trunks.md), and stays small over a busy year
+    # login replays to the same state as all of them (docs/trunks.md), and stays small over a busy year; of
+    # two rows of one key at one instant the replay applies the greater status last, so that one is taken
     for session in sessions:
         if session.start >= period.start:
             continue
@@ -196,7 +197,7 @@ async def _observations(
             SELECT DISTINCT ON (trunk, source, key) trunk, at, source, key, status, rtt_usec
               FROM trunk_observations
              WHERE server = $1 AND trunk = ANY($2::text[]) AND at >= $3 AND at < $4
-             ORDER BY trunk, source, key, at DESC, status
+             ORDER BY trunk, source, key, at DESC, status DESC
             """,
             server,
             names,
@@ -250,18 +251,50 @@ async def load_timeline(
     ``trunks``: only these (server, name) pairs (the SLA report's tenant trunks); otherwise the catalogue's
     active trunks, PBX-only trunks seen before the period's end, and any trunk observed in the period.
     """
-    infos = await _trunk_rows(conn, period, servers, trunks)
+    return await timelines(conn, await _trunk_rows(conn, period, servers, trunks), period)
+
+
+async def trunk_rows(
+    conn: asyncpg.Connection,
+    period: PeriodLike,
+    servers: Sequence[str] | None = None,
+    trunks: Sequence[tuple[str, str]] | None = None,
+) -> list[TrunkInfo]:
+    """The trunks :func:`load_timeline` reports, without their timelines."""
+    return await _trunk_rows(conn, period, servers, trunks)
+
+
+async def timelines(conn: asyncpg.Connection, infos: Sequence[TrunkInfo], period: PeriodLike) -> list[Timeline]:
+    """:func:`load_timeline` of the given trunks (in their order) over ``period``."""
     if not infos:
         return []
     servers = sorted({i.server for i in infos})
     sessions = await _sessions(conn, servers, period)
-    windows = await _maintenance(conn, servers, period)
+    windows = await maintenance_of(conn, infos, period)
     observations: dict[tuple[str, str], list[Observation]] = {}
     for srv in servers:
         names = [i.trunk for i in infos if i.server == srv]
         for name, obs in (await _observations(conn, srv, names, sessions[srv], period)).items():
             observations[(srv, name)] = obs
-    out = []
+    return [
+        Timeline(
+            info,
+            tuple(sessions[info.server]),
+            tuple(observations.get((info.server, info.trunk), ())),
+            windows.get((info.server, info.trunk), ()),
+        )
+        for info in infos
+    ]
+
+
+async def maintenance_of(
+    conn: asyncpg.Connection, infos: Sequence[TrunkInfo], period: PeriodLike
+) -> dict[tuple[str, str], tuple[Interval, ...]]:
+    """Each trunk's active maintenance windows clipped to ``period`` (trunks without any left out)."""
+    if not infos:
+        return {}
+    windows = await _maintenance(conn, sorted({i.server for i in infos}), period)
+    out: dict[tuple[str, str], tuple[Interval, ...]] = {}
     for info in infos:
         maint = tuple(
             Interval(w["start_at"], w["end_at"])
@@ -270,14 +303,8 @@ async def load_timeline(
             and (w["trunk"] is None or w["trunk"] == info.trunk)
             and w["start_at"] < w["end_at"]
         )
-        out.append(
-            Timeline(
-                info,
-                tuple(sessions[info.server]),
-                tuple(observations.get((info.server, info.trunk), ())),
-                maint,
-            )
-        )
+        if maint:
+            out[(info.server, info.trunk)] = maint
     return out
 
 
