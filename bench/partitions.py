@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
 import subprocess
 import sys
@@ -64,6 +65,8 @@ from pbx_sla.store.retention import apply_retention  # noqa: E402
 PRAGUE = ZoneInfo("Europe/Prague")
 MONTHS = [(2024 + (11 + i) // 12, (11 + i) % 12 + 1) for i in range(24)]  # 2024-12 .. 2026-11
 MEASURED = (2026, 11)
+BYTES_PER_CALL = 710  # the five history tables with their indexes, per call (bench/results/partitions.md)
+MIN_FREE = 15e9  # bytes the shared disk keeps free
 
 CALLS = """
 INSERT INTO {part} (server, call_key, linkedid, legs, started_at, ended_at, day, disposition, billsec, caller_e164,
@@ -167,106 +170,184 @@ def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-async def one_size(admin_dsn: str, calls: int, args: argparse.Namespace, out: list[str]) -> None:
-    name = f"bench_part_{uuid.uuid4().hex[:8]}"
+def month_sizes(calls: int, month_calls: int | None) -> list[int]:
+    """Calls per month of ``MONTHS``: ``calls`` spread evenly, or with ``month_calls`` in the measured month and
+    the month before it (the partitions the measured Prague month and its QoS lookups read), the rest of
+    ``calls`` spread evenly over the other 22 months."""
+    if month_calls is None:
+        return [calls // len(MONTHS)] * len(MONTHS)
+    rest = (calls - 2 * month_calls) // (len(MONTHS) - 2)
+    if rest < 1:
+        raise SystemExit(f"--calls {calls} is too small for two months of --month-calls {month_calls}")
+    return [rest] * (len(MONTHS) - 2) + [month_calls, month_calls]
+
+
+def check_disk(need_bytes: float) -> None:
+    """Stop before a month's load would leave less than ``MIN_FREE`` on the shared disk."""
+    free = shutil.disk_usage("/").free
+    if free - need_bytes < MIN_FREE:
+        raise SystemExit(f"disk: {free / 1e9:.1f} GB free, the next month needs ~{need_bytes / 1e9:.1f} GB: stopped "
+                         f"to keep {MIN_FREE / 1e9:.0f} GB free")  # fmt: skip
+
+
+async def load_history(conn: asyncpg.Connection, sizes: list[int], args: argparse.Namespace) -> float:
+    """Catalogue, trunks and the 24 months of history (``sizes[n]`` calls in month n, plus ``--retention-legs``
+    in the first), the rollup and support outcomes, VACUUM ANALYZE; returns the seconds it took."""
+    await seed(conn, args.tenants)
+    await conn.execute("INSERT INTO servers (name) VALUES ('pbx1'), ('pbx2') ON CONFLICT DO NOTHING")
+    names, sessions, obs = generate(args.trunks, 2, 7 * 24 * 60, month_bounds(*MONTHS[0])[0],
+                                    month_bounds(*MONTHS[-1])[1])  # fmt: skip
+    await conn.executemany(
+        "INSERT INTO trunks (server, name, availability_target, in_catalogue) VALUES ($1, $2, 0.999, true)", names
+    )
+    await conn.copy_records_to_table("ami_sessions", records=sessions, columns=[
+        "server", "session_id", "login_at", "resynced_at", "last_seen_at", "lost_at"])  # fmt: skip
+    await conn.copy_records_to_table("trunk_observations", records=obs, columns=[
+        "server", "trunk", "at", "source", "key", "status", "rtt_usec", "polled"])  # fmt: skip
+    await conn.executemany(
+        "INSERT INTO tenant_trunks (tenant_id, server, trunk) VALUES ($1, $2, $3)",
+        [(f"t{i}", *names[i % len(names)]) for i in range(args.tenants)],
+    )
+    t0 = time.perf_counter()
+    for n, (y, m) in enumerate(MONTHS):
+        first, last = month_range(sizes, n, args.retention_legs)
+        check_disk((last - first + 1) * BYTES_PER_CALL * 1.3)
+        await load_month(conn, y, m, first, last, args.tenants, args.trunks)
+        print(f"  {y}-{m:02d} loaded ({time.perf_counter() - t0:.0f} s)", flush=True)
+    await conn.execute(
+        """INSERT INTO usage_daily (tenant_id, day, calls, answered, busy, no_answer, failed, congestion, billsec)
+           SELECT tenant_id, day, count(*), count(*) FILTER (WHERE disposition = 'ANSWERED'),
+                  count(*) FILTER (WHERE disposition = 'BUSY'), count(*) FILTER (WHERE disposition = 'NO ANSWER'),
+                  count(*) FILTER (WHERE disposition = 'FAILED'),
+                  count(*) FILTER (WHERE disposition = 'CONGESTION'), sum(billsec)
+           FROM calls GROUP BY tenant_id, day"""
+    )
+    if await conn.fetchval("SELECT to_regclass('support_call_results') IS NOT NULL"):
+        # sql/1602 keeps the support outcomes as a table by triggers on the parents: the partitions were
+        # attached, not inserted through them, so the table is filled here
+        # in one statement from the view (what the refresh function gives per call, for every call at once:
+        # the function's per-call statements cost ~12 ms a call over 28 partitions, this ~0.7 ms)
+        await conn.execute(
+            """INSERT INTO support_call_results (server, call_key, uniqueid, linkedid, decided_at, tenant_id, tier,
+                                                 action, reason, authorised, joined_at, queue, outcome, wait_seconds,
+                                                 runs)
+               SELECT o.server, COALESCE(o.linkedid, o.uniqueid), o.uniqueid, o.linkedid, o.decided_at, o.tenant_id,
+                      o.tier, o.action, o.reason, o.authorised, o.joined_at, o.queue, o.outcome, o.wait_seconds,
+                      o.runs
+               FROM support_call_outcomes o"""
+        )
+    await conn.execute("VACUUM ANALYZE")
+    return time.perf_counter() - t0
+
+
+def month_range(sizes: list[int], n: int, retention_legs: int) -> tuple[int, int]:
+    """The first and last call number of month ``n`` (the first month holds ``retention_legs`` more)."""
+    first = sum(sizes[:n]) + 1 + (0 if n == 0 else retention_legs)
+    return first, first + sizes[n] + (retention_legs if n == 0 else 0) - 1
+
+
+async def reload_oldest(conn: asyncpg.Connection, sizes: list[int], args: argparse.Namespace) -> float:
+    """A kept database whose oldest month retention dropped: load that month again (its calls, legs, support
+    calls, queue events, QoS legs) and reopen its statements, so retention can be measured again."""
+    t0 = time.perf_counter()
+    first, last = month_range(sizes, 0, args.retention_legs)
+    check_disk((last - first + 1) * BYTES_PER_CALL * 1.3)
+    await load_month(conn, *MONTHS[0], first, last, args.tenants, args.trunks)
+    for part in ("calls", "cdr_legs", "support_calls", "queue_events", "qos_legs"):
+        await conn.execute(f"VACUUM ANALYZE {part}_y2024m12")
+    await conn.execute("DELETE FROM statement_closes WHERE period IN ('2024-12', '2025-01')")
+    return time.perf_counter() - t0
+
+
+async def one_size(admin_dsn: str, calls: int, args: argparse.Namespace, out: list[str],
+                   reuse: str | None = None) -> str:  # fmt: skip
+    """Load (or, with ``reuse``, take the kept database of that name), measure; returns the database's name."""
+    name = reuse or f"bench_part_{uuid.uuid4().hex[:8]}"
+    sizes = month_sizes(calls, args.month_calls)
     admin = await asyncpg.connect(admin_dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
+    if reuse is None:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        print(f"database {name} ({calls:,} calls, {sizes[-1]:,} in the measured month)", flush=True)
+    keep = args.keep or args.load_only or reuse is not None
     try:
         conn = await asyncpg.connect(with_db(admin_dsn, name), server_settings={"jit": "off"})
         await conn.execute("SET maintenance_work_mem = '512MB'")
-        await migrate.upgrade(conn)
-        await seed(conn, args.tenants)
-        await conn.execute("INSERT INTO servers (name) VALUES ('pbx1'), ('pbx2') ON CONFLICT DO NOTHING")
-        names, sessions, obs = generate(args.trunks, 2, 7 * 24 * 60, month_bounds(*MONTHS[0])[0],
-                                        month_bounds(*MONTHS[-1])[1])  # fmt: skip
-        await conn.executemany(
-            "INSERT INTO trunks (server, name, availability_target, in_catalogue) VALUES ($1, $2, 0.999, true)", names
-        )
-        await conn.copy_records_to_table("ami_sessions", records=sessions, columns=[
-            "server", "session_id", "login_at", "resynced_at", "last_seen_at", "lost_at"])  # fmt: skip
-        await conn.copy_records_to_table("trunk_observations", records=obs, columns=[
-            "server", "trunk", "at", "source", "key", "status", "rtt_usec", "polled"])  # fmt: skip
-        await conn.executemany(
-            "INSERT INTO tenant_trunks (tenant_id, server, trunk) VALUES ($1, $2, $3)",
-            [(f"t{i}", *names[i % len(names)]) for i in range(args.tenants)],
-        )
-        t0 = time.perf_counter()
-        per_month = calls // len(MONTHS)
-        for n, (y, m) in enumerate(MONTHS):
-            extra = args.retention_legs if n == 0 else 0
-            first = n * per_month + 1 + (0 if n == 0 else args.retention_legs)
-            await load_month(conn, y, m, first, first + per_month + extra - 1, args.tenants, args.trunks)
-            print(f"  {y}-{m:02d} loaded ({time.perf_counter() - t0:.0f} s)", flush=True)
-        await conn.execute(
-            """INSERT INTO usage_daily (tenant_id, day, calls, answered, busy, no_answer, failed, congestion, billsec)
-               SELECT tenant_id, day, count(*), count(*) FILTER (WHERE disposition = 'ANSWERED'),
-                      count(*) FILTER (WHERE disposition = 'BUSY'), count(*) FILTER (WHERE disposition = 'NO ANSWER'),
-                      count(*) FILTER (WHERE disposition = 'FAILED'),
-                      count(*) FILTER (WHERE disposition = 'CONGESTION'), sum(billsec)
-               FROM calls GROUP BY tenant_id, day"""
-        )
-        if await conn.fetchval("SELECT to_regprocedure('support_call_results_refresh(text[], text[])') IS NOT NULL"):
-            # sql/1602 keeps the support outcomes as a table by triggers on the parents: the partitions were
-            # attached, not inserted through them, so the table is filled here
-            await conn.execute(
-                """SELECT support_call_results_refresh(array_agg(server), array_agg(COALESCE(linkedid, uniqueid)))
-                   FROM support_calls"""
-            )
-        await conn.execute("VACUUM ANALYZE")
-        load_s = time.perf_counter() - t0
-        total = await conn.fetchval("SELECT count(*) FROM calls")
-        legs = await conn.fetchval("SELECT count(*) FROM cdr_legs")
-        out.append(f"\n### {total:,} calls, {legs:,} legs over {len(MONTHS)} monthly partitions ({uptime()})\n")
-        out.append(f"load (set-based, indexes built at attach): {load_s:.0f} s\n")
-        sizes = await conn.fetch(
-            """SELECT parent, pg_size_pretty(sum(pg_total_relation_size(relid))) AS size,
-                      sum(pg_total_relation_size(relid)) AS bytes
-               FROM (SELECT p AS parent, (pg_partition_tree(p)).relid
-                     FROM unnest(ARRAY['cdr_legs','calls','support_calls','queue_events','qos_legs']) p) t
-               GROUP BY parent ORDER BY parent"""
-        )
-        out.append("sizes: " + ", ".join(f"{r['parent']} {r['size']}" for r in sizes))
-        out.append(f"; all five per call: {sum(r['bytes'] for r in sizes) / total:.0f} bytes\n")
-        period = month_period(*MEASURED, PRAGUE)
-        out.append("\n| report | median | worst | partitions its period query reads |\n|---|---|---|---|")
-        checks: list[tuple[str, Callable[[], Awaitable[Any]], str, tuple[Any, ...]]] = [
-            ("usage", lambda: usage_report.usage_rows(conn, period),
-             "SELECT * FROM usage_daily WHERE day BETWEEN $1 AND $2", (period.first_day, period.last_day)),
-            ("sla", lambda: sla_report.sla_report(conn, period),
-             "SELECT * FROM support_call_outcomes WHERE decided_at >= $1 AND decided_at < $2",
-             (period.start, period.end)),
-            ("sla (one tenant)", lambda: sla_report.sla_report(conn, period, "t7"),
-             "SELECT * FROM qos_legs WHERE at >= $1 AND at < $2", (period.start, period.end)),
-            ("trunks", lambda: trunk_availability(conn, period),
-             "SELECT * FROM trunk_observations WHERE at >= $1 AND at < $2", (period.start, period.end)),
-        ]  # fmt: skip
-        for label, fn, sql, qargs in checks:
-            med, worst = await timed(fn, args.runs)
-            parts = await partitions_read(conn, sql, *qargs)
-            out.append(f"| {label} | {med:.3f} s | {worst:.3f} s | {', '.join(parts) or '(not partitioned)'} |")
-            print(out[-1], flush=True)
-        # retention: the first month (2024-12, with the extra legs) past the age, its months closed
-        for period_text in ("2024-12", "2025-01"):
-            await conn.execute(
-                "INSERT INTO statement_closes (period, code_version, tenants) VALUES ($1, 'bench', 0)", period_text
-            )
-        dropped_legs = await conn.fetchval("SELECT count(*) FROM cdr_legs_y2024m12")
-        now = datetime(2025, 1, 2, tzinfo=UTC)  # legs_days = 1: only 2024-12 is wholly past the age
-        policy = Retention(legs_days=1, support_days=1, qos_days=1)
-        t = time.perf_counter()
-        await apply_retention(conn, policy, now, dry_run=True)
-        out.append(f"\nretention apply --dry-run (counts the partitions' rows): {time.perf_counter() - t:.3f} s")
-        t = time.perf_counter()
-        report = await apply_retention(conn, policy, now)
-        took = time.perf_counter() - t
-        gone = {r["table"]: (r["partitions_dropped"], r["rows_dropped"], r["rows"]) for r in report}
-        out.append(f"\nretention apply (2024-12 past the age; {dropped_legs:,} legs in its partition): {took:.3f} s; "
-                   f"per table (partitions dropped, rows in them, rows pseudonymised): {gone}\n")  # fmt: skip
-        print(out[-1], flush=True)
+        await migrate.upgrade(conn)  # a kept database gets the migrations and views of the code measured
+        if reuse is None:
+            load_s = await load_history(conn, sizes, args)
+            load_text = f"load (set-based, indexes built at attach): {load_s:.0f} s"
+        elif await conn.fetchval("SELECT to_regclass('cdr_legs_y2024m12') IS NULL"):
+            reload_s = await reload_oldest(conn, sizes, args)
+            load_text = f"kept database {name}; its oldest month reloaded in {reload_s:.0f} s"
+        else:
+            load_text = f"kept database {name}"
+        if args.load_only:
+            out.append(f"\n{name}: {calls:,} calls ({sizes[-1]:,} in the measured month), {load_text}")
+        else:
+            await measure(conn, args, out, load_text)
         await conn.close()
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not keep:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+    return name
+
+
+async def measure(conn: asyncpg.Connection, args: argparse.Namespace, out: list[str], load_text: str) -> None:
+    """Sizes, the month's reports (median and worst of ``--runs``), retention of the oldest month."""
+    total = await conn.fetchval("SELECT count(*) FROM calls")
+    legs = await conn.fetchval("SELECT count(*) FROM cdr_legs")
+    month = await conn.fetchval("SELECT count(*) FROM calls_y2026m11")
+    out.append(
+        f"\n### {total:,} calls, {legs:,} legs over {len(MONTHS)} monthly partitions, {month:,} calls in the "
+        f"measured UTC month ({uptime()})\n"
+    )
+    out.append(f"{load_text}\n")
+    tables = await conn.fetch(
+        """SELECT parent, pg_size_pretty(sum(pg_total_relation_size(relid))) AS size,
+                  sum(pg_total_relation_size(relid)) AS bytes
+           FROM (SELECT p AS parent, (pg_partition_tree(p)).relid
+                 FROM unnest(ARRAY['cdr_legs','calls','support_calls','queue_events','qos_legs']) p) t
+           GROUP BY parent ORDER BY parent"""
+    )
+    out.append("sizes: " + ", ".join(f"{r['parent']} {r['size']}" for r in tables))
+    out.append(f"; all five per call: {sum(r['bytes'] for r in tables) / total:.0f} bytes\n")
+    period = month_period(*MEASURED, PRAGUE)
+    out.append("\n| report | median | worst | partitions its period query reads |\n|---|---|---|---|")
+    checks: list[tuple[str, Callable[[], Awaitable[Any]], str, tuple[Any, ...]]] = [
+        ("usage", lambda: usage_report.usage_rows(conn, period),
+         "SELECT * FROM usage_daily WHERE day BETWEEN $1 AND $2", (period.first_day, period.last_day)),
+        ("sla", lambda: sla_report.sla_report(conn, period),
+         "SELECT * FROM support_call_outcomes WHERE decided_at >= $1 AND decided_at < $2",
+         (period.start, period.end)),
+        ("sla (one tenant)", lambda: sla_report.sla_report(conn, period, "t7"),
+         "SELECT * FROM qos_legs WHERE at >= $1 AND at < $2", (period.start, period.end)),
+        ("trunks", lambda: trunk_availability(conn, period),
+         "SELECT * FROM trunk_observations WHERE at >= $1 AND at < $2", (period.start, period.end)),
+    ]  # fmt: skip
+    for label, fn, sql, qargs in checks:
+        med, worst = await timed(fn, args.runs)
+        parts = await partitions_read(conn, sql, *qargs)
+        out.append(f"| {label} | {med:.3f} s | {worst:.3f} s | {', '.join(parts) or '(not partitioned)'} |")
+        print(out[-1], flush=True)
+    # retention: the first month (2024-12, with the extra legs) past the age, its months closed
+    for period_text in ("2024-12", "2025-01"):
+        await conn.execute(
+            "INSERT INTO statement_closes (period, code_version, tenants) VALUES ($1, 'bench', 0)", period_text
+        )
+    dropped_legs = await conn.fetchval("SELECT count(*) FROM cdr_legs_y2024m12")
+    now = datetime(2025, 1, 2, tzinfo=UTC)  # legs_days = 1: only 2024-12 is wholly past the age
+    policy = Retention(legs_days=1, support_days=1, qos_days=1)
+    t = time.perf_counter()
+    await apply_retention(conn, policy, now, dry_run=True)
+    out.append(f"\nretention apply --dry-run (counts the partitions' rows): {time.perf_counter() - t:.3f} s")
+    t = time.perf_counter()
+    report = await apply_retention(conn, policy, now)
+    took = time.perf_counter() - t
+    gone = {r["table"]: (r["partitions_dropped"], r["rows_dropped"], r["rows"]) for r in report}
+    out.append(f"\nretention apply (2024-12 past the age; {dropped_legs:,} legs in its partition): {took:.3f} s; "
+               f"per table (partitions dropped, rows in them, rows pseudonymised): {gone}\n")  # fmt: skip
+    print(out[-1], flush=True)
 
 
 async def main() -> None:
@@ -277,10 +358,30 @@ async def main() -> None:
     p.add_argument("--tenants", type=int, default=500)
     p.add_argument("--trunks", type=int, default=50)
     p.add_argument("--runs", type=int, default=5)
+    p.add_argument(
+        "--month-calls",
+        type=int,
+        default=None,
+        help="calls in the measured month and the month before it (the rest spread over the others)",
+    )
+    p.add_argument("--load-only", action="store_true", help="load and keep the databases, measure nothing")
+    p.add_argument("--keep", action="store_true", help="keep the databases (names printed) for --reuse")
+    p.add_argument(
+        "--reuse",
+        default=None,
+        help="kept databases, comma-separated, one per --calls size: measure "
+        "them without loading (migrated to this code; the oldest month reloaded if retention dropped it)",
+    )
     args = p.parse_args()
     out = [f"# bench/partitions.py, {datetime.now(UTC):%Y-%m-%d %H:%MZ}\n", f"start: {uptime()}\n"]
-    for size in (int(s) for s in args.calls.split(",")):
-        await one_size(args.dsn, size, args, out)
+    sizes = [int(s) for s in args.calls.split(",")]
+    reuse = args.reuse.split(",") if args.reuse else [None] * len(sizes)
+    if len(reuse) != len(sizes):
+        raise SystemExit("--reuse needs one database per --calls size")
+    for size, name in zip(sizes, reuse, strict=True):
+        kept = await one_size(args.dsn, size, args, out, name)
+        if args.keep:
+            out.append(f"\nkept: {kept}")
     out.append(f"\nend: {uptime()}")
     print("\n".join(out))
 
