@@ -103,7 +103,7 @@ async def sla_report(
             trunks.setdefault(r["tenant_id"], []).append((r["server"], r["trunk"]))
     days = list(period.days())
     catalogue = await load_catalogue(conn)
-    quality = await tenant_figures(conn, period, catalogue, scope.sql)
+    quality = await tenant_figures(conn, period, catalogue, scope.sql, tenant)
     history = await support_history(conn, catalogue, now, [t["id"] for t in tenants]) if catalogue else None
     # every listed tenant's trunks in one pass (a trunk shared by tenants is summarised once)
     needed = sorted({pair for t in tenants for pair in trunks.get(t["id"], [])})

@@ -63,11 +63,15 @@ class QosLegSink:
 
 
 async def trunk_legs(
-    conn: asyncpg.Connection, start: datetime, end: datetime, servers: Sequence[str] | None = None
+    conn: asyncpg.Connection,
+    start: datetime,
+    end: datetime,
+    servers: Sequence[str] | None = None,
+    tenant: str | None = None,
 ) -> list[asyncpg.Record]:
     """Measured legs (received > 0) that hung up in ``[start, end)`` on a catalogue trunk's endpoint, with
     the tenant of their call (joined by linkedid; NULL when the call is not stored or not attributed); of
-    ``servers`` only when given.
+    ``servers`` only when given; of ``tenant``'s calls only, when given.
 
     ``calls`` is partitioned by month of ``started_at``: a lookup by key alone probes every month kept. A
     leg hangs up after its call started, so the call is first looked for in the 40 days before the leg's
@@ -75,7 +79,8 @@ async def trunk_legs(
     is not there is looked up in every month (a call longer than 40 days, or none stored): same result."""
     return await conn.fetch(
         """
-        SELECT q.server, q.endpoint AS trunk,
+        SELECT * FROM (
+        SELECT q.server, q.endpoint AS trunk, q.at,
                CASE WHEN near.found THEN near.tenant_id
                     ELSE (SELECT c.tenant_id FROM calls c WHERE c.server = q.server AND c.call_key = q.linkedid
                           LIMIT 1) END AS tenant_id,
@@ -88,9 +93,12 @@ async def trunk_legs(
               AND c.started_at > q.at - interval '40 days' AND c.started_at <= q.at + interval '1 day'
             LIMIT 1) near ON true
         WHERE q.at >= $1 AND q.at < $2 AND q.received > 0 AND ($3::text[] IS NULL OR q.server = ANY($3::text[]))
-        ORDER BY q.server, q.endpoint, q.at
+        ) l
+        WHERE $4::text IS NULL OR l.tenant_id = $4
+        ORDER BY l.server, l.trunk, l.at
         """,
         start,
         end,
         None if servers is None else list(servers),
+        tenant,
     )
