@@ -100,19 +100,35 @@ ORDER BY p.lo
 """
 
 
-async def _refresh_support_results(conn: asyncpg.Connection, lo: datetime, hi: datetime) -> None:
-    """Recompute the kept support calls whose runs or queue events the dropped range held (calls decided in
-    it, and in the day before: a call's queue events follow its decision within the call), under the
-    triggers' lock: a call with nothing left goes, so ``sla`` counts what is left like the other reports."""
+async def _refresh_support_results(conn: asyncpg.Connection, ranges: list[tuple[datetime, datetime]]) -> None:
+    """Recompute the kept support calls whose runs or queue events the dropped ranges held (calls decided in
+    them, and in the day before: a call's queue events follow its decision within the call), under the
+    triggers' lock: a call with nothing left goes, so ``sla`` counts what is left like the other reports.
+
+    Done once after every table's partitions are dropped (a call's runs and queue events go in the same run
+    when both tables share ``support_days``). A call none of whose runs is left has no row in the view: its
+    row is deleted in one statement (its runs were all decided at or after its first run's ``decided_at``,
+    so only the partitions from that month on are looked in); only the calls with runs left (a call across
+    the range's edge) are recomputed through the view, one by one as the triggers do."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('pbx-sla support_call_results', 0))")
-        await conn.execute(
-            """SELECT support_call_results_refresh(array_agg(server), array_agg(call_key))
-               FROM support_call_results
-               WHERE decided_at >= $1::timestamptz - interval '1 day' AND decided_at < $2::timestamptz""",
-            lo,
-            hi,
-        )
+        for lo, hi in ranges:
+            await conn.execute(
+                """DELETE FROM support_call_results r
+                   WHERE r.decided_at >= $1::timestamptz - interval '1 day' AND r.decided_at < $2::timestamptz
+                     AND NOT EXISTS (SELECT 1 FROM support_calls s
+                                     WHERE s.server = r.server AND COALESCE(s.linkedid, s.uniqueid) = r.call_key
+                                       AND s.decided_at >= r.decided_at)""",
+                lo,
+                hi,
+            )
+            await conn.execute(
+                """SELECT support_call_results_refresh(array_agg(server), array_agg(call_key))
+                   FROM support_call_results
+                   WHERE decided_at >= $1::timestamptz - interval '1 day' AND decided_at < $2::timestamptz""",
+                lo,
+                hi,
+            )
 
 
 async def droppable(conn: asyncpg.Connection, table: str, cutoff: datetime) -> list[asyncpg.Record]:
@@ -128,12 +144,15 @@ async def droppable(conn: asyncpg.Connection, table: str, cutoff: datetime) -> l
 SUPPORT_RESULT_SOURCES = ("support_calls", "queue_events")
 
 
+async def count_rows(conn: asyncpg.Connection, partition: str) -> int:
+    """The exact number of rows in ``partition`` (the report's ``rows_dropped``: an audit figure)."""
+    return int(await conn.fetchval(f'SELECT count(*) FROM "{partition}"'))
+
+
 async def _drop(conn: asyncpg.Connection, table: str, part: asyncpg.Record, *, dry_run: bool) -> int:
-    rows = int(await conn.fetchval(f'SELECT count(*) FROM "{part["name"]}"'))
+    rows = await count_rows(conn, part["name"])
     if not dry_run:
         await conn.execute(f'DROP TABLE "{part["name"]}"')
-        if table in SUPPORT_RESULT_SOURCES:
-            await _refresh_support_results(conn, part["lo"], part["hi"])
         await conn.execute(
             "INSERT INTO history_dropped (partition, parent, from_at, to_at, rows) VALUES ($1, $2, $3, $4, $5)",
             part["name"],
@@ -152,6 +171,7 @@ async def apply_retention(
     older than its table's age; per table: cutoff, rows (to be) pseudonymised, partitions (to be) dropped
     and their rows."""
     report: list[dict[str, Any]] = []
+    support_ranges: set[tuple[datetime, datetime]] = set()
     async with conn.transaction():
         if not dry_run:
             # every server a call was ever stored for (the leg writer registers it first): no scan of calls
@@ -173,18 +193,22 @@ async def apply_retention(
                 continue
             cutoff = now - timedelta(days=days)
             dropped, rows_dropped = [], 0
+            args: list[Any] = [cutoff]
+            where = f"WHERE NOT t.pseudonymised AND t.{rule.date_column} < $1"
             for part in await droppable(conn, rule.table, cutoff):
                 rows_dropped += await _drop(conn, rule.table, part, dry_run=dry_run)
                 dropped.append(part["name"])
-            where = f"WHERE NOT t.pseudonymised AND t.{rule.date_column} < $1"
-            if dry_run and dropped:  # those rows are counted as dropped, not as pseudonymised
-                where += " AND t.tableoid NOT IN (SELECT unnest($2::text[])::regclass)"
+                if rule.table in SUPPORT_RESULT_SOURCES and not dry_run:
+                    support_ranges.add((part["lo"], part["hi"]))
+                # (dry run) its rows are counted as dropped, not as pseudonymised: its range is left out by
+                # the partition key, so its partition is not read again (pruned)
+                where += f" AND (t.{rule.date_column} < ${len(args) + 1} OR t.{rule.date_column} >= ${len(args) + 2})"
+                args += [part["lo"], part["hi"]]
             if dry_run:
-                args: list[Any] = [cutoff, dropped] if dropped else [cutoff]
                 rows = await conn.fetchval(f"SELECT count(*) FROM {rule.table} t {where}", *args)
             else:
                 status = await conn.execute(
-                    f"UPDATE {rule.table} AS t SET {rule.sets}, pseudonymised = true {where}", cutoff
+                    f"UPDATE {rule.table} AS t SET {rule.sets}, pseudonymised = true {where}", *args
                 )
                 rows = int(status.rsplit(" ", 1)[1])
             report.append(
@@ -197,4 +221,6 @@ async def apply_retention(
                     "rows_dropped": rows_dropped,
                 }
             )
+        if support_ranges:
+            await _refresh_support_results(conn, sorted(support_ranges))
     return report

@@ -10,11 +10,13 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from test_cdr_import import csv_line, fields, run_cli
-from test_sla_report import apply_example, call
+from test_sla_report import apply_example, call, qev
 from test_usage import generate
 
+from pbx_sla.config import Retention
 from pbx_sla.store import partitions
-from pbx_sla.store.support import SupportCallSink
+from pbx_sla.store.retention import apply_retention
+from pbx_sla.store.support import QueueEventSink, SupportCallSink
 
 LEGS_DAYS = SUPPORT_DAYS = 60
 
@@ -103,3 +105,45 @@ async def test_retention_drops_closed_months_and_pseudonymises_the_others(db, cl
     assert again["cdr_legs"]["partitions_dropped"] == ["cdr_legs_y2026m02"]
     assert again["calls"]["partitions_dropped"] == ["calls_y2026m02"]
     assert [tuple(r) for r in await db.fetch("SELECT * FROM usage_daily ORDER BY tenant_id, day")] == rollup
+
+
+async def test_dropped_support_month_keeps_the_outcomes_of_calls_across_its_edge(db):
+    """A support month dropped: a call whose only run was in it has no outcome left; a call with a run on each
+    side of the edge is recomputed from what is left (its February run, with its queue events), exactly what
+    the view gives; the other months' outcomes are untouched."""
+    jan = datetime(2026, 1, 20, 9, tzinfo=UTC)
+    edge_first, edge_second = datetime(2026, 1, 31, 23, 50, tzinfo=UTC), datetime(2026, 2, 1, 0, 10, tzinfo=UTC)
+    march = datetime(2026, 3, 3, 9, tzinfo=UTC)
+    runs = [call("j1", jan), call("e1", edge_first), call("e1", edge_second), call("m1", march)]
+    events = [qev("j1", "QueueCallerJoin", jan + timedelta(seconds=1)),
+              qev("e1", "QueueCallerJoin", edge_first + timedelta(seconds=1)),
+              qev("e1", "QueueCallerAbandon", edge_first + timedelta(seconds=40), hold_time=39),
+              qev("e1", "QueueCallerJoin", edge_second + timedelta(seconds=1)),
+              qev("e1", "AgentConnect", edge_second + timedelta(seconds=21), hold_time=20),
+              qev("m1", "QueueCallerJoin", march + timedelta(seconds=1))]  # fmt: skip
+    await SupportCallSink().write(db, runs)
+    await QueueEventSink().write(db, events)
+    now = datetime(2026, 2, 2, tzinfo=UTC)
+    await partitions.maintain(db, now=now)
+    assert await db.fetchval("SELECT count(*) FROM support_calls_default") == 0
+    columns = "server, call_key, uniqueid, decided_at, tenant_id, outcome, wait_seconds, runs"
+    before = {r["call_key"]: r for r in await db.fetch(f"SELECT {columns} FROM support_call_results")}
+    assert (before["e1"]["runs"], before["e1"]["decided_at"]) == (2, edge_first)
+    await db.execute("INSERT INTO statement_closes (period, code_version, tenants) VALUES ('2026-01', 't', 0)")
+
+    report = await apply_retention(db, Retention(support_days=1), now)
+    tables = {t["table"]: t for t in report}
+    assert tables["support_calls"]["partitions_dropped"] == ["support_calls_y2026m01"]
+    assert tables["support_calls"]["rows_dropped"] == 2  # j1 and e1's first run
+    assert tables["queue_events"]["rows_dropped"] == 3
+    after = {r["call_key"]: r for r in await db.fetch(f"SELECT {columns} FROM support_call_results")}
+    view = {
+        r["call_key"]: r
+        for r in await db.fetch(
+            f"SELECT {columns} FROM (SELECT *, COALESCE(linkedid, uniqueid) AS call_key FROM support_call_outcomes) o"
+        )
+    }
+    assert after == view  # the table is what the view gives for what is left
+    assert set(after) == {"e1", "m1"} and after["m1"] == before["m1"]
+    assert (after["e1"]["runs"], after["e1"]["decided_at"], after["e1"]["outcome"]) == (1, edge_second, "answered")
+    assert after["e1"]["wait_seconds"] == 20
