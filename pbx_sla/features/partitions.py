@@ -4,19 +4,19 @@ No AMI events, no records: only a periodic task (:func:`pbx_sla.store.partitions
 start, then every :data:`INTERVAL` seconds. The migration runner at the daemon's start has already made
 this month's and the next :data:`~pbx_sla.store.partitions.MONTHS_AHEAD` months' partitions, so a run only
 adds one when a month begins, and moves rows that waited in a DEFAULT partition. A failure is logged and
-retried at the next interval; a row without its month's partition meanwhile waits in the DEFAULT
-partition, counted in every report. With several daemons on one database each runs it; the second finds
-the partitions made.
+retried at the next interval (:func:`pbx_sla.features.periodic.every`); a row without its month's partition
+meanwhile waits in the DEFAULT partition, counted in every report. With several daemons on one database each
+runs it; the second finds the partitions made.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from pbx_sla.features import ServiceContext
+from pbx_sla.features.periodic import every
 from pbx_sla.log import get_logger
 from pbx_sla.pipeline import EventHandler, Sink
 from pbx_sla.store import partitions
@@ -49,26 +49,16 @@ async def run_once(dsn: str) -> dict[str, int]:
         await conn.close()
 
 
-async def _loop(dsn: str, first_delay: float, interval: float) -> None:
-    delay = first_delay
-    while True:
-        await asyncio.sleep(delay)
-        delay = interval
-        try:
-            made = await run_once(dsn)
-        except Exception as exc:  # a database error must not end the task: logged, retried next interval
-            _last.clear()
-            _last.update(at=datetime.now(UTC).isoformat(), error=f"{type(exc).__name__}: {exc}")
-            log.warning("partition maintenance failed; retried at the next interval", error=_last["error"])
-            continue
-        _last.clear()
-        _last.update(at=datetime.now(UTC).isoformat(), made=made)
-        if any(made.values()):
-            log.info("history partitions made", **made)
+def _done(made: dict[str, int]) -> dict[str, Any]:
+    if any(made.values()):
+        log.info("history partitions made", **made)
+    return {"made": made}
 
 
 async def start(ctx: ServiceContext) -> Sequence[asyncio.Task[None]]:
-    return [asyncio.create_task(_loop(ctx.dsn, FIRST_RUN_DELAY, INTERVAL), name="partitions")]
+    loop = every("partition maintenance", lambda: run_once(ctx.dsn), _done, _last, first_delay=FIRST_RUN_DELAY,
+                 interval=INTERVAL)  # fmt: skip
+    return [asyncio.create_task(loop, name="partitions")]
 
 
 def status(ctx: ServiceContext) -> dict[str, Any]:

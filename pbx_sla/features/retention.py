@@ -1,8 +1,9 @@
 """The daemon's retention task: ``[retention]`` applied once shortly after start, then every ``interval``.
 
 No AMI events, no records: only a periodic task. A failure (database down) is logged and retried at the
-next interval; the rest of the daemon never waits for it. With several daemons on one database each runs
-it; the runs serialise on the call locks and a second finds nothing left to do.
+next interval (:func:`pbx_sla.features.periodic.every`); the rest of the daemon never waits for it. With
+several daemons on one database each runs it; the runs serialise on the call locks and a second finds
+nothing left to do.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from pbx_sla.config import Retention
 from pbx_sla.features import ServiceContext
+from pbx_sla.features.periodic import every
 from pbx_sla.log import get_logger
 from pbx_sla.pipeline import EventHandler, Sink
 from pbx_sla.store.pool import connect
@@ -44,26 +46,11 @@ async def run_once(dsn: str, policy: Retention) -> list[dict[str, Any]]:
         await conn.close()
 
 
-async def _loop(dsn: str, policy: Retention, first_delay: float) -> None:
-    delay = first_delay
-    while True:
-        await asyncio.sleep(delay)
-        delay = policy.interval
-        try:
-            report = await run_once(dsn, policy)
-        except (TimeoutError, OSError) as exc:
-            _last.update(at=datetime.now(UTC).isoformat(), error=str(exc))
-            log.warning("retention run failed; retried at the next interval", error=str(exc))
-            continue
-        except Exception as exc:  # a database error must not end the task: logged, retried next interval
-            _last.update(at=datetime.now(UTC).isoformat(), error=f"{type(exc).__name__}: {exc}")
-            log.error("retention run failed; retried at the next interval", error=f"{type(exc).__name__}: {exc}")
-            continue
-        rows = {t["table"]: t["rows"] for t in report}
-        rows.update({f"{t['table']}_dropped": t["rows_dropped"] for t in report if t["partitions_dropped"]})
-        _last.clear()
-        _last.update(at=datetime.now(UTC).isoformat(), rows=rows)
-        log.info("retention applied", **rows)
+def _done(report: list[dict[str, Any]]) -> dict[str, Any]:
+    rows = {t["table"]: t["rows"] for t in report}
+    rows.update({f"{t['table']}_dropped": t["rows_dropped"] for t in report if t["partitions_dropped"]})
+    log.info("retention applied", **rows)
+    return {"rows": rows}
 
 
 async def start(ctx: ServiceContext) -> Sequence[asyncio.Task[None]]:
@@ -71,7 +58,9 @@ async def start(ctx: ServiceContext) -> Sequence[asyncio.Task[None]]:
     if not policy.configured:
         return []
     delay = min(FIRST_RUN_DELAY, policy.interval)
-    return [asyncio.create_task(_loop(ctx.dsn, policy, delay), name="retention")]
+    loop = every("retention run", lambda: run_once(ctx.dsn, policy), _done, _last, first_delay=delay,
+                 interval=policy.interval)  # fmt: skip
+    return [asyncio.create_task(loop, name="retention")]
 
 
 def status(ctx: ServiceContext) -> dict[str, Any]:
