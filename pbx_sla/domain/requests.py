@@ -31,6 +31,7 @@ from pbx_sla.domain.percentile import nearest_rank
 from pbx_sla.domain.phone import normalise
 
 ReactedBy = Literal["answer", "callback"]
+_Event = tuple[datetime, int, "SupportContact | Callback"]
 Status = Literal["met", "breached", "open", "overdue"]
 
 
@@ -124,9 +125,10 @@ def is_callback(
     return number if number is not None and number in numbers else None
 
 
-def derive_requests(contacts: Iterable[SupportContact], callbacks: Iterable[Callback]) -> list[Request]:
-    """The requests of the given calls and callbacks (any tenants), ordered by tenant then opening."""
-    by_tenant: dict[str, list[tuple[datetime, int, object]]] = {}
+def _events(contacts: Iterable[SupportContact], callbacks: Iterable[Callback]) -> dict[str, list[_Event]]:
+    """Per tenant, its events in the order :func:`derive_requests` replays them: at one instant a callback
+    first (it reacted before the call arrived), then arrivals, then answers."""
+    by_tenant: dict[str, list[_Event]] = {}
     for c in contacts:
         events = by_tenant.setdefault(c.tenant, [])
         events.append((c.at, 1, c))
@@ -134,12 +136,18 @@ def derive_requests(contacts: Iterable[SupportContact], callbacks: Iterable[Call
             events.append((max(c.answered_at, c.at), 2, c))
     for cb in callbacks:
         by_tenant.setdefault(cb.tenant, []).append((cb.answered_at, 0, cb))
+    for events in by_tenant.values():
+        events.sort(key=lambda e: (e[0], e[1], getattr(e[2], "key", "")))
+    return by_tenant
+
+
+def derive_requests(contacts: Iterable[SupportContact], callbacks: Iterable[Callback]) -> list[Request]:
+    """The requests of the given calls and callbacks (any tenants), ordered by tenant then opening."""
+    by_tenant = _events(contacts, callbacks)
     out: list[Request] = []
     for tenant in sorted(by_tenant):
-        # at one instant: a callback first (it reacted before the call arrived), then arrivals, then answers
-        events = sorted(by_tenant[tenant], key=lambda e: (e[0], e[1], getattr(e[2], "key", "")))
         current: Request | None = None
-        for at, kind, item in events:
+        for at, kind, item in by_tenant[tenant]:
             if kind == 0 and current is not None:
                 assert isinstance(item, Callback)
                 current.reacted_at, current.reacted_by, current.reaction = at, "callback", item.key
@@ -155,6 +163,26 @@ def derive_requests(contacts: Iterable[SupportContact], callbacks: Iterable[Call
                 if item.key in current.calls:
                     current.reacted_at, current.reacted_by, current.reaction = at, "answer", item.key
                     current = None
+    return out
+
+
+def settled(contacts: Iterable[SupportContact], callbacks: Iterable[Callback]) -> set[str]:
+    """The tenants whose events include one after which no request of theirs is open, whatever came before:
+    a callback (it closes the open request, if any), or the answer of a call that arrived after every other
+    call before it (the call joined the request open then, and only reactions, which close, came between).
+
+    So the requests :func:`derive_requests` opens after that event, and whether one is open at the end, are
+    the same whether or not earlier calls and callbacks are given: the request gauges derive a recent window
+    of facts and need the whole history only for the tenants not settled in it."""
+    out = set()
+    for tenant, events in _events(contacts, callbacks).items():
+        last_arrival: object = None
+        for _at, kind, item in events:
+            if kind == 0 or (kind == 2 and item is last_arrival):
+                out.add(tenant)
+                break
+            if kind == 1:
+                last_arrival = item
     return out
 
 

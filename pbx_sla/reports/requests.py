@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,6 +29,7 @@ from pbx_sla.domain.requests import (
     derive_requests,
     is_callback,
     reaction_figures,
+    settled,
 )
 from pbx_sla.domain.support_hours import HoursFigures, Use, contract_year_packages, hours_figures
 from pbx_sla.errors import ConfigError
@@ -133,10 +134,18 @@ async def current_catalogue(conn: asyncpg.Connection) -> Catalogue:
     return cat
 
 
-async def support_history(
-    conn: asyncpg.Connection, cat: Catalogue, now: datetime, tenants: list[str] | None = None
-) -> SupportHistory:
-    """Requests and callbacks of ``tenants`` (None: all) from the facts stored before ``now``."""
+async def _facts(
+    conn: asyncpg.Connection,
+    cat: Catalogue,
+    now: datetime,
+    tenants: list[str] | None,
+    since: datetime | None,
+    staff: set[str] | None = None,
+) -> tuple[list[ContactFact], list[Callback], dict[str, str]]:
+    """Contact facts and callbacks of ``tenants`` (None: all) stored before ``now``; with ``since``, the
+    contacts from ``since`` on and the callbacks answered from the first of them on (a callback before a
+    tenant's first call reacts to nothing). Also the requester number → tenant map. ``staff``: the support
+    staff endpoints when known (:func:`staff_endpoints`)."""
     owner: dict[str, str] = {}  # requester number → tenant
     requesters: dict[str, tuple[str, str]] = {}  # requester number → (tenant, requester name)
     for t in cat.tenants.values():
@@ -145,11 +154,16 @@ async def support_history(
                 for phone in r.phones:
                     owner.setdefault(phone, t.id)
                     requesters.setdefault(phone, (t.id, r.name))
-    contacts = await contact_facts(conn, now, tenants)
-    contacts += await agi_failure_facts(conn, now, cat.support.line_contexts, requesters)
-    staff = set(cat.support.staff) | await queue_member_endpoints(conn)
+    contacts = await contact_facts(conn, now, tenants, since)
+    contacts += await agi_failure_facts(conn, now, cat.support.line_contexts, requesters, since)
+    if since is not None:
+        if not contacts:
+            return contacts, [], owner
+        since = min(f.contact.at for f in contacts)
+    if staff is None:
+        staff = await staff_endpoints(conn, cat)
     callbacks = []
-    for call in await staff_calls(conn, staff, now) if staff and owner else []:
+    for call in await staff_calls(conn, staff, now, since) if staff and owner else []:
         number = is_callback(
             call.endpoint,
             call.dialled,
@@ -161,8 +175,25 @@ async def support_history(
         )
         if number is not None:
             callbacks.append(Callback(call.key, owner[number], call.endpoint, number, call.answered_at, call.billsec))
+    return contacts, callbacks, owner
+
+
+async def staff_endpoints(conn: asyncpg.Connection, cat: Catalogue) -> set[str]:
+    """The catalogue's support staff and the queues' members: whose answered calls to requesters are callbacks."""
+    return set(cat.support.staff) | await queue_member_endpoints(conn)
+
+
+async def support_history(
+    conn: asyncpg.Connection, cat: Catalogue, now: datetime, tenants: list[str] | None = None
+) -> SupportHistory:
+    """Requests and callbacks of ``tenants`` (None: all) from the facts stored before ``now``."""
+    contacts, callbacks, _owner = await _facts(conn, cat, now, tenants, None)
     requests = derive_requests((f.contact for f in contacts), callbacks)
     return SupportHistory(cat, now, requests, callbacks, contacts)
+
+
+#: the spans of recent facts the request gauges derive first (then all history for the tenants still unsettled)
+GAUGE_WINDOWS = (timedelta(days=31), timedelta(days=366))
 
 
 @dataclass(frozen=True)
@@ -176,15 +207,33 @@ class Unreacted:
 
 async def unreacted_by_tenant(conn: asyncpg.Connection, now: datetime) -> dict[str, Unreacted]:
     """Every catalogue tenant (zeros included; none without a catalogue) → its :class:`Unreacted` requests as
-    of ``now``, from the same derivation as ``pbx-sla requests`` (:func:`support_history`). The metrics'
-    ``pbx_sla_support_requests_open`` / ``_overdue``."""
+    of ``now``: the requests ``pbx-sla requests`` derives (:func:`support_history`) that are not reacted to.
+    The metrics' ``pbx_sla_support_requests_open`` / ``_overdue``.
+
+    Bounded: a tenant has at most one unreacted request, the one open after its last call, and that one is
+    derived the same from any window of facts in which the tenant is :func:`settled`. So the last
+    ``GAUGE_WINDOWS[0]`` of facts are derived first, the tenants not settled in it over the longer window,
+    and only those left over their whole history (a test holds the result to the full derivation)."""
     cat = await load_catalogue(conn)
     if cat is None:
         return {}
     counts = {t: [0, 0] for t in cat.tenants}
-    for a in (await support_history(conn, cat, now)).unreacted():
-        counts[a.request.tenant][0] += 1
-        counts[a.request.tenant][1] += a.status == "overdue"
+    pending: list[str] = sorted(cat.tenants)
+    staff = await staff_endpoints(conn, cat)
+    for window in (*GAUGE_WINDOWS, None):
+        if not pending:
+            break
+        since = None if window is None else now - window
+        contacts, callbacks, _owner = await _facts(conn, cat, now, pending, since, staff)
+        requests = derive_requests((f.contact for f in contacts), callbacks)
+        done = set(pending) if window is None else settled((f.contact for f in contacts), callbacks)
+        if window is not None:  # a tenant without a call since the window's start: its state is older
+            done &= {f.contact.tenant for f in contacts}
+        history = SupportHistory(cat, now, [r for r in requests if r.tenant in done], callbacks, contacts)
+        for a in history.unreacted():
+            counts[a.request.tenant][0] += 1
+            counts[a.request.tenant][1] += a.status == "overdue"
+        pending = [t for t in pending if t not in done]
     return {t: Unreacted(n, overdue) for t, (n, overdue) in counts.items()}
 
 

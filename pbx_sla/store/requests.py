@@ -67,8 +67,11 @@ def _talk(r: asyncpg.Record) -> int:
     return int(r["talk_time"]) if r["answered_at"] is not None and r["talk_time"] is not None else 0
 
 
-async def contact_facts(conn: asyncpg.Connection, before: datetime, tenants: Iterable[str] | None) -> list[ContactFact]:
-    """Authorised support calls of the given tenants (None: all) decided before ``before``, oldest first.
+async def contact_facts(
+    conn: asyncpg.Connection, before: datetime, tenants: Iterable[str] | None, since: datetime | None = None
+) -> list[ContactFact]:
+    """Authorised support calls of the given tenants (None: all) decided before ``before`` (and, with
+    ``since``, not before it: the contact's first run, as below), oldest first.
 
     A channel is one contact however many times it ran the support AGI (a caller sent back to the support
     line runs it again on the same channel, and every run is stored): its first authorised run opens it, and
@@ -84,10 +87,12 @@ async def contact_facts(conn: asyncpg.Connection, before: datetime, tenants: Ite
               AND ($2::text[] IS NULL OR c.tenant_id = ANY($2::text[]))
             ORDER BY c.server, c.uniqueid, c.decided_at
         ) s {_queue_outcome("s")}
+        WHERE $3::timestamptz IS NULL OR s.decided_at >= $3
         ORDER BY s.decided_at, s.server, s.uniqueid
         """,
         before,
         None if tenants is None else list(tenants),
+        since,
     )
     out = []
     for r in rows:
@@ -105,12 +110,17 @@ async def contact_facts(conn: asyncpg.Connection, before: datetime, tenants: Ite
 
 
 async def agi_failure_facts(
-    conn: asyncpg.Connection, before: datetime, contexts: Sequence[str], requesters: Mapping[str, tuple[str, str]]
+    conn: asyncpg.Connection,
+    before: datetime,
+    contexts: Sequence[str],
+    requesters: Mapping[str, tuple[str, str]],
+    since: datetime | None = None,
 ) -> list[ContactFact]:
     """Calls of requester numbers (``requesters``: E.164 → (tenant, requester name)) that reached the support
     line's dialplan ``contexts`` but have no support-call record: the AGI failed (pbx-sla's AGI server down
     or unreachable) and the dialplan's failure route took them. Found by their CDR legs (the caller's
-    channel, first leg), with their queue outcome; oldest first."""
+    channel, first leg), with their queue outcome; oldest first; with ``since``, those whose first leg started
+    at or after it."""
     if not contexts or not requesters:
         return []
     rows = await conn.fetch(
@@ -124,11 +134,13 @@ async def agi_failure_facts(
               AND NOT EXISTS (SELECT 1 FROM support_calls s WHERE s.uniqueid = l.uniqueid)
             ORDER BY l.server, l.uniqueid, l.start_at
         ) f {_queue_outcome("f")}
+        WHERE $4::timestamptz IS NULL OR f.start_at >= $4
         ORDER BY f.start_at, f.server, f.uniqueid
         """,
         list(contexts),
         sorted(requesters),
         before,
+        since,
     )
     out = []
     for r in rows:
@@ -158,17 +170,22 @@ async def queue_member_endpoints(conn: asyncpg.Connection) -> set[str]:
     return {r["dst_endpoint"] for r in rows}
 
 
-async def staff_calls(conn: asyncpg.Connection, endpoints: Iterable[str], before: datetime) -> list[StaffCall]:
-    """Answered CDR legs placed by ``endpoints`` that started before ``before``, oldest first."""
+async def staff_calls(
+    conn: asyncpg.Connection, endpoints: Iterable[str], before: datetime, since: datetime | None = None
+) -> list[StaffCall]:
+    """Answered CDR legs placed by ``endpoints`` that started before ``before``, oldest first; with ``since``,
+    only those answered (:attr:`StaffCall.answered_at`) at or after it."""
     rows = await conn.fetch(
         """
         SELECT server, fingerprint, src_endpoint, dst, dialled_e164, start_at, answer_at, end_at, billsec
         FROM cdr_legs
         WHERE src_endpoint = ANY($1::text[]) AND disposition = 'ANSWERED' AND start_at < $2
+          AND ($3::timestamptz IS NULL OR COALESCE(answer_at, end_at - billsec * interval '1 second') >= $3)
         ORDER BY start_at, fingerprint
         """,
         sorted(set(endpoints)),
         before,
+        since,
     )
     out = []
     for r in rows:
