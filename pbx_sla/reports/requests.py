@@ -163,16 +163,22 @@ async def _facts(
     if staff is None:
         staff = await staff_endpoints(conn, cat)
     callbacks = []
+    staff_set, numbers = frozenset(staff), frozenset(owner)
+    minimum = cat.support.callback_min_seconds
+    matched: dict[tuple[str, str, bool], str | None] = {}  # a year of legs dials a few hundred numbers
     for call in await staff_calls(conn, staff, now, since) if staff and owner else []:
-        number = is_callback(
-            call.endpoint,
-            call.dialled,
-            call.billsec,
-            staff=frozenset(staff),
-            numbers=frozenset(owner),
-            minimum_seconds=cat.support.callback_min_seconds,
-            country_code=cat.country_code,
-        )
+        key = (call.endpoint, call.dialled, call.billsec >= minimum)
+        if key not in matched:
+            matched[key] = is_callback(
+                call.endpoint,
+                call.dialled,
+                call.billsec,
+                staff=staff_set,
+                numbers=numbers,
+                minimum_seconds=minimum,
+                country_code=cat.country_code,
+            )
+        number = matched[key]
         if number is not None:
             callbacks.append(Callback(call.key, owner[number], call.endpoint, number, call.answered_at, call.billsec))
     return contacts, callbacks, owner

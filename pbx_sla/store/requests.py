@@ -76,6 +76,17 @@ async def contact_facts(
     A channel is one contact however many times it ran the support AGI (a caller sent back to the support
     line runs it again on the same channel, and every run is stored): its first authorised run opens it, and
     the channel's queue events give its outcome once, so its talk time is not counted twice."""
+    # with ``since``: the runs from then on of channels without an earlier run (the probe is an index look-up
+    # per run; the whole history is not sorted for its first runs)
+    recent = (
+        """AND c.decided_at >= $3 AND NOT EXISTS (
+                   SELECT 1 FROM support_calls e
+                   WHERE e.uniqueid = c.uniqueid AND e.server = c.server AND e.decided_at < $3
+                     AND e.authorised AND e.tenant_id IS NOT NULL
+                     AND ($2::text[] IS NULL OR e.tenant_id = ANY($2::text[])))"""
+        if since is not None
+        else ""
+    )
     rows = await conn.fetch(
         f"""
         SELECT s.server, s.uniqueid, s.decided_at, s.tenant_id, s.requester, s.caller_e164, s.action, s.reason,
@@ -84,15 +95,14 @@ async def contact_facts(
             SELECT DISTINCT ON (c.server, c.uniqueid) c.*
             FROM support_calls c
             WHERE c.authorised AND c.tenant_id IS NOT NULL AND c.decided_at < $1
-              AND ($2::text[] IS NULL OR c.tenant_id = ANY($2::text[]))
+              AND ($2::text[] IS NULL OR c.tenant_id = ANY($2::text[])) {recent}
             ORDER BY c.server, c.uniqueid, c.decided_at
         ) s {_queue_outcome("s")}
-        WHERE $3::timestamptz IS NULL OR s.decided_at >= $3
         ORDER BY s.decided_at, s.server, s.uniqueid
         """,
         before,
         None if tenants is None else list(tenants),
-        since,
+        *([since] if since is not None else []),
     )
     out = []
     for r in rows:
