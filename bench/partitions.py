@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/partitions.py [--calls 10000000,30000000] [--retention-legs 5000000]
                                          [--tenants 500] [--trunks 50] [--runs 5] [--dsn ADMIN_DSN]
+                                         [--month-calls N] [--load-only | --keep | --reuse DB1,DB2]
 
 For each size in ``--calls`` (one database each, created, migrated to the current schema and DROPPED at the
 end; sizes run one after the other in the same run), the history is 24 UTC months 2024-12 .. 2026-11:
@@ -12,8 +13,15 @@ end; sizes run one after the other in the same run), the history is 24 UTC month
   QueueCallerAbandon; ``qos_legs``: one per 10 calls, on a catalogue trunk, joined to its call;
 * ``--trunks`` trunks on 2 servers, a daemon session per day and a weekly flap (bench/trunks_report.py).
 
-Run for docs/benchmarks.md at commit 421fd9d (before sql/1602's support_call_results table); since then
-the loader fills that table after the load (support_call_results_refresh), not re-measured.
+``--month-calls N``: the measured month (2026-11) and the month before it hold N calls each (4,166,667 is a
+month of 100 M over 24 months) and the rest of the size is spread over the other 22 months, so the month's
+cost can be compared over histories of different sizes. ``--load-only`` loads and keeps the databases
+(names printed), ``--reuse`` measures kept databases (one per size, migrated to the code measured; the
+oldest month reloaded when an earlier run's retention dropped it), ``--keep`` keeps them after measuring:
+drop them by hand (``DROP DATABASE``). A load stops before it would leave less than 15 GB free on the disk.
+
+Runs 1 and 2 of bench/results/partitions.md at commit 421fd9d (before sql/1602's support_call_results
+table); since then the loader fills that table after the load from the view, in one statement (run 3).
 
 Set-based: each month's rows are inserted with ``INSERT ... SELECT generate_series`` into a table made
 ``LIKE`` the partition, without indexes, then ATTACHed (which builds its keys and indexes once, after the
@@ -22,7 +30,8 @@ load). The catalogue is written into its tables (bench/cdr.py ``seed``), without
 
 Measured, median and worst of ``--runs`` (each after one warm-up run), for 2026-11 (Europe/Prague):
 ``usage_rows`` (``pbx-sla usage``), ``sla_report`` (``pbx-sla sla``), ``trunk_availability``
-(``pbx-sla trunks``), and the partitions each report's period query reads (EXPLAIN). Then retention:
+(``pbx-sla trunks``), and the month partitions each report's statements read (EXPLAIN ANALYZE of every
+statement it ran). Then retention:
 the month 2024-12 holds ``--retention-legs`` extra legs and calls, its months (2024-12, 2025-01 in
 Prague) have closed statements; ``apply_retention`` with ``legs_days`` past it drops its partitions; timed,
 with the rows it dropped. Sizes on disk per table are printed.
