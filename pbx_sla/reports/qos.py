@@ -22,13 +22,14 @@ import asyncpg
 from pbx_sla.domain.catalogue import Catalogue
 from pbx_sla.domain.qos import (
     DEFAULT_POOR_MOS,
+    Codec,
+    LegQuality,
     MeasuredLeg,
     QosFigures,
     QosTargets,
     breaches,
     codec,
     figures,
-    leg_from_record,
     leg_mos,
 )
 from pbx_sla.errors import ConfigError
@@ -49,10 +50,19 @@ def figures_json(f: QosFigures, targets: QosTargets | None) -> dict[str, Any]:
 
 
 def measured(rows: Iterable[asyncpg.Record]) -> list[tuple[asyncpg.Record, MeasuredLeg]]:
+    """The measured legs of :func:`pbx_sla.store.qos.trunk_legs` rows with their MOS. A month can hold
+    hundreds of thousands of legs: each leg is built from the row's columns directly (the fields
+    :func:`pbx_sla.domain.qos.leg_from_record` would take from it) and each codec name is resolved once."""
     out = []
+    codecs: dict[str | None, Codec] = {}
     for r in rows:
-        leg = leg_from_record(dict(r))
-        value = leg_mos(leg, codec(r["codec"]))
+        name = r["codec"]
+        values = codecs.get(name)
+        if values is None:
+            values = codecs[name] = codec(name)
+        leg = LegQuality(r["received"], r["lost"], jitter_ms=r["jitter_ms"], jitter_max_ms=r["jitter_max_ms"],
+                         rtt_ms=r["rtt_ms"])  # fmt: skip
+        value = leg_mos(leg, values)
         if value is None:
             continue
         jitter = leg.jitter_ms or 0.0
