@@ -49,8 +49,9 @@ STATUS_INTERVAL = 2.0
 SPOOL_DIR = "spool"
 STOP_TIMEOUT = 15.0
 #: the metrics refresh's connection: like the dashboard's, without JIT (it compiled the report queries for
-#: longer than they run; pbx_sla.web.dashboard.SERVER_SETTINGS)
-FIGURES_SETTINGS = {"jit": "off", "application_name": "pbx-sla metrics"}
+#: longer than they run) and planning each statement for its parameters, not with a generic plan after five
+#: runs (pbx_sla.web.dashboard.SERVER_SETTINGS)
+FIGURES_SETTINGS = {"jit": "off", "plan_cache_mode": "force_custom_plan", "application_name": "pbx-sla metrics"}
 
 
 def load_features(names: Sequence[str] | None = None) -> list[ModuleType]:

@@ -112,14 +112,20 @@ async def _compute(conn: asyncpg.Connection, infos: Sequence[TrunkInfo], first: 
                         [s.value for s in segs],
                     )
                 )
-        await conn.executemany(
+        # under the lock no other writer stores days: replace the range's rows by one COPY
+        await conn.execute(
             """
-            INSERT INTO trunk_known_days (server, trunk, day, starts, ends, states)
-            VALUES ($1, $2, $3, $4, $5, $6)
-            ON CONFLICT (server, trunk, day) DO UPDATE
-               SET starts = EXCLUDED.starts, ends = EXCLUDED.ends, states = EXCLUDED.states, computed_at = now()
+            DELETE FROM trunk_known_days k
+             USING unnest($1::text[], $2::text[]) AS w(server, trunk)
+             WHERE k.server = w.server AND k.trunk = w.trunk AND k.day BETWEEN $3 AND $4
             """,
-            rows,
+            [i.server for i in infos],
+            [i.trunk for i in infos],
+            first,
+            last,
+        )
+        await conn.copy_records_to_table(
+            "trunk_known_days", records=rows, columns=["server", "trunk", "day", "starts", "ends", "states"]
         )
 
 

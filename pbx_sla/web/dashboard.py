@@ -31,8 +31,12 @@ log = get_logger(__name__)
 
 HTML = "text/html"
 #: the pages' connections: PostgreSQL's JIT compiles the support-outcome query (cost above jit_above_cost) for
-#: ~1 s on every page view, more than the query itself takes (bench/results/web.md)
-SERVER_SETTINGS = {"jit": "off", "application_name": "pbx-sla web"}
+#: ~1 s on every page view, more than the query itself takes; and every statement is planned for its
+#: parameters: these long-lived connections run each report statement again and again, and after five runs
+#: PostgreSQL may switch to a generic plan, which for the month's support aggregate estimates 2 rows instead of
+#: 50,000 and probes the tenants and tiers per call (90 ms of server CPU per overview instead of 16;
+#: bench/results/web.md). Planning the dozen statements of a page costs about a millisecond.
+SERVER_SETTINGS = {"jit": "off", "plan_cache_mode": "force_custom_plan", "application_name": "pbx-sla web"}
 
 
 async def overview_data(conn: asyncpg.Connection, period: Period) -> dict[str, Any]:
