@@ -93,14 +93,19 @@ async def _read(
     }
 
 
-async def _compute(conn: asyncpg.Connection, infos: Sequence[TrunkInfo], first: date, last: date) -> None:
-    """Replay ``infos`` over the UTC days ``first..last`` and store each day, under the lock."""
+async def _compute(
+    conn: asyncpg.Connection, infos: Sequence[TrunkInfo], first: date, last: date
+) -> dict[tuple[str, str], list[Segment]]:
+    """Replay ``infos`` over the UTC days ``first..last`` and store each day, under the lock; returns each
+    trunk's segments of those days."""
+    out: dict[tuple[str, str], list[Segment]] = {}
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", LOCK)
         span = Span(utc_midnight(first), utc_midnight(last + ONE_DAY))
         rows = []
         for t in await timelines(conn, infos, span):
             days = by_utc_day(known_segments(t.sessions, t.observations), first, last)
+            out[(t.info.server, t.info.trunk)] = [s for day in sorted(days) for s in days[day]]
             for day, segs in days.items():
                 rows.append(
                     (
@@ -127,6 +132,7 @@ async def _compute(conn: asyncpg.Connection, infos: Sequence[TrunkInfo], first: 
         await conn.copy_records_to_table(
             "trunk_known_days", records=rows, columns=["server", "trunk", "day", "starts", "ends", "states"]
         )
+    return out
 
 
 async def load_known(
@@ -157,8 +163,11 @@ async def load_known(
             # the days missing for any of these trunks, from the first to the last one, replayed together
             wanted = [first + timedelta(days=n) for n in range(count)]
             gaps = [d for i in missing for d in wanted if d not in kept.get((i.server, i.trunk), (set(), []))[0]]
-            await _compute(conn, missing, min(gaps), max(gaps))
-            kept.update(await _read(conn, [(i.server, i.trunk) for i in missing], first, last))
+            computed = await _compute(conn, missing, min(gaps), max(gaps))
+            if min(gaps) == first and max(gaps) == last:  # every day replayed (the month's first view)
+                kept.update({key: (set(wanted), segments) for key, segments in computed.items()})
+            else:  # kept days around the replayed ones: read them all back in order
+                kept.update(await _read(conn, [(i.server, i.trunk) for i in missing], first, last))
             still = [i for i in missing if len(kept.get((i.server, i.trunk), ((), []))[0]) < count]
             if still:  # a change deleted some again meanwhile: replay those trunks' days here, as before
                 start, end = utc_midnight(first), utc_midnight(last + ONE_DAY)

@@ -164,7 +164,7 @@ async def test_days_deleted_again_before_they_are_read_are_replayed(db, monkeypa
     from pbx_sla.store import trunk_days
 
     async def stored_then_deleted(conn, infos, first, last):
-        return None
+        return {}  # nothing kept, nothing handed back
 
     monkeypatch.setattr(trunk_days, "_compute", stored_then_deleted)
     rnd = random.Random(7)
