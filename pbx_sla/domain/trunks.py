@@ -445,6 +445,9 @@ def trunk_summary(
 # -- UTC days: the unit in which known states are kept once a day is over -----------------------------------
 
 
+ONE_DAY = timedelta(days=1)
+
+
 def utc_day(instant: datetime) -> date:
     """The UTC calendar day ``instant`` falls in."""
     return instant.astimezone(UTC).date()
@@ -466,16 +469,20 @@ def by_utc_day(segments: Sequence[Segment], first: date, last: date) -> dict[dat
     merges the cut parts again, so a summary over the concatenation equals one over ``segments``."""
     out: dict[date, list[Segment]] = {}
     i, n = 0, len(segments)
-    day = first
+    day, start = first, utc_midnight(first)
     while day <= last:
-        start, end = utc_midnight(day), utc_midnight(day + timedelta(days=1))
+        end = start + ONE_DAY  # UTC days are all 24 h
         while i < n and segments[i].end <= start:
             i += 1
-        j, mine = i, []
+        mine = []
+        j = i
         while j < n and segments[j].start < end:
             s = segments[j]
-            mine.append(Segment(max(s.start, start), min(s.end, end), s.value))
+            if s.start >= start and s.end <= end:
+                mine.append(s)
+            elif s.end > start:
+                mine.append(Segment(max(s.start, start), min(s.end, end), s.value))
             j += 1
-        out[day] = [s for s in mine if s.start < s.end]
-        day += timedelta(days=1)
+        out[day] = mine
+        day, start = day + ONE_DAY, end
     return out
