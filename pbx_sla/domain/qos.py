@@ -487,7 +487,73 @@ def user_event_record(server: str, event: Mapping[str, str]) -> dict[str, Any] |
 
     ``Qos`` is ``CHANNEL(rtcp,all)`` followed by ``;maxrxjitter=…;avgrxjitter=…;maxrtt=…;avgrtt=…``
     (asterisk_conf/extensions.conf); a handler written with separate ``Jitter:`` and ``Rtt:`` headers
-    (``CHANNEL(rtcp,all_jitter)``, ``CHANNEL(rtcp,all_rtt)``) is read as well."""
+    (``CHANNEL(rtcp,all_jitter)``, ``CHANNEL(rtcp,all_rtt)``) is read as well.
+
+    Once per call leg on the ingest path: the shipped handler's one-header form in Asterisk's layout takes
+    :func:`_user_layout_record` (one match, one dict); anything else :func:`_user_event_record_any`, which
+    gives the same record (tests/unit/test_qos_fast_path.py) and names a fault."""
+    text = event.get("Qos")
+    if text is not None and "Jitter" not in event and "Rtt" not in event:
+        found = _USER_LAYOUT.fullmatch(text)
+        if found is not None:
+            return _user_layout_record(server, event, found)
+    return _user_event_record_any(server, event)
+
+
+def _user_layout_record(server: str, event: Mapping[str, str], found: re.Match[str]) -> dict[str, Any]:
+    """:func:`_leg_record` of :func:`_layout_values` for a ``Qos`` that matched :data:`_USER_LAYOUT` (its texts
+    are numbers), in one dict literal: no values tuple, no call per step."""
+    lp, rxjitter, rxcount, txjitter, txcount, rlp, rtt_text, txmes, max_jitter, avg_jitter, max_rtt, avg_rtt = (
+        found.groups()
+    )
+    uniqueid = (event.get("Uniqueid") or event.get("UniqueID") or "").strip()
+    if not uniqueid:
+        raise ParseError(QOS_USER_EVENT, "Uniqueid", "is missing or empty")
+    channel = (event.get("Channel") or "").strip()
+    received = int(rxcount)
+    rtt_s = float(rtt_text) or float(avg_rtt)  # 0: no far-end report, then the RTT items' average
+    if received:
+        own_jitter = float(txjitter)
+        jitter_max = float(max_jitter)
+        jitter_ms: float | None = own_jitter * 1000
+        jitter_max_ms: float | None = (own_jitter if own_jitter > jitter_max else jitter_max) * 1000  # max()
+        jitter_avg_ms: float | None = float(avg_jitter) * 1000
+        mes: float | None = float(txmes)
+    else:
+        jitter_ms = jitter_max_ms = jitter_avg_ms = mes = None
+    if rtt_s:
+        rtt_max = float(max_rtt)
+        far_lost: int | None = int(rlp)
+        far_jitter_ms: float | None = float(rxjitter) * 1000
+        rtt_ms: float | None = rtt_s * 1000
+        rtt_max_ms: float | None = rtt_max * 1000 if rtt_max > 0 else None
+    else:
+        far_lost = far_jitter_ms = rtt_ms = rtt_max_ms = None
+    return {
+        "server": server,
+        "uniqueid": uniqueid,
+        "linkedid": (event.get("Linkedid") or event.get("LinkedID") or "").strip() or None,
+        "channel": channel,
+        "endpoint": endpoint(channel),
+        "at": _instant(event, QOS_USER_EVENT),
+        "codec": native_format(event.get("Codec")),
+        "received": received,
+        "lost": int(lp) if received else 0,
+        "sent": int(txcount),
+        "jitter_ms": jitter_ms,
+        "jitter_max_ms": jitter_max_ms,
+        "jitter_avg_ms": jitter_avg_ms,
+        "far_lost": far_lost,
+        "far_jitter_ms": far_jitter_ms,
+        "rtt_ms": rtt_ms,
+        "rtt_max_ms": rtt_max_ms,
+        "asterisk_mes": mes,
+    }
+
+
+def _user_event_record_any(server: str, event: Mapping[str, str]) -> dict[str, Any] | None:
+    """:func:`user_event_record` of any form and spelling the handler may send (field by field when the
+    layout differs), naming a fault."""
     headers = event if "Qos" in event else _headers_any_case(event)
     text = headers.get("Qos")
     if text is None:

@@ -16,9 +16,32 @@ import asyncpg
 from pbx_sla.domain.qos import KIND
 from pbx_sla.pipeline import DbConnection, optional_float, optional_int, optional_text, record_instant
 
+#: the batch's rows, COPYed (binary, no per-value checks) then inserted in one statement; emptied at commit
+#: (and before each batch: two batches in one transaction)
+_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS qos_legs_stage (
+    server text, uniqueid text, linkedid text, channel text, endpoint text, at timestamptz, codec text,
+    received bigint, lost bigint, sent bigint, jitter_ms float8, jitter_max_ms float8, jitter_avg_ms float8,
+    far_lost bigint, far_jitter_ms float8, rtt_ms float8, rtt_max_ms float8, asterisk_mes float8
+) ON COMMIT DELETE ROWS;
+TRUNCATE qos_legs_stage
+"""
+COLUMNS = ("server", "uniqueid", "linkedid", "channel", "endpoint", "at", "codec", "received", "lost", "sent",
+           "jitter_ms", "jitter_max_ms", "jitter_avg_ms", "far_lost", "far_jitter_ms", "rtt_ms", "rtt_max_ms",
+           "asterisk_mes")  # fmt: skip
+_INSERT = f"""
+INSERT INTO qos_legs ({", ".join(COLUMNS)})
+SELECT {", ".join(COLUMNS)} FROM qos_legs_stage
+ON CONFLICT (server, uniqueid, at) DO NOTHING
+"""
+
 
 class QosLegSink:
-    """Inserts ``qos_leg`` records; a replayed record (same server, uniqueid and event time) is ignored."""
+    """Inserts ``qos_leg`` records; a replayed record (same server, uniqueid and event time) is ignored.
+
+    A batch is COPYed into a session-private staging table, then inserted by one statement: asyncpg's array
+    parameters (the former ``unnest($1::text[], …)``) check every element of every array against three
+    ``collections.abc`` classes, most of the writer's CPU per row (bench/ami_ingest_qos.py, daemon CPU)."""
 
     kind = KIND
 
@@ -48,18 +71,17 @@ class QosLegSink:
             )
             for i in items
         ]
-        columns = [list(c) for c in zip(*rows, strict=True)]
-        await conn.execute(
-            """
-            INSERT INTO qos_legs (server, uniqueid, linkedid, channel, endpoint, at, codec, received, lost, sent,
-                jitter_ms, jitter_max_ms, jitter_avg_ms, far_lost, far_jitter_ms, rtt_ms, rtt_max_ms, asterisk_mes)
-            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
-                $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::float8[], $12::float8[], $13::float8[],
-                $14::bigint[], $15::float8[], $16::float8[], $17::float8[], $18::float8[])
-            ON CONFLICT (server, uniqueid, at) DO NOTHING
-            """,
-            *columns,
-        )
+        if conn.is_in_transaction():  # the writer's: the staged rows live until its commit
+            await _store(conn, rows)
+        else:
+            async with conn.transaction():
+                await _store(conn, rows)
+
+
+async def _store(conn: DbConnection, rows: list[tuple[Any, ...]]) -> None:
+    await conn.execute(_STAGE)
+    await conn.copy_records_to_table("qos_legs_stage", records=rows, columns=COLUMNS)
+    await conn.execute(_INSERT)
 
 
 async def trunk_legs(
