@@ -226,7 +226,8 @@ class AmiProtocol(AMIProtocol):
                 self._oversized(len(block))
                 continue
             try:
-                headers = read_message(block)
+                # (the prefix test inline: one call fewer for every other event)
+                headers = read_message(block) if block.startswith(_QOS_PREFIX) else parse_message(block)
                 if "ActionID" in headers or "Response" in headers:
                     self._answer(headers, block)
                 elif "Event" in headers:

@@ -107,10 +107,14 @@ def hangup_handler(counts: HangupCounts) -> EventHandler:
 
 
 def user_event_handler(counts: HangupCounts) -> EventHandler:
+    # once per call leg: the counters bound here, not looked up on ``counts`` per event
+    qos_events, legs, recents = counts.qos_events, counts.legs, counts.recent
+    keep = 2 * RECENT_LEGS
+
     def handle(server: str, event: Mapping[str, str]) -> Iterable[Record]:
         if event.get("UserEvent") != QOS_USER_EVENT:
             return ()  # the support line's PbxSlaSupport and the PBX's own
-        counts.qos_events[server] = counts.qos_events.get(server, 0) + 1
+        qos_events[server] = qos_events.get(server, 0) + 1
         try:
             data = user_event_record(server, event)
         except (ParseError, QosParseError) as exc:
@@ -118,13 +122,13 @@ def user_event_handler(counts: HangupCounts) -> EventHandler:
             return ()
         if data is None:
             return ()
-        recent = counts.recent.get(server)
+        recent = recents.get(server)
         if recent is None:
-            recent = counts.recent[server] = {}
+            recent = recents[server] = {}
         recent[data["uniqueid"]] = None
-        if len(recent) > 2 * RECENT_LEGS:  # keep the newest RECENT_LEGS (dicts keep insertion order)
-            counts.recent[server] = dict.fromkeys(list(recent)[-RECENT_LEGS:])
-        counts.legs[server] = counts.legs.get(server, 0) + 1
+        if len(recent) > keep:  # keep the newest RECENT_LEGS (dicts keep insertion order)
+            recents[server] = dict.fromkeys(list(recent)[-RECENT_LEGS:])
+        legs[server] = legs.get(server, 0) + 1
         return (Record(KIND, data),)
 
     return handle
