@@ -31,6 +31,7 @@ ADJUSTED: dict[str, str] = {
     "credit": "money",
     "service_level": "ratio",
     "availability": "ratio",
+    "reaction": "ratio",
 }
 
 
@@ -54,6 +55,9 @@ def frozen_figures(usage: Mapping[str, Any], sla: Mapping[str, Any]) -> dict[str
         "service_level_target": sla["service_level_target"],
         "availability": sla["availability"],
         "availability_target": sla["availability_target"],
+        # the share of the month's support requests reacted to within the tier's target (judged as of the close)
+        "reaction": (sla.get("reaction") or {}).get("share"),
+        "reaction_share_target": sla.get("reaction_share_target"),
         "breaches": list(sla["breaches"]),
         "credit_percent": sla["credit"]["percent"],
         "credit": str(credit),
@@ -84,8 +88,10 @@ class Adjustment:
 
 def last_stated(frozen: Mapping[str, Any], earlier: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """What was last stated for each adjusted figure of one (tenant, month): the frozen value, overridden in
-    order by the ``now`` of every adjustment stated since (``earlier``: adjustment dicts, oldest first)."""
-    stated = {f: frozen.get(f) for f in ADJUSTED}
+    order by the ``now`` of every adjustment stated since (``earlier``: adjustment dicts, oldest first).
+    A figure the month was not frozen with (closed by a version that did not state it, e.g. ``reaction``)
+    is left out: it was never stated, so it is never adjusted."""
+    stated = {f: frozen.get(f) for f in ADJUSTED if f in frozen}
     for adj in earlier:
         stated[adj["figure"]] = adj["now"]
     return stated
@@ -98,11 +104,12 @@ def _differs(kind: str, was: Any, now: Any) -> bool:
 
 
 def adjustments(period: str, stated: Mapping[str, Any], current: Mapping[str, Any]) -> list[Adjustment]:
-    """The adjusted figures whose current value differs from the stated one, in :data:`ADJUSTED` order."""
+    """The adjusted figures (of those ``stated``) whose current value differs from the stated one, in
+    :data:`ADJUSTED` order."""
     return [
         Adjustment(period, figure, stated.get(figure), current.get(figure))
         for figure, kind in ADJUSTED.items()
-        if _differs(kind, stated.get(figure), current.get(figure))
+        if figure in stated and _differs(kind, stated.get(figure), current.get(figure))
     ]
 
 

@@ -31,6 +31,8 @@ _NO_SLA_ROW: dict[str, Any] = {
     "service_level_target": None,
     "availability": None,
     "availability_target": None,
+    "reaction": None,
+    "reaction_share_target": None,
     "breaches": [],
     "credit": {"percent": 0.0, "amount": "0.00"},
 }

@@ -359,6 +359,9 @@ def statement_document(report: Mapping[str, Any]) -> str:
                  True),
                 ("Service level (target)", f"{pct(f['service_level'], 2)} ({pct(f['service_level_target'], 2)})", True),
                 ("Availability (target)", f"{pct(f['availability'])} ({pct(f['availability_target'])})", True),
+                *([("Support requests reacted to in time (target)",
+                    f"{pct(f['reaction'], 2)} ({pct(f.get('reaction_share_target'), 2)})", True)]
+                  if "reaction" in f else []),
                 ("SLA breaches", f'<span class="breach">{escape(breaches)}</span>' if breaches else "none", False),
             ]  # fmt: skip
         figures = "".join(

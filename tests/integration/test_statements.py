@@ -131,3 +131,51 @@ async def test_late_leg_after_close_is_an_adjustment_on_the_next_statement(month
     html = html_path.read_text(encoding="utf-8")
     assert code == 0 and html.count('<section class="statement"') == 2
     assert "Changes to earlier months" in html and "4711" not in html
+
+
+async def test_reaction_share_is_frozen_and_a_late_change_is_an_adjustment(month):
+    """The share of requests reacted to in time is a statement figure like availability: frozen at the close,
+    and a late support call that changes it is stated on the next statement (was → now, no delta)."""
+    from test_requests_report import catalogue as reaction_catalogue
+    from test_sla_report import call, qev, t
+
+    from pbx_sla.domain.catalogue_file import parse_catalogue
+    from pbx_sla.store.catalogue import apply_catalogue
+    from pbx_sla.store.support import QueueEventSink, SupportCallSink
+
+    # the example catalogue with 4 h reaction targets (the requests tests' variant)
+    await apply_catalogue(month, parse_catalogue(reaction_catalogue(), "contracts.toml"), "contracts.toml")
+    assert (await run_cli("statement", "close", "--period", "2026-11"))[0] == 0
+    frozen = {s["tenant"]: s["figures"] for s in (await statement_report(month, "2026-11"))["statements"]}
+    sla = {t["tenant"]: t for t in (await cli_json("sla", "--period", "2026-11"))["tenants"]}
+    assert frozen["acme"]["reaction"] == sla["acme"]["reaction"]["share"] is not None
+    assert frozen["acme"]["reaction_share_target"] == sla["acme"]["reaction_share_target"] == 0.95
+    # late: acme called on 28 Nov and hung up in the queue; nobody reacted: a request overdue (before: 2 met
+    # of 3 judged, 1 breached; now 2 of 4)
+    await SupportCallSink().write(month, [call("late-1", t(28, 9))])
+    events = [
+        qev("late-1", "QueueCallerJoin", t(28, 9, 0, 1)),
+        qev("late-1", "QueueCallerAbandon", t(28, 9, 1, 1), hold_time=60),
+    ]
+    await QueueEventSink().write(month, events)
+    now = (await cli_json("sla", "--period", "2026-11"))["tenants"]
+    share = next(x for x in now if x["tenant"] == "acme")["reaction"]["share"]
+    assert (frozen["acme"]["reaction"], share) == (0.666667, 0.5)
+    assert (await close_month(month, "2026-12", AFTER_DECEMBER))[0]
+    december = {s["tenant"]: s for s in (await statement_report(month, "2026-12"))["statements"]}
+    adj = {a["figure"]: a for a in december["acme"]["adjustments"]}
+    assert adj["reaction"] == {"period": "2026-11", "figure": "reaction", "was": frozen["acme"]["reaction"],
+                               "now": share, "delta": None}  # fmt: skip
+
+
+async def test_a_month_closed_without_the_reaction_figure_is_not_adjusted_for_it(month):
+    """Statements closed by a version that did not freeze ``reaction`` never get a reaction adjustment."""
+    assert (await close_month(month, "2026-11", AFTER_DECEMBER))[0]
+    # as an older version froze it: the same figures without the key (the append-only trigger is bypassed
+    # the way a restore would, as the table owner with triggers disabled)
+    await month.execute("SET session_replication_role = replica")
+    await month.execute("UPDATE statements SET figures = figures - 'reaction' - 'reaction_share_target'")
+    await month.execute("RESET session_replication_role")
+    assert (await close_month(month, "2026-12", AFTER_DECEMBER))[0]
+    december = (await statement_report(month, "2026-12"))["statements"]
+    assert all(a["figure"] != "reaction" for s in december for a in s["adjustments"])

@@ -173,3 +173,16 @@ async def test_days_deleted_again_before_they_are_read_are_replayed(db, monkeypa
         period = Period(m(37), m(5 * 24 * 60 + 13), PRAGUE)
         assert await kept(db, period, m(3 * 24 * 60 + 5)) == await direct(db, period)
         assert await db.fetchval("SELECT count(*) FROM trunk_known_days") == 0
+
+
+async def test_one_snapshot_transactions_replay_and_keep_nothing(db):
+    """In a repeatable-read transaction (``statement close``) missing days are replayed, not stored: a change
+    committed after its snapshot would never be deleted from them."""
+    await seed(db, random.Random(11))
+    period = Period(m(0), m(6 * 24 * 60), PRAGUE)
+    want = await direct(db, period)
+    async with db.transaction(isolation="repeatable_read"):
+        assert await kept(db, period, m(30 * 24 * 60)) == want
+        assert await db.fetchval("SELECT count(*) FROM trunk_known_days") == 0
+    assert await kept(db, period, m(30 * 24 * 60)) == want
+    assert await db.fetchval("SELECT count(*) FROM trunk_known_days") == len(TRUNKS) * 6

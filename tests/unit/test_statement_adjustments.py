@@ -80,3 +80,19 @@ def test_frozen_plus_stated_deltas_is_the_current_figure(history) -> None:
         calls = frozen["calls"] + sum(a["delta"] for a in stated if a["figure"] == "calls")
         credit = Decimal(frozen["credit"]) + sum(Decimal(a["delta"]) for a in stated if a["figure"] == "credit")
         assert calls == state["calls"] and credit == state["credit"]
+
+
+def test_reaction_share_is_frozen_and_adjusted_as_a_ratio() -> None:
+    sla = {**SLA, "reaction": {"requests": 4, "share": 0.75}, "reaction_share_target": 0.9}
+    frozen = frozen_figures(USAGE, sla)
+    assert (frozen["reaction"], frozen["reaction_share_target"]) == (0.75, 0.9)
+    assert frozen_figures(USAGE, {**SLA, "reaction": None})["reaction"] is None  # no catalogue tier: no figure
+    [adj] = adjustments("2026-11", last_stated(frozen, []), {**frozen, "reaction": 0.5})
+    assert adj.as_json() == {"period": "2026-11", "figure": "reaction", "was": 0.75, "now": 0.5, "delta": None}
+
+
+def test_a_figure_the_month_was_not_frozen_with_is_never_adjusted() -> None:
+    """Months closed before ``reaction`` was a statement figure: no adjustment from nothing to today's share."""
+    older = {k: v for k, v in frozen_figures(USAGE, SLA).items() if k not in ("reaction", "reaction_share_target")}
+    current = {**frozen_figures(USAGE, {**SLA, "reaction": {"share": 0.5}}), "calls": 11}
+    assert [a.figure for a in adjustments("2026-11", last_stated(older, []), current)] == ["calls"]
