@@ -10,6 +10,9 @@
 -- below; these triggers take it shared before deleting, so a day computed from a snapshot that missed a
 -- concurrent change is always deleted after it is stored (the change's transaction waits for the writer,
 -- or the writer waits for the change's commit and then reads it).
+-- This needs the changing transaction to be READ COMMITTED: under REPEATABLE READ the DELETE below uses the
+-- transaction's snapshot and misses days stored after it began (pbx-sla writes these tables under READ
+-- COMMITTED only; docs/trunks.md says so for hand edits).
 CREATE OR REPLACE FUNCTION trunk_known_days_observations() RETURNS trigger
     LANGUAGE plpgsql
     AS $fn$

@@ -186,3 +186,48 @@ async def test_one_snapshot_transactions_replay_and_keep_nothing(db):
         assert await db.fetchval("SELECT count(*) FROM trunk_known_days") == 0
     assert await kept(db, period, m(30 * 24 * 60)) == want
     assert await db.fetchval("SELECT count(*) FROM trunk_known_days") == len(TRUNKS) * 6
+
+
+async def test_updates_moving_keys_and_truncates_delete_the_days_they_change(db):
+    """The trigger paths the late-change test leaves out: an UPDATE of an observation (to an earlier time and to
+    another trunk: both the old and the new trunk's days go), an UPDATE of a session's key, and TRUNCATE."""
+    rnd = random.Random(1706)
+    period = Period(m(0), m(10 * 24 * 60), PRAGUE)
+    later = m(60 * 24 * 60)
+
+    async def days_of(server: str, trunk: str) -> list[int]:
+        rows = await db.fetch(
+            "SELECT day FROM trunk_known_days WHERE server = $1 AND trunk = $2 ORDER BY day", server, trunk
+        )
+        return [(r["day"] - m(0).date()).days for r in rows]
+
+    for _ in range(4):
+        await seed(db, rnd)
+        await db.execute(
+            """INSERT INTO trunk_observations (server, trunk, at, source, key, status)
+               VALUES ('pbx1', 't-a', $1, 'contact', 'sip:z', 'Reachable')""",
+            m(6 * 24 * 60 + 1),
+        )
+        assert await kept(db, period, later) == await direct(db, period)
+        assert await days_of("pbx1", "t-a") == list(range(10)) == await days_of("pbx1", "t-b")
+        # moved to t-b and two days earlier: t-a from day 6 on (its old place), t-b from day 4 on (the new)
+        await db.execute(
+            """UPDATE trunk_observations SET trunk = 't-b', at = at - interval '2 days'
+                WHERE server = 'pbx1' AND trunk = 't-a' AND key = 'sip:z'"""
+        )
+        assert await days_of("pbx1", "t-a") == list(range(6))
+        assert await days_of("pbx1", "t-b") == list(range(4))
+        assert await days_of("pbx2", "t-c") == list(range(10))
+        assert await kept(db, period, later) == await direct(db, period)
+        # a session renamed (its key changed): the old and the new key both count from its login on
+        login = await db.fetchval("SELECT min(login_at) FROM ami_sessions WHERE server = 'pbx2'")
+        await db.execute("UPDATE ami_sessions SET session_id = session_id || '-renamed' WHERE server = 'pbx2'")
+        first = max(0, (login.date() - m(0).date()).days)
+        assert await days_of("pbx2", "t-c") == list(range(first))
+        assert await days_of("pbx1", "t-a") == list(range(10))
+        assert await kept(db, period, later) == await direct(db, period)
+        for table in ("trunk_observations", "ami_sessions"):
+            assert await db.fetchval("SELECT count(*) FROM trunk_known_days") == len(TRUNKS) * 10
+            await db.execute(f"TRUNCATE {table}")
+            assert await db.fetchval("SELECT count(*) FROM trunk_known_days") == 0
+            assert await kept(db, period, later) == await direct(db, period)
