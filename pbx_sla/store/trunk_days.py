@@ -40,12 +40,6 @@ ONE_DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
-class Span:
-    start: datetime
-    end: datetime
-
-
-@dataclass(frozen=True)
 class Known:
     """One trunk over a period: its known states (sorted, non-overlapping, clipped to the period's UTC days)
     and its maintenance windows in the period."""
@@ -101,7 +95,7 @@ async def _compute(
     out: dict[tuple[str, str], list[Segment]] = {}
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", LOCK)
-        span = Span(utc_midnight(first), utc_midnight(last + ONE_DAY))
+        span = Interval(utc_midnight(first), utc_midnight(last + ONE_DAY))
         rows = []
         for t in await timelines(conn, infos, span):
             days = by_utc_day(known_segments(t.sessions, t.observations), first, last)
@@ -177,12 +171,12 @@ async def load_known(
             still = [i for i in missing if len(kept.get((i.server, i.trunk), ((), []))[0]) < count]
             if still:  # not kept, or a change deleted some again meanwhile: replay those trunks' days here
                 start, end = utc_midnight(first), utc_midnight(last + ONE_DAY)
-                for t in await timelines(conn, still, Span(start, end)):
+                for t in await timelines(conn, still, Interval(start, end)):
                     segments = clip(known_segments(t.sessions, t.observations), start, end)
                     kept[(t.info.server, t.info.trunk)] = (set(wanted), segments)
     live: dict[tuple[str, str], list[Segment]] = {}
     if live_from < period.end:
-        for t in await timelines(conn, infos, Span(live_from, period.end)):
+        for t in await timelines(conn, infos, Interval(live_from, period.end)):
             live[(t.info.server, t.info.trunk)] = clip(
                 known_segments(t.sessions, t.observations), live_from, period.end
             )

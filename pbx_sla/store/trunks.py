@@ -118,12 +118,13 @@ def _obs(row: asyncpg.Record) -> Observation:
     return Observation(row["at"], row["source"], row["key"], row["status"], row["rtt_usec"])
 
 
-async def _trunk_rows(
+async def trunk_rows(
     conn: asyncpg.Connection,
     period: PeriodLike,
-    servers: Sequence[str] | None,
-    trunks: Sequence[tuple[str, str]] | None,
+    servers: Sequence[str] | None = None,
+    trunks: Sequence[tuple[str, str]] | None = None,
 ) -> list[TrunkInfo]:
+    """The trunks :func:`load_timeline` reports, without their timelines."""
     if trunks is not None:
         if not trunks:
             return []
@@ -251,17 +252,7 @@ async def load_timeline(
     ``trunks``: only these (server, name) pairs (the SLA report's tenant trunks); otherwise the catalogue's
     active trunks, PBX-only trunks seen before the period's end, and any trunk observed in the period.
     """
-    return await timelines(conn, await _trunk_rows(conn, period, servers, trunks), period)
-
-
-async def trunk_rows(
-    conn: asyncpg.Connection,
-    period: PeriodLike,
-    servers: Sequence[str] | None = None,
-    trunks: Sequence[tuple[str, str]] | None = None,
-) -> list[TrunkInfo]:
-    """The trunks :func:`load_timeline` reports, without their timelines."""
-    return await _trunk_rows(conn, period, servers, trunks)
+    return await timelines(conn, await trunk_rows(conn, period, servers, trunks), period)
 
 
 async def timelines(conn: asyncpg.Connection, infos: Sequence[TrunkInfo], period: PeriodLike) -> list[Timeline]:
