@@ -135,7 +135,9 @@ def user_event_handler(counts: HangupCounts) -> EventHandler:
 
 
 def event_handlers(ctx: ServiceContext) -> Mapping[str, EventHandler]:
-    counts = _counts.setdefault(id(ctx), HangupCounts())
+    # fresh counts for every router built: an id() is reused once its context is gone, and a new context must
+    # not inherit the last one's uniqueids (its Hangups would be skipped as already recorded)
+    counts = _counts[id(ctx)] = HangupCounts()
     return {HANGUP: hangup_handler(counts), USER_EVENT: user_event_handler(counts)}
 
 

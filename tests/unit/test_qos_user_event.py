@@ -203,3 +203,17 @@ def test_status_warns_when_neither_source_delivers() -> None:
         f"pbx2: {QOS_WARN_AFTER_HANGUPS} Hangup events but no PbxSlaQos UserEvent and no RTPAUDIOQOS variable"
     )
     assert "pbx-sla-qos hangup handler" in warnings[0] and "channelvars = RTPAUDIOQOS" in warnings[0]
+
+
+def test_a_new_context_does_not_inherit_the_last_ones_legs() -> None:
+    """The feature keys its counts by id(ctx), and an id is reused once its context is gone: a router built for
+    a new context (the in-process benchmark builds one per run) must not skip its Hangups as already recorded."""
+    from pbx_sla.features import qos as feature
+
+    ctx = object()
+    first = feature.event_handlers(ctx)  # type: ignore[arg-type]
+    assert len(list(first[qos.USER_EVENT]("pbx1", parse_message(REAL)))) == 1
+    again = feature.event_handlers(ctx)  # type: ignore[arg-type]  # same id: a new context in its place
+    hangup = parse_message(HANGUP.replace("1796140654.7", "1796140956.7"))
+    assert len(list(again[qos.HANGUP]("pbx1", hangup))) == 1
+    assert feature.status(ctx)["pbx1"]["qos_events"] == 0  # type: ignore[arg-type]
