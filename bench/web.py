@@ -1,13 +1,22 @@
 """Benchmark: dashboard pages and ``/metrics`` at scale.
 
     .venv/bin/python bench/web.py [--calls 10000000] [--tenants 500] [--trunks 100] [--support-calls 50000]
-                                  [--runs 7] [--dsn ADMIN_DSN]
+                                  [--runs 7] [--dsn ADMIN_DSN] [--keep NAME] [--catalogue] [--profile]
 
 Data (own database, dropped at the end): ``--calls`` calls over 2026-01..06 across ``--tenants`` tenants and
 their daily rollup, as ``bench/cdr.py`` builds them (same function); ``--trunks`` trunks on 2 servers with a
 daemon session per server per day and a weekly flap per trunk, as ``bench/trunks_report.py`` generates them;
 each tenant on one trunk; ``--support-calls`` support calls in March (80 % answered after 5-60 s, the rest
 abandoned). Month measured: 2026-03.
+
+``--catalogue``: before measuring, apply a catalogue document (``apply_catalogue``, as ``pbx-sla catalogue
+apply`` does) naming the same tenants, tiers and trunks, with support hours (Mon-Fri 09:00-18:00 Prague with
+holidays, ``bench/requests.py``'s calendar), a 4-hour reaction target (90 %), one requester per tenant, 20
+prepaid support hours a year and two staff endpoints; the support calls get the tenant's requester and number.
+``sla`` (the overview and tenant page) then derives every tenant's support requests and reaction figures, as
+in production. Without it no revision exists and ``sla`` derives none. Applied once; on a ``--keep`` database it
+stays applied (a later run without ``--catalogue`` measures with it too).
+``--profile``: print a cProfile (top 25 by cumulative time) of one overview render after the runs.
 
 Times, median and worst of ``--runs``, server side (the work of one request, in-process, no HTTP):
 
@@ -17,8 +26,8 @@ Times, median and worst of ``--runs``, server side (the work of one request, in-
   baseline in the same runs: the report calls alone, i.e. what ``pbx-sla trunks/usage/sla --format json``
   compute for the same page;
 * ``/metrics`` with ``--tenants`` tenants and ``--trunks`` trunks: ``generate_latest`` of the daemon's registry
-  (5 dispositions per tenant, open and overdue support requests per tenant (synthetic values: the bench has
-  no catalogue document), 3 states + RTT per trunk, AGI counters over 12 action/reason pairs);
+  (5 dispositions per tenant, open and overdue support requests per tenant (synthetic values without
+  ``--catalogue``; with it, the refresh's own), 3 states + RTT per trunk, AGI counters over 12 action/reason pairs);
   baseline: ``generate_latest`` of a registry holding only the process collector;
 * the same requests over loopback HTTP through the aiohttp server (client wall time), for reference;
 * the background refresh of the database-derived metrics (``database_figures``);
@@ -50,6 +59,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from decimal import Decimal  # noqa: E402
 from zoneinfo import ZoneInfo  # noqa: E402
 
 from cdr import load_calls, seed, with_db  # noqa: E402
@@ -58,12 +68,23 @@ from trunks_report import generate  # noqa: E402
 
 from pbx_sla.ami.collector import ServerStatus  # noqa: E402
 from pbx_sla.config import HttpSettings  # noqa: E402
+from pbx_sla.domain.catalogue import (  # noqa: E402
+    Catalogue,
+    CreditRule,
+    OutOfHours,
+    Requester,
+    SupportSettings,
+    Tenant,
+    Tier,
+    Trunk,
+)
 from pbx_sla.reports import sla as sla_report  # noqa: E402
 from pbx_sla.reports import trunks as trunks_report  # noqa: E402
 from pbx_sla.reports import usage as usage_report  # noqa: E402
 from pbx_sla.reports.period import month_period  # noqa: E402
 from pbx_sla.reports.requests import Unreacted  # noqa: E402
 from pbx_sla.store import migrate  # noqa: E402
+from pbx_sla.store.catalogue import apply_catalogue, load_catalogue  # noqa: E402
 from pbx_sla.store.trunks import current_states  # noqa: E402
 from pbx_sla.web import pages  # noqa: E402
 from pbx_sla.web.dashboard import SERVER_SETTINGS, Dashboard, overview_data, tenant_data, trunk_data  # noqa: E402
@@ -131,6 +152,63 @@ async def load(conn: asyncpg.Connection, calls: int, tenants: int, trunks: int, 
     return took
 
 
+def _bench_requests() -> Any:
+    """``bench/requests.py`` by path (its module name would shadow the PyPI ``requests`` for type checkers)."""
+    spec = importlib.util.spec_from_file_location("bench_requests", ROOT / "bench" / "requests.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def catalogue(tenants: int, trunk_names: list[tuple[str, str]]) -> Catalogue:
+    """The bench's tenants (``t0``.., tiers ``t1``/``t2``/``t4`` as :func:`cdr.seed` gives them, one trunk each as
+    :func:`load` links them) in a catalogue with support hours, reaction targets and a requester per tenant."""
+    business = _bench_requests().BUSINESS
+    credits = (CreditRule(below=Decimal("0.999"), percent=Decimal(5)),)
+    tiers = {
+        name: Tier(
+            name=name, price_per_year=Decimal(price), currency="CZK", max_calls_per_day=calls, max_employees=emp,
+            calendar="business", queue="q", priority=1, out_of_hours=OutOfHours("closed"), answer_target_seconds=30,
+            service_level_target=Decimal("0.8"), availability_target=Decimal("0.999"), credits=credits,
+            reaction_target=4 * 3600, reaction_share_target=Decimal("0.9"),
+        )
+        for name, price, calls, emp in (("t1", 25000, 100, 20), ("t2", 46000, 500, 50), ("t4", 190000, None, None))
+    }  # fmt: skip
+    ts = {
+        f"t{i}": Tenant(
+            id=f"t{i}", name=f"tenant {i}", tier=("t1", "t2", "t4")[i % 3], employees=i % 60,
+            contract_start=datetime(2025, 1, 1).date(), accountcodes=(f"t{i}",),
+            trunks=("/".join(trunk_names[i % len(trunk_names)]),),
+            requesters=(Requester(f"r{i}", (f"+4207{i:08d}",)),), support_hours_per_year=Decimal(20),
+        )
+        for i in range(tenants)
+    }  # fmt: skip
+    trunks = tuple(Trunk(name, server, Decimal("0.999")) for server, name in trunk_names)
+    return Catalogue(
+        timezone="Europe/Prague", country_code="420", calendars={"business": business}, tiers=tiers, tenants=ts,
+        trunks=trunks, support=SupportSettings(("staff1", "staff2"), 30),
+    )  # fmt: skip
+
+
+async def apply_bench_catalogue(conn: asyncpg.Connection, tenants: int, trunks: int) -> float:
+    """Apply :func:`catalogue` (once) and give the support calls their tenant's requester; seconds taken."""
+    t = time.perf_counter()
+    if await load_catalogue(conn) is None:
+        names = [
+            (r["server"], r["name"]) for r in await conn.fetch("SELECT server, name FROM trunks ORDER BY server, name")
+        ]
+        assert len(names) == trunks, (len(names), trunks)
+        await apply_catalogue(conn, catalogue(tenants, names), "bench/web.py --catalogue")
+        await conn.execute(
+            """UPDATE support_calls SET requester = 'r' || substr(tenant_id, 2),
+                      caller = '+4207' || lpad(substr(tenant_id, 2), 8, '0'),
+                      caller_e164 = '+4207' || lpad(substr(tenant_id, 2), 8, '0')"""
+        )
+        await conn.execute("VACUUM ANALYZE")
+    return time.perf_counter() - t
+
+
 class Cpu:
     """CPU seconds this process and the connection's PostgreSQL backend (same machine: /proc) spent: the
     load-independent cost of a request (wall time on this shared 2-core VM moves 2x with other work)."""
@@ -195,6 +273,8 @@ async def main() -> None:
     p.add_argument("--trunks", type=int, default=100)
     p.add_argument("--support-calls", type=int, default=50_000)
     p.add_argument("--runs", type=int, default=7)
+    p.add_argument("--catalogue", action="store_true", help="apply a catalogue document first (see above)")
+    p.add_argument("--profile", action="store_true", help="cProfile one overview render after the runs")
     p.add_argument(
         "--keep",
         metavar="NAME",
@@ -216,6 +296,8 @@ async def main() -> None:
             took = {"calls": 0.0, "trunks": 0.0, "support": 0.0}
         else:
             took = await load(conn, args.calls, args.tenants, args.trunks, args.support_calls)
+        took["catalogue"] = await apply_bench_catalogue(conn, args.tenants, args.trunks) if args.catalogue else 0.0
+        has_catalogue = await load_catalogue(conn) is not None
         period = month_period(2026, 3, PRAGUE)
         month_calls = await conn.fetchval(
             "SELECT sum(calls) FROM usage_daily WHERE day BETWEEN $1 AND $2", period.first_day, period.last_day
@@ -254,10 +336,11 @@ async def main() -> None:
             fresh.exposition  # noqa: B018
 
         refresh_t = await timed(refresh, args.runs)
-        # the bench has no catalogue document, so no request figures: 500 tenants' request gauges, synthetic
-        figures = dataclasses.replace(
-            figures, requests={f"t{i}": Unreacted(int(i % 3 > 0), int(i % 3 == 2)) for i in range(args.tenants)}
-        )
+        if not has_catalogue:
+            # no catalogue document, so no request figures: 500 tenants' request gauges, synthetic
+            figures = dataclasses.replace(
+                figures, requests={f"t{i}": Unreacted(int(i % 3 > 0), int(i % 3 == 2)) for i in range(args.tenants)}
+            )
         daemon_metrics = DaemonMetrics(FakeDaemon(figures))
         agi = daemon_metrics.agi
         actions = [("queue", r) for r in ("authorised-number", "pin-ok", "out-of-hours-queue")] + [
@@ -315,6 +398,21 @@ async def main() -> None:
         if kept_days:
             rows.insert(1, (cold_label, cold_t, cold_base_t))
         size = {"overview": len(await overview_page()), "tenant": len(await tenant_page())}
+        profile = ""
+        if args.profile:  # one overview render (trunk days kept), top 25 functions by cumulative time
+            import cProfile
+            import io
+            import pstats
+
+            prof = cProfile.Profile()
+            prof.enable()
+            await overview_page()
+            prof.disable()
+            buf = io.StringIO()
+            pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(25)
+            profile = buf.getvalue()
+        reaction = (await sla_report.sla_report(conn, period, None, NOW))["tenants"]
+        requests_seen = sum((t.get("reaction") or {}).get("requests", 0) for t in reaction)
 
         dashboard = Dashboard(dsn, clock=lambda: NOW)
         server_ = HttpServer(
@@ -344,7 +442,14 @@ async def main() -> None:
             f"Data: {args.calls:,} calls (2026-01..06; {month_calls:,} in March), {args.tenants} tenants, "
             f"{args.trunks} trunks on 2 servers, {args.support_calls:,} support calls in March. Loading took "
             f"{took['calls']:.0f} s (calls + rollup), {took['trunks']:.0f} s (trunks), {took['support']:.0f} s "
-            "(support calls).",
+            "(support calls)" + (f", {took['catalogue']:.0f} s (catalogue)." if args.catalogue else "."),
+            "",
+            (
+                f"Catalogue document applied: `sla` derives support requests ({requests_seen:,} opened in March, "
+                "judged as of 2026-03-20 12:00Z, over all tenants)."
+                if has_catalogue
+                else "No catalogue document: `sla` derives no support requests."
+            ),
             "",
             f"Load average after the runs: {load1:.2f} {load5:.2f} {load15:.2f} (2 cores, shared machine). "
             f"Month 2026-03; {args.runs} runs each, page and baseline alternating.",
@@ -371,6 +476,8 @@ async def main() -> None:
             *[f"| `GET {path}` | {ms(t)} |" for path, t in http_rows],
             "",
         ]
+        if profile:
+            out += ["cProfile of one overview render (top 25 by cumulative time):", "", "```", profile, "```", ""]
     finally:
         if not args.keep:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
