@@ -187,6 +187,18 @@ async def bench_import(admin_dsn: str, rows: int, out: list[str]) -> None:
         await admin.close()
 
 
+async def rollup_usage_daily(conn: asyncpg.Connection) -> None:
+    """The daily rollup of calls written straight into ``calls`` (bypassing the import that keeps it)."""
+    await conn.execute(
+        """INSERT INTO usage_daily (tenant_id, day, calls, answered, busy, no_answer, failed, congestion, billsec)
+           SELECT tenant_id, day, count(*), count(*) FILTER (WHERE disposition = 'ANSWERED'),
+                  count(*) FILTER (WHERE disposition = 'BUSY'), count(*) FILTER (WHERE disposition = 'NO ANSWER'),
+                  count(*) FILTER (WHERE disposition = 'FAILED'),
+                  count(*) FILTER (WHERE disposition = 'CONGESTION'), sum(billsec)
+           FROM calls GROUP BY tenant_id, day"""
+    )
+
+
 async def load_calls(conn: asyncpg.Connection, calls: int, tenants: int, servers: int = 1) -> None:
     """``calls`` calls over 2026-01-01 .. 2026-06-30 straight into ``calls`` (1 in 20 unattributed, the rest
     spread over the ``tenants`` of :func:`seed`; round robin over ``servers`` PBXs pbx1..pbxN), then
@@ -208,14 +220,7 @@ async def load_calls(conn: asyncpg.Connection, calls: int, tenants: int, servers
         tenants,
         servers,
     )
-    await conn.execute(
-        """INSERT INTO usage_daily (tenant_id, day, calls, answered, busy, no_answer, failed, congestion, billsec)
-           SELECT tenant_id, day, count(*), count(*) FILTER (WHERE disposition = 'ANSWERED'),
-                  count(*) FILTER (WHERE disposition = 'BUSY'), count(*) FILTER (WHERE disposition = 'NO ANSWER'),
-                  count(*) FILTER (WHERE disposition = 'FAILED'),
-                  count(*) FILTER (WHERE disposition = 'CONGESTION'), sum(billsec)
-           FROM calls GROUP BY tenant_id, day"""
-    )
+    await rollup_usage_daily(conn)
     await conn.execute("VACUUM ANALYZE calls")
     await conn.execute("VACUUM ANALYZE usage_daily")
 

@@ -60,7 +60,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from zoneinfo import ZoneInfo  # noqa: E402
 
-from cdr import seed, with_db  # noqa: E402
+from cdr import rollup_usage_daily, seed, with_db  # noqa: E402
 from trunks_report import generate  # noqa: E402
 
 from pbx_sla.config import Retention  # noqa: E402
@@ -246,14 +246,7 @@ async def load_history(conn: asyncpg.Connection, sizes: list[int], args: argpars
         check_disk((last - first + 1) * BYTES_PER_CALL * 1.3)
         await load_month(conn, y, m, first, last, args.tenants, args.trunks)
         print(f"  {y}-{m:02d} loaded ({time.perf_counter() - t0:.0f} s)", flush=True)
-    await conn.execute(
-        """INSERT INTO usage_daily (tenant_id, day, calls, answered, busy, no_answer, failed, congestion, billsec)
-           SELECT tenant_id, day, count(*), count(*) FILTER (WHERE disposition = 'ANSWERED'),
-                  count(*) FILTER (WHERE disposition = 'BUSY'), count(*) FILTER (WHERE disposition = 'NO ANSWER'),
-                  count(*) FILTER (WHERE disposition = 'FAILED'),
-                  count(*) FILTER (WHERE disposition = 'CONGESTION'), sum(billsec)
-           FROM calls GROUP BY tenant_id, day"""
-    )
+    await rollup_usage_daily(conn)
     if await conn.fetchval("SELECT to_regclass('support_call_results') IS NOT NULL"):
         # sql/1602 keeps the support outcomes as a table by triggers on the parents: the partitions were
         # attached, not inserted through them, so the table is filled here
