@@ -79,7 +79,29 @@ def _day_segments(tz: ZoneInfo, day: date) -> tuple[tuple[datetime, datetime, ti
     return tuple(_segments(tz, midnight - _EAST, midnight + _DAY + _WEST))
 
 
-def _day_intervals(calendar: Calendar, tz: ZoneInfo, day: date) -> list[tuple[datetime, datetime]]:
+#: memo of :func:`_plain_day_intervals`: (id(calendar), zone, day) -> (calendar, intervals); the calendar is
+#: held so its id cannot be reused by another object while the entry lives (calendars hold a dict, so they
+#: are not hashable); cleared whole when it reaches :data:`_MEMO_SIZE` entries
+_MEMO: dict[tuple[int, ZoneInfo, date], tuple[Calendar, tuple[tuple[datetime, datetime], ...]]] = {}
+_MEMO_SIZE = 65536
+
+
+def _day_intervals(calendar: Calendar, tz: ZoneInfo, day: date) -> tuple[tuple[datetime, datetime], ...]:
+    """The UTC intervals during which the local time is inside ``day``'s opening hours (sorted): those of
+    :func:`_plain_day_intervals`, memoised per calendar object, zone and day (a month of requests asks for
+    the same few dozen days again and again; calendars are immutable)."""
+    key = (id(calendar), tz, day)
+    hit = _MEMO.get(key)
+    if hit is not None and hit[0] is calendar:
+        return hit[1]
+    if len(_MEMO) >= _MEMO_SIZE:
+        _MEMO.clear()
+    out = tuple(_plain_day_intervals(calendar, tz, day))
+    _MEMO[key] = (calendar, out)
+    return out
+
+
+def _plain_day_intervals(calendar: Calendar, tz: ZoneInfo, day: date) -> list[tuple[datetime, datetime]]:
     """The UTC intervals during which the local time is inside ``day``'s opening hours (sorted)."""
     if day in calendar.holidays:
         return []

@@ -4,12 +4,14 @@ worked examples: weekends, holidays, DST change days, out-of-hours starts, 24/7.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from unittest.mock import patch
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from pbx_sla.domain import business_time
 from pbx_sla.domain.business_time import add_open_seconds, next_opening, open_intervals, open_seconds
 from pbx_sla.domain.calendar import is_open
 from pbx_sla.domain.catalogue import Calendar, TimeRange
@@ -208,3 +210,49 @@ def test_naive_instants_and_negative_seconds_are_rejected() -> None:
         open_seconds(BUSINESS, PRAGUE, datetime(2026, 1, 1), utc(2026, 1, 2))
     with pytest.raises(ValueError, match="negative"):
         add_open_seconds(BUSINESS, PRAGUE, utc(2026, 1, 1), -1)
+
+
+@given(
+    st.lists(calendars(), min_size=1, max_size=3),
+    st.sampled_from(ZONES),
+    st.lists(st.tuples(instants(), st.integers(0, 3 * 1440), st.integers(0, 2)), min_size=1, max_size=12),
+)
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+def test_memoised_day_intervals_give_the_plain_computation(
+    cals: list[Calendar], zone: str, queries: list[tuple[datetime, int, int]]
+) -> None:
+    """The memo of a calendar's open intervals per local day (warm, cold, shared by equal calendars that are
+    different objects, cleared when full) gives exactly what the plain per-day computation gives."""
+    tz = ZoneInfo(zone)
+    # equal-valued copies are distinct objects: each must get its own entries, never another's
+    cals = cals + [Calendar(c.name, c.always, dict(c.hours), c.holidays) for c in cals]
+    plain = business_time._plain_day_intervals
+    for start, minutes, pick in queries:
+        calendar = cals[pick % len(cals)]
+        end = start + timedelta(minutes=minutes)
+        memo = (open_seconds(calendar, tz, start, end), add_open_seconds(calendar, tz, start, minutes * 60))
+        with patch.object(business_time, "_day_intervals", plain):
+            want = (open_seconds(calendar, tz, start, end), add_open_seconds(calendar, tz, start, minutes * 60))
+        assert memo == want
+        for day in (start.date() - timedelta(days=1), start.date(), end.date()):
+            assert list(business_time._day_intervals(calendar, tz, day)) == plain(calendar, tz, day)
+
+
+def test_memo_is_bounded_and_tells_calendars_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(business_time, "_MEMO_SIZE", 8)
+    business_time._MEMO.clear()
+    shifted = Calendar("late", False, {d: (TimeRange(10 * 60, 19 * 60),) for d in range(5)}, frozenset())
+    for n in range(20):
+        day = date(2026, 3, 2) + timedelta(days=n)
+        assert len(business_time._MEMO) <= 8
+        for cal in (BUSINESS, shifted):
+            assert list(business_time._day_intervals(cal, PRAGUE, day)) == business_time._plain_day_intervals(
+                cal, PRAGUE, day
+            )
+    # Monday 2 March 2026, 09:00-18:00 and 10:00-19:00 Prague (UTC+1)
+    assert business_time._day_intervals(BUSINESS, PRAGUE, date(2026, 3, 2)) == (
+        (utc(2026, 3, 2, 8), utc(2026, 3, 2, 17)),
+    )
+    assert business_time._day_intervals(shifted, PRAGUE, date(2026, 3, 2)) == (
+        (utc(2026, 3, 2, 9), utc(2026, 3, 2, 18)),
+    )
