@@ -186,6 +186,31 @@ def settled(contacts: Iterable[SupportContact], callbacks: Iterable[Callback]) -
     return out
 
 
+def idle_cut(requests: Sequence[Request], start: datetime | None, limit: datetime) -> datetime | None:
+    """The latest instant ``c <= limit`` (and ``c >= start``) at which one tenant has no open request, in the
+    replay of its facts from ``start`` on (None: its whole history; no request open at ``start``):
+    ``requests`` are what :func:`derive_requests` gives for them, in opening order.
+
+    At ``c`` the replay of the events before ``c`` has closed every request it opened, so the requests opened
+    before ``c`` are complete (all reacted before ``c``), and the facts from ``c`` on derive the same later
+    requests whether or not the earlier facts are given (a later answer of an earlier call joins nothing;
+    the events from ``c`` on sort after all earlier ones). Either ``limit`` itself (the last request opened
+    before it was reacted before it) or the opening of a request whose predecessor was reacted strictly
+    earlier (at the same instant the order of the events would matter). None when no such instant is later
+    than ``start``, or ``start`` itself is then the only one."""
+    before = [r for r in requests if r.opened_at < limit]
+    if start is not None and limit <= start:
+        return None
+    if not before or (before[-1].reacted_at is not None and before[-1].reacted_at < limit):
+        return limit
+    for k in range(len(before) - 1, -1, -1):
+        previous = before[k - 1].reacted_at if k > 0 else None
+        if k == 0 or (previous is not None and previous < before[k].opened_at):
+            cut = before[k].opened_at
+            return cut if start is None or cut > start else None
+    return None  # pragma: no cover - k == 0 always returns
+
+
 def assess(request: Request, calendar: Calendar, tz: ZoneInfo, target_seconds: int | None, now: datetime) -> Assessed:
     """Deadline, business seconds (to the reaction, or to ``now`` while unreacted) and status."""
     deadline = None if target_seconds is None else add_open_seconds(calendar, tz, request.opened_at, target_seconds)
@@ -226,13 +251,29 @@ def median(values: Sequence[float]) -> float | None:
     return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
 
 
-def reaction_figures(assessed: Iterable[Assessed], target_seconds: int | None) -> ReactionFigures:
-    """Counts by status; median and p95 over the reacted requests' business seconds."""
+@dataclass(frozen=True)
+class Reacted:
+    """Reacted requests already assessed, summarised: how many met and breached their deadline, and their
+    business seconds (any order). Kept requests (:mod:`pbx_sla.store.kept_requests`) come back as this."""
+
+    met: int = 0
+    breached: int = 0
+    business_seconds: tuple[float, ...] = ()
+
+
+def reaction_figures(
+    assessed: Iterable[Assessed], target_seconds: int | None, reacted_before: Reacted = Reacted()
+) -> ReactionFigures:
+    """Counts by status; median and p95 over the reacted requests' business seconds; ``reacted_before``:
+    more reacted requests, summarised, counted with ``assessed``."""
     items = list(assessed)
     count = {s: sum(1 for a in items if a.status == s) for s in ("met", "breached", "open", "overdue")}
+    count["met"] += reacted_before.met
+    count["breached"] += reacted_before.breached
     reacted = [a.business_seconds for a in items if a.request.reacted_at is not None]
+    reacted += reacted_before.business_seconds
     return ReactionFigures(
-        len(items),
+        len(items) + reacted_before.met + reacted_before.breached,
         count["met"],
         count["breached"],
         count["open"],

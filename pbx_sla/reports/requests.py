@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,10 +23,12 @@ from pbx_sla.domain.catalogue import Catalogue
 from pbx_sla.domain.requests import (
     Assessed,
     Callback,
+    Reacted,
     ReactionFigures,
     Request,
     assess,
     derive_requests,
+    idle_cut,
     is_callback,
     reaction_figures,
     settled,
@@ -36,11 +38,13 @@ from pbx_sla.errors import ConfigError
 from pbx_sla.reports.period import Period
 from pbx_sla.reports.render import Table
 from pbx_sla.reports.servers import footer, server_scope
+from pbx_sla.store import kept_requests
 from pbx_sla.store.catalogue import load_catalogue
 from pbx_sla.store.requests import (
     ContactFact,
     agi_failure_facts,
     contact_facts,
+    contact_facts_from,
     queue_member_endpoints,
     staff_calls,
 )
@@ -57,7 +61,7 @@ class SupportHistory:
     requests: list[Request]
     callbacks: list[Callback]
     contacts: list[ContactFact]
-    _uses: dict[str, list[Use]] | None = field(default=None, init=False, repr=False)
+    _uses: dict[str, list[tuple[Use, datetime]]] | None = field(default=None, init=False, repr=False)
     _by_tenant: dict[str, list[Request]] | None = field(default=None, init=False, repr=False)
     _servers: dict[str, str] | None = field(default=None, init=False, repr=False)
 
@@ -116,14 +120,20 @@ class SupportHistory:
 
     def uses(self, tenant: str) -> list[Use]:
         """Support time of ``tenant``: answered support calls' talk time and callbacks' billable seconds."""
+        return [use for use, _at in self.timed_uses(tenant)]
+
+    def timed_uses(self, tenant: str) -> list[tuple[Use, datetime]]:
+        """:meth:`uses` of ``tenant``, each with the instant it is counted at (the call's arrival, the
+        callback's answer)."""
         if self._uses is None:
             tz = ZoneInfo(self.catalogue.timezone)
             self._uses = defaultdict(list)
             for f in self.contacts:
                 if f.talk_seconds > 0:
-                    self._uses[f.contact.tenant].append(Use(f.contact.at.astimezone(tz).date(), f.talk_seconds))
+                    use = Use(f.contact.at.astimezone(tz).date(), f.talk_seconds)
+                    self._uses[f.contact.tenant].append((use, f.contact.at))
             for c in self.callbacks:
-                self._uses[c.tenant].append(Use(c.answered_at.astimezone(tz).date(), c.seconds))
+                self._uses[c.tenant].append((Use(c.answered_at.astimezone(tz).date(), c.seconds), c.answered_at))
         return self._uses.get(tenant, [])
 
 
@@ -196,6 +206,184 @@ async def support_history(
     contacts, callbacks, _owner = await _facts(conn, cat, now, tenants, None)
     requests = derive_requests((f.contact for f in contacts), callbacks)
     return SupportHistory(cat, now, requests, callbacks, contacts)
+
+
+#: a kept cut is at most this long before ``now``: facts of the last day may still be stored late (a CDR leg
+#: is written when its call ends) and would delete the kept rows again
+KEEP_MARGIN = timedelta(days=1)
+#: a kept cut older than ``now`` - KEEP_MARGIN - this is moved on (the facts since it derived and kept)
+REFRESH_AFTER = timedelta(days=1)
+
+
+@dataclass
+class SupportFigures:
+    """A period's reaction figures and support-time uses of some tenants: the kept requests before each
+    tenant's cut (:mod:`pbx_sla.store.kept_requests`) and :class:`SupportHistory` of the facts from it on.
+    The same figures as :func:`support_history` with :func:`tenant_reaction` and :func:`tenant_support_hours`
+    (tests hold them equal), without deriving and assessing each tenant's whole history."""
+
+    catalogue: Catalogue
+    period: Period
+    servers: Sequence[str] | None
+    recent: SupportHistory
+    kept_reacted: dict[str, Reacted]
+    kept_uses: dict[str, list[Use]]
+
+    def reaction(self, tenant: str) -> ReactionFigures | None:
+        """The tenant's reaction figures over its requests opened in the period (by a call to ``servers``)."""
+        t = self.catalogue.tenants.get(tenant)
+        tier = self.catalogue.tiers.get(t.tier) if t else None
+        if tier is None:
+            return None
+        recent = self.recent.opened_in(self.period, tenant, self.servers)
+        return reaction_figures(recent, tier.reaction_target, self.kept_reacted.get(tenant, Reacted()))
+
+    def uses(self, tenant: str) -> list[Use]:
+        return self.kept_uses.get(tenant, []) + self.recent.uses(tenant)
+
+
+def _judged(cat: Catalogue, tenant: str) -> bool:
+    """Whether ``tenant``'s requests are assessed (:meth:`SupportHistory._assess`): it has a tier and a calendar."""
+    t = cat.tenants.get(tenant)
+    tier = cat.tiers.get(t.tier) if t else None
+    return tier is not None and tier.calendar in cat.calendars
+
+
+async def _facts_from(
+    conn: asyncpg.Connection, cat: Catalogue, now: datetime, since: dict[str, datetime | None], staff: set[str]
+) -> tuple[list[ContactFact], list[Callback], list[ContactFact]]:
+    """The facts of the tenants of ``since`` before ``now``, each from its own instant on (None: all): contact
+    facts, callbacks, and the contact facts among them found by :func:`agi_failure_facts`."""
+    owner: dict[str, str] = {}
+    requesters: dict[str, tuple[str, str]] = {}
+    for t in cat.tenants.values():
+        if t.id in since:
+            for r in t.requesters:
+                for phone in r.phones:
+                    owner.setdefault(phone, t.id)
+                    requesters.setdefault(phone, (t.id, r.name))
+    earliest = None if not since or any(v is None for v in since.values()) else min(v for v in since.values() if v)
+
+    def fresh(tenant: str, at: datetime) -> bool:
+        start = since.get(tenant)
+        return start is None or at >= start
+
+    contacts = await contact_facts_from(conn, now, since)
+    failed = [
+        f
+        for f in await agi_failure_facts(conn, now, cat.support.line_contexts, requesters, earliest)
+        if fresh(f.contact.tenant, f.contact.at)
+    ]
+    callbacks = []
+    staff_set, numbers = frozenset(staff), frozenset(owner)
+    minimum = cat.support.callback_min_seconds
+    matched: dict[tuple[str, str, bool], str | None] = {}
+    for call in await staff_calls(conn, staff, now, earliest) if staff and owner else []:
+        key = (call.endpoint, call.dialled, call.billsec >= minimum)
+        if key not in matched:
+            matched[key] = is_callback(
+                call.endpoint,
+                call.dialled,
+                call.billsec,
+                staff=staff_set,
+                numbers=numbers,
+                minimum_seconds=minimum,
+                country_code=cat.country_code,
+            )
+        number = matched[key]
+        if number is not None and fresh(owner[number], call.answered_at):
+            callbacks.append(Callback(call.key, owner[number], call.endpoint, number, call.answered_at, call.billsec))
+    return contacts + failed, callbacks, failed
+
+
+async def _advance(
+    conn: asyncpg.Connection,
+    cat: Catalogue,
+    revision_id: int,
+    now: datetime,
+    tenants: list[str],
+) -> None:
+    """Move the kept rows of ``tenants`` on to their latest idle instant before ``now`` - :data:`KEEP_MARGIN`:
+    under the lock, derive the facts from each one's kept cut (or its whole history) and store the requests,
+    support time and AGI-failure channels before the new cut."""
+    async with conn.transaction():
+        await kept_requests.lock(conn)
+        kept = await kept_requests.kept_tenants(conn, tenants)
+        since: dict[str, datetime | None] = {
+            t: kept[t].cut if t in kept and kept[t].revision_id == revision_id and kept[t].cut <= now else None
+            for t in tenants
+        }
+        staff = await staff_endpoints(conn, cat)
+        contacts, callbacks, failed = await _facts_from(conn, cat, now, since, staff)
+        history = SupportHistory(
+            cat, now, derive_requests((f.contact for f in contacts), callbacks), callbacks, contacts
+        )
+        by_tenant: dict[str, list[Request]] = defaultdict(list)
+        for r in history.requests:
+            by_tenant[r.tenant].append(r)
+        tz = ZoneInfo(cat.timezone)
+        limit = now - KEEP_MARGIN
+        advances = []
+        for tenant in tenants:
+            cut = idle_cut(by_tenant.get(tenant, []), since[tenant], limit)
+            if cut is None:
+                continue
+            done = []
+            for request in by_tenant.get(tenant, []):
+                if request.opened_at < cut:
+                    assessed = history._assess(request, tz)
+                    server = history.opening_server(request)
+                    assert assessed is not None and server is not None and request.reacted_at is not None
+                    done.append((assessed, server))
+            used: dict[date, int] = defaultdict(int)
+            for use, at in history.timed_uses(tenant):
+                if at < cut:
+                    used[use.day] += use.seconds
+            channels = [
+                f.contact.key.split("/", 1)[1] for f in failed if f.contact.tenant == tenant and f.contact.at < cut
+            ]
+            advances.append(kept_requests.Advance(tenant, since[tenant], cut, done, dict(used), channels))
+        await kept_requests.store(conn, revision_id, sorted(staff), cat.support.line_contexts, advances)
+
+
+async def support_figures(
+    conn: asyncpg.Connection,
+    cat: Catalogue,
+    revision_id: int,
+    now: datetime,
+    tenants: list[str],
+    period: Period,
+    servers: Sequence[str] | None = None,
+) -> SupportFigures:
+    """Reaction figures and support-time uses of ``tenants`` for ``period`` as of ``now`` (what
+    :func:`support_history` gives them), from the kept requests (catalogue revision ``revision_id``) and the
+    facts after each tenant's cut. Tenants without kept rows, or with a cut older than a day past the margin,
+    are moved on first (stored for the next report), except in a transaction that is not READ COMMITTED,
+    where only what is kept is used (a change committed since the snapshot could be missing for good)."""
+    judged = [t for t in tenants if _judged(cat, t)]
+    kept = await kept_requests.kept_tenants(conn, judged)
+    old = now - KEEP_MARGIN - REFRESH_AFTER
+    stale = [t for t in judged if t not in kept or kept[t].revision_id != revision_id or kept[t].cut < old]
+    if stale and await conn.fetchval("SHOW transaction_isolation") == "read committed":
+        await _advance(conn, cat, revision_id, now, stale)
+    # one snapshot for the kept rows and the facts after them
+    snapshot = conn.transaction(isolation="repeatable_read", readonly=True) if not conn.is_in_transaction() else None
+    if snapshot is not None:
+        await snapshot.start()
+    try:
+        kept = await kept_requests.kept_tenants(conn, judged)
+        usable = [t for t in judged if t in kept and kept[t].revision_id == revision_id and kept[t].cut <= now]
+        since: dict[str, datetime | None] = {t: None for t in tenants}
+        since.update({t: kept[t].cut for t in usable})
+        staff = await staff_endpoints(conn, cat)
+        contacts, callbacks, _failed = await _facts_from(conn, cat, now, since, staff)
+        reacted = await kept_requests.reacted(conn, usable, period.start, period.end, servers)
+        used = await kept_requests.uses(conn, usable, period.last_day)
+    finally:
+        if snapshot is not None:
+            await snapshot.commit()
+    recent = SupportHistory(cat, now, derive_requests((f.contact for f in contacts), callbacks), callbacks, contacts)
+    return SupportFigures(cat, period, servers, recent, reacted, used)
 
 
 #: the spans of recent facts the request gauges derive first (then all history for the tenants still unsettled)
@@ -348,7 +536,7 @@ def tenant_reaction(
     return reaction_figures(history.opened_in(period, tenant, servers), tier.reaction_target)
 
 
-def tenant_support_hours(history: SupportHistory, period: Period, tenant: str) -> HoursFigures | None:
+def tenant_support_hours(history: SupportHistory | SupportFigures, period: Period, tenant: str) -> HoursFigures | None:
     """The tenant's prepaid-hours figures for ``period``; None when it bought none."""
     t = history.catalogue.tenants.get(tenant)
     if t is None or (t.support_hours_per_year is None and not t.support_packages):

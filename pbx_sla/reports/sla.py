@@ -29,6 +29,7 @@ import asyncpg
 
 from pbx_sla.domain.accounting import contract_days, fee
 from pbx_sla.domain.catalogue import CreditRule
+from pbx_sla.domain.catalogue_document import from_document
 from pbx_sla.domain.qos import QOS_METRICS
 from pbx_sla.domain.support import ServiceFigures, breaches, credit_amount, credit_percent
 from pbx_sla.domain.trunks import combine
@@ -38,14 +39,13 @@ from pbx_sla.reports.qos import figures_json, tenant_figures
 from pbx_sla.reports.render import Table, rounded
 from pbx_sla.reports.requests import (
     reaction_json,
-    support_history,
+    support_figures,
     support_hours_json,
-    tenant_reaction,
     tenant_support_hours,
 )
 from pbx_sla.reports.servers import footer, server_scope
 from pbx_sla.reports.trunks import TrunkAvailability, trunk_availability
-from pbx_sla.store.catalogue import load_catalogue
+from pbx_sla.store.catalogue import latest_revision
 from pbx_sla.store.support import service_by_tenant
 
 NO_SUPPORT_CALLS = ServiceFigures(0, 0, 0, 0, 0)
@@ -102,9 +102,14 @@ async def sla_report(
         if scope.includes(r["server"]):
             trunks.setdefault(r["tenant_id"], []).append((r["server"], r["trunk"]))
     days = list(period.days())
-    catalogue = await load_catalogue(conn)
+    revision = await latest_revision(conn)
+    catalogue = from_document(revision.document) if revision else None
     quality = await tenant_figures(conn, period, catalogue, scope.sql, tenant)
-    history = await support_history(conn, catalogue, now, [t["id"] for t in tenants]) if catalogue else None
+    support = (
+        await support_figures(conn, catalogue, revision.id, now, [t["id"] for t in tenants], period, scope.sql)
+        if catalogue and revision
+        else None
+    )
     # every listed tenant's trunks in one pass (a trunk shared by tenants is summarised once)
     needed = sorted({pair for t in tenants for pair in trunks.get(t["id"], [])})
     if trunk_rows is None:
@@ -118,7 +123,7 @@ async def sla_report(
         own = trunks.get(t["id"], [])
         mine = [summaries[pair].summary for pair in own if pair in summaries]
         availability = combine(mine).availability if own else None
-        reaction = tenant_reaction(history, period, t["id"], scope.sql) if history else None
+        reaction = support.reaction(t["id"]) if support else None
         tier = catalogue.tiers.get(t["tier"]) if catalogue else None
         actuals = {
             "service_level": figures.service_level,
@@ -173,7 +178,7 @@ async def sla_report(
                 "reaction": None if reaction is None else reaction_json(reaction),
                 "reaction_share_target": _float(tier.reaction_share_target if tier else None),
                 "support_hours": support_hours_json(
-                    tenant_support_hours(history, period, t["id"]) if history and contract else None
+                    tenant_support_hours(support, period, t["id"]) if support and contract else None
                 ),
             }
         )

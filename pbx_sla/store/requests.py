@@ -119,6 +119,50 @@ async def contact_facts(
     return out
 
 
+async def contact_facts_from(
+    conn: asyncpg.Connection, before: datetime, since: Mapping[str, datetime | None]
+) -> list[ContactFact]:
+    """What :func:`contact_facts` gives for the tenants of ``since`` (its keys) decided before ``before``, each
+    from its own instant on (None: its whole history), oldest first: a channel's contact is its first
+    authorised run of any of these tenants, kept when it is not before that run's tenant's instant."""
+    tenants = list(since)
+    rows = await conn.fetch(
+        f"""
+        SELECT s.server, s.uniqueid, s.decided_at, s.tenant_id, s.requester, s.caller_e164, s.action, s.reason,
+               {_OUTCOME_COLUMNS}
+        FROM (
+            SELECT DISTINCT ON (c.server, c.uniqueid) c.*
+            FROM support_calls c
+            JOIN unnest($2::text[], $3::timestamptz[]) AS k(tenant, since) ON c.tenant_id = k.tenant
+            WHERE c.authorised AND c.decided_at < $1 AND c.decided_at >= COALESCE(k.since, '-infinity')
+              AND NOT EXISTS (
+                   SELECT 1 FROM support_calls e
+                   WHERE e.uniqueid = c.uniqueid AND e.server = c.server AND e.decided_at < c.decided_at
+                     AND e.authorised AND e.tenant_id = ANY($2::text[]))
+            ORDER BY c.server, c.uniqueid, c.decided_at
+        ) s {_queue_outcome("s")}
+        ORDER BY s.decided_at, s.server, s.uniqueid
+        """,
+        before,
+        tenants,
+        [since[t] for t in tenants],
+    )
+    return [_contact_fact(r) for r in rows]
+
+
+def _contact_fact(r: asyncpg.Record) -> ContactFact:
+    contact = SupportContact(
+        key=f"{r['server']}/{r['uniqueid']}",
+        tenant=r["tenant_id"],
+        requester=r["requester"],
+        caller=r["caller_e164"],
+        at=r["decided_at"],
+        why=why(r["action"], r["reason"], _outcome(r)),
+        answered_at=r["answered_at"],
+    )
+    return ContactFact(contact, _talk(r), r["server"])
+
+
 async def agi_failure_facts(
     conn: asyncpg.Connection,
     before: datetime,

@@ -26,7 +26,7 @@ from typing import Any
 import asyncpg
 
 from pbx_sla.config import Retention
-from pbx_sla.store import partitions
+from pbx_sla.store import kept_requests, partitions
 from pbx_sla.store.calls import lock_calls
 
 _DID = "(SELECT did FROM tenant_dids)"
@@ -142,6 +142,8 @@ async def droppable(conn: asyncpg.Connection, table: str, cutoff: datetime) -> l
 
 #: the tables ``support_call_results`` (sql/1602) is kept from: dropping a partition fires no DELETE trigger
 SUPPORT_RESULT_SOURCES = ("support_calls", "queue_events")
+#: the facts the kept support requests are derived from (sql/1720): dropping a partition of one forgets them
+KEPT_REQUEST_SOURCES = ("support_calls", "queue_events", "cdr_legs")
 
 
 async def count_rows(conn: asyncpg.Connection, partition: str) -> int:
@@ -153,6 +155,10 @@ async def _drop(conn: asyncpg.Connection, table: str, part: asyncpg.Record, *, d
     rows = await count_rows(conn, part["name"])
     if not dry_run:
         await conn.execute(f'DROP TABLE "{part["name"]}"')
+        if table in KEPT_REQUEST_SOURCES:  # no statement trigger sees a dropped partition's facts go
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))", kept_requests.LOCK)
+                await conn.execute("DELETE FROM support_kept_tenants")
         await conn.execute(
             "INSERT INTO history_dropped (partition, parent, from_at, to_at, rows) VALUES ($1, $2, $3, $4, $5)",
             part["name"],

@@ -1,0 +1,231 @@
+"""The kept support requests (sql/1720, ``support_figures``: what ``sla``, and so the dashboard, reads) against
+the full derivation they replace (``support_history`` + ``tenant_reaction`` + ``tenant_support_hours`` over
+each tenant's whole history), on PostgreSQL: hand-made and random facts, judged at many instants in and out of
+order so that cuts are stored, moved on and ignored; late facts of every kind stored after the rows were kept
+(support calls, queue events, callbacks, AGI-failure legs, a new queue member, deletes); a catalogue change;
+a REPEATABLE READ snapshot, which reads what is kept and stores nothing.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from test_requests_report import ACME, BISTRO, catalogue, leg, qev, store_facts, support_call, z
+
+from pbx_sla.domain.catalogue_file import parse_catalogue
+from pbx_sla.reports import requests as reports
+from pbx_sla.reports.period import Period, month_period
+from pbx_sla.reports.requests import support_figures, support_history, tenant_reaction, tenant_support_hours
+from pbx_sla.store import retention
+from pbx_sla.store.calls import store_rows
+from pbx_sla.store.catalogue import apply_catalogue, latest_revision, load_catalogue
+from pbx_sla.store.support import QueueEventSink, SupportCallSink
+
+PRAGUE = ZoneInfo("Europe/Prague")
+TENANTS = ["acme", "bistro"]
+DECEMBER = month_period(2026, 12, PRAGUE)
+PERIODS = [DECEMBER, month_period(2026, 11, PRAGUE), Period(z(2, 0), z(5, 12), PRAGUE)]
+
+
+async def full(db, period: Period, now: datetime, tenants: list[str], servers=None) -> dict:
+    cat = await load_catalogue(db)
+    history = await support_history(db, cat, now, tenants)
+    return {
+        t: (tenant_reaction(history, period, t, servers), tenant_support_hours(history, period, t)) for t in tenants
+    }
+
+
+async def fast(db, period: Period, now: datetime, tenants: list[str], servers=None) -> dict:
+    cat = await load_catalogue(db)
+    revision = await latest_revision(db)
+    support = await support_figures(db, cat, revision.id, now, tenants, period, servers)
+    return {t: (support.reaction(t), tenant_support_hours(support, period, t)) for t in tenants}
+
+
+async def kept_requests(db) -> int:
+    return await db.fetchval("SELECT count(*) FROM support_kept_requests")
+
+
+async def same(db, now: datetime, periods=PERIODS, servers_list=(None, ["pbx1"], ["pbx2"])) -> None:
+    for period in periods:
+        for tenants in (TENANTS, ["acme"]):
+            for servers in servers_list:
+                want = await full(db, period, now, tenants, servers)
+                assert await fast(db, period, now, tenants, servers) == want, (now, period, tenants, servers)
+
+
+@pytest.fixture
+def short_margins(monkeypatch):
+    """Cuts an hour before ``now``, moved on when two hours older: a test's few days see many of them."""
+    monkeypatch.setattr(reports, "KEEP_MARGIN", timedelta(hours=1))
+    monkeypatch.setattr(reports, "REFRESH_AFTER", timedelta(hours=2))
+
+
+@pytest.fixture
+async def catalogued(db, cli_env):
+    await apply_catalogue(db, parse_catalogue(catalogue(), "contracts.toml"), "contracts.toml")
+    return db
+
+
+async def test_hand_made_facts_at_many_instants(catalogued, short_margins):
+    db = catalogued
+    await store_facts(db)
+    nows = [z(7, 12), z(1, 9), z(2, 9, 0, 10), z(2, 12, 30), z(3, 9), z(5, 12), z(7, 12), z(28, 0), z(3, 9), z(28, 0)]
+    seen = 0
+    for now in nows:
+        await same(db, now)
+        seen = max(seen, await kept_requests(db))
+    assert seen >= 3  # acme's first three requests were kept (reacted by 2 Dec 14:00)
+    cut = await db.fetchval("SELECT cut FROM support_kept_tenants WHERE tenant_id = 'acme'")
+    assert cut == z(3, 8)  # ... and its cut stops at its unreacted 3 Dec request, derived at each report
+
+
+async def test_random_calls_and_callbacks(catalogued, short_margins):
+    db = catalogued
+    rnd = random.Random(1720)
+    calls, events, legs = [], [], []
+    for n in range(150):
+        tenant, number = rnd.choice([("acme", ACME), ("bistro", BISTRO)])
+        at = z(1, 0) + timedelta(minutes=rnd.randint(0, 6 * 24 * 60))
+        uid = f"r{n}"
+        calls.append(support_call(uid, at, tenant, number))
+        kind = rnd.random()
+        events.append(qev(uid, "QueueCallerJoin", at + timedelta(seconds=1)))
+        if kind < 0.5:
+            answer = at + timedelta(seconds=rnd.randint(2, 8 * 3600))  # sometimes after the next call arrived
+            events.append(qev(uid, "AgentConnect", answer, hold_time=1))
+            events.append(qev(uid, "AgentComplete", answer + timedelta(seconds=90), talk_time=rnd.randint(1, 900)))
+        else:
+            events.append(qev(uid, "QueueCallerAbandon", at + timedelta(seconds=30), hold_time=29))
+            if kind < 0.75:
+                cb = at + timedelta(minutes=rnd.randint(10, 3 * 24 * 60))
+                legs.append(leg(f"cb{n}", "agent1", number.replace("+420", ""), cb, rnd.choice([10, 120])))
+    await SupportCallSink().write(db, calls)
+    await QueueEventSink().write(db, events)
+    await store_rows(db, legs, "ami")
+    nows = [z(1, 0) + timedelta(hours=h) for h in range(0, 8 * 24, 11)]
+    seen = 0
+    for now in nows + nows[::-3]:
+        await same(db, now, [DECEMBER, Period(z(3, 0), z(4, 0), PRAGUE)], (None, ["pbx2"]))
+        seen = max(seen, await kept_requests(db))
+    assert seen > 20
+
+
+async def test_late_facts_delete_what_they_reach(catalogued, short_margins):
+    db = catalogued
+    await store_facts(db)
+    # agent3 called acme on 3 Dec (not staff yet: no callback)
+    await store_rows(db, [leg("cb7", "agent3", "777000001", z(3, 9, 30), 300)], "ami")
+    now = z(28, 0)
+
+    async def kept_after(at: datetime) -> int:
+        return await db.fetchval("SELECT count(*) FROM support_kept_tenants WHERE cut > $1", at)
+
+    await same(db, now)
+    assert await kept_after(z(1, 0)) == 2
+    # a late support call of acme on 4 Dec, abandoned
+    await SupportCallSink().write(db, [support_call("late1", z(4, 10), "acme", ACME)])
+    assert await kept_after(z(4, 10)) == 0
+    await same(db, now)
+    await QueueEventSink().write(db, [qev("late1", "QueueCallerAbandon", z(4, 10, 1), hold_time=60)])
+    assert await kept_after(z(4, 10)) == 0
+    await same(db, now)
+    # a late answer of the unreacted 3 Dec request
+    await QueueEventSink().write(db, [qev("a4", "AgentConnect", z(3, 8, 3), hold_time=180)])
+    assert await kept_after(z(3, 8)) == 0
+    await same(db, now)
+    # a late callback to bistro
+    await store_rows(db, [leg("cb8", "agent1", "603000003", z(6, 9), 200)], "ami")
+    assert await kept_after(z(6, 9)) == 0
+    await same(db, now)
+    # a late AGI failure: acme's number on the support line on 5 Dec, no support-call record
+    await store_rows(
+        db,
+        [leg("f2", "anonymous", "+420221000111", z(5, 10), 40, app="Queue", dstchannel="", src=ACME,
+             dcontext="support-line")],
+        "ami",
+    )  # fmt: skip
+    assert await kept_after(z(5, 10)) == 0
+    await same(db, now)
+    # ... and a queue event of that channel
+    await QueueEventSink().write(db, [qev("f2", "QueueCallerAbandon", z(5, 10, 1), hold_time=40)])
+    await same(db, now)
+    # agent3 answers a queue call on 20 Dec: a queue member, so its 3 Dec call to acme is a callback
+    await store_rows(
+        db, [leg("q9", "trunk-a", "+420221000111", z(20, 9), 60, app="Queue", dstchannel="PJSIP/agent3-0001")], "ami"
+    )
+    assert await db.fetchval("SELECT count(*) FROM support_kept_tenants") == 0
+    await same(db, now)
+    # deleting a support call (retention, hand edits) deletes everything kept
+    assert await db.fetchval("SELECT count(*) FROM support_kept_tenants") > 0
+    await db.execute("DELETE FROM support_calls WHERE uniqueid = 'a2'")
+    assert await db.fetchval("SELECT count(*) FROM support_kept_tenants") == 0
+    await same(db, now)
+    # a support-call update in a column requests do not read keeps them; one they read does not
+    await db.execute("UPDATE support_calls SET caller_name = 'x' WHERE uniqueid = 'a1'")
+    assert await db.fetchval("SELECT count(*) FROM support_kept_tenants") > 0
+    await db.execute("UPDATE support_calls SET reason = 'pin-ok' WHERE uniqueid = 'a1'")
+    assert await db.fetchval("SELECT count(*) FROM support_kept_tenants") == 0
+    await same(db, now)
+
+
+async def test_a_fact_after_the_cut_keeps_the_rows(catalogued, short_margins):
+    db = catalogued
+    await store_facts(db)
+    now = z(7, 12)
+    await same(db, now)
+    cuts = dict(await db.fetch("SELECT tenant_id, cut FROM support_kept_tenants"))
+    assert cuts and max(cuts.values()) <= now - timedelta(hours=1)
+    await SupportCallSink().write(db, [support_call("new1", now - timedelta(minutes=5), "bistro", BISTRO)])
+    await QueueEventSink().write(db, [qev("new1", "QueueCallerAbandon", now - timedelta(minutes=4), hold_time=60)])
+    assert dict(await db.fetch("SELECT tenant_id, cut FROM support_kept_tenants")) == cuts
+    await same(db, now)
+
+
+async def test_a_new_catalogue_revision_derives_again(catalogued, short_margins):
+    db = catalogued
+    await store_facts(db)
+    now = z(28, 0)
+    await same(db, now)
+    first = await db.fetchval("SELECT max(revision_id) FROM support_kept_tenants")
+    data = catalogue()
+    data["tiers"]["tier3"] |= {"reaction_target": "30m"}  # acme's requests are judged again
+    await apply_catalogue(db, parse_catalogue(data, "contracts.toml"), "contracts.toml")
+    before = await full(db, DECEMBER, now, TENANTS)
+    await same(db, now)
+    assert await db.fetchval("SELECT min(revision_id) FROM support_kept_tenants") > first
+    reaction = (await fast(db, DECEMBER, now, ["acme"]))["acme"][0]
+    assert reaction == before["acme"][0] and reaction.breached == 2  # the answer after 20 s still met 30 min
+
+
+async def test_a_repeatable_read_snapshot_stores_nothing(catalogued, short_margins):
+    db = catalogued
+    await store_facts(db)
+    now = datetime(2026, 12, 28, tzinfo=UTC)
+    async with db.transaction(isolation="repeatable_read"):
+        want = await full(db, DECEMBER, now, TENANTS)
+        assert await fast(db, DECEMBER, now, TENANTS) == want
+        assert await db.fetchval("SELECT count(*) FROM support_kept_tenants") == 0
+    await same(db, now)
+    assert await db.fetchval("SELECT count(*) FROM support_kept_tenants") == 2
+    async with db.transaction(isolation="repeatable_read"):  # reads the kept rows
+        assert await fast(db, DECEMBER, now, TENANTS) == want
+
+
+async def test_dropping_a_history_partition_forgets_what_is_kept(catalogued, short_margins):
+    db = catalogued
+    await store_facts(db)
+    await same(db, z(28, 0))
+    assert await db.fetchval("SELECT count(*) FROM support_kept_tenants") == 2
+    name = await db.fetchval(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'queue_events'::regclass AND c.relname <> 'queue_events_default' ORDER BY 1 LIMIT 1"
+    )
+    assert name is not None
+    # retention drops whole months (no statement trigger sees their rows go)
+    await retention._drop(db, "queue_events", {"name": name, "lo": z(1, 0), "hi": z(1, 0)}, dry_run=False)
+    assert await db.fetchval("SELECT count(*) FROM support_kept_tenants") == 0
+    await same(db, z(28, 0))
