@@ -124,7 +124,9 @@ async def contact_facts_from(
 ) -> list[ContactFact]:
     """What :func:`contact_facts` gives for the tenants of ``since`` (its keys) decided before ``before``, each
     from its own instant on (None: its whole history), oldest first: a channel's contact is its first
-    authorised run of any of these tenants, kept when it is not before that run's tenant's instant."""
+    authorised run of any of these tenants, kept when it is not before that run's tenant's instant (so a run
+    is left out when the channel has an earlier one of a tenant with an instant: that one, or a still earlier
+    one, is the contact; runs of tenants read whole are in the set the first run is picked from anyway)."""
     tenants = list(since)
     rows = await conn.fetch(
         f"""
@@ -135,10 +137,10 @@ async def contact_facts_from(
             FROM support_calls c
             JOIN unnest($2::text[], $3::timestamptz[]) AS k(tenant, since) ON c.tenant_id = k.tenant
             WHERE c.authorised AND c.decided_at < $1 AND c.decided_at >= COALESCE(k.since, '-infinity')
-              AND NOT EXISTS (
+              AND (cardinality($4::text[]) = 0 OR NOT EXISTS (
                    SELECT 1 FROM support_calls e
                    WHERE e.uniqueid = c.uniqueid AND e.server = c.server AND e.decided_at < c.decided_at
-                     AND e.authorised AND e.tenant_id = ANY($2::text[]))
+                     AND e.authorised AND e.tenant_id = ANY($4::text[])))
             ORDER BY c.server, c.uniqueid, c.decided_at
         ) s {_queue_outcome("s")}
         ORDER BY s.decided_at, s.server, s.uniqueid
@@ -146,6 +148,7 @@ async def contact_facts_from(
         before,
         tenants,
         [since[t] for t in tenants],
+        [t for t in tenants if since[t] is not None],
     )
     return [_contact_fact(r) for r in rows]
 

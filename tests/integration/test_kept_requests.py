@@ -229,3 +229,21 @@ async def test_dropping_a_history_partition_forgets_what_is_kept(catalogued, sho
     await retention._drop(db, "queue_events", {"name": name, "lo": z(1, 0), "hi": z(1, 0)}, dry_run=False)
     assert await db.fetchval("SELECT count(*) FROM support_kept_tenants") == 0
     await same(db, z(28, 0))
+
+
+async def test_a_channel_run_for_two_tenants_is_the_first_runs(catalogued, short_margins):
+    """A caller sent back to the support line and identified as another tenant: one contact, the first run's,
+    also when that run is before its tenant's cut and the other run after the other tenant's cut."""
+    db = catalogued
+    await store_facts(db)
+    # bistro's request of 20 Dec stays open: its cut stays there; acme's (answered) run of the channel is
+    # before acme's cut (its unreacted 3 Dec request), bistro's run after bistro's
+    await SupportCallSink().write(db, [support_call("b9", z(20, 9), "bistro", BISTRO)])
+    await QueueEventSink().write(db, [qev("b9", "QueueCallerAbandon", z(20, 9, 1), hold_time=60)])
+    twice = [support_call("mx", z(2, 15), "acme", ACME), support_call("mx", z(26, 9), "bistro", BISTRO)]
+    await SupportCallSink().write(db, twice)
+    await QueueEventSink().write(db, [qev("mx", "AgentConnect", z(2, 15, 0, 30), hold_time=30)])
+    for now in (z(28, 0), z(28, 0), z(30, 12)):
+        await same(db, now)
+        cuts = dict(await db.fetch("SELECT tenant_id, cut FROM support_kept_tenants"))
+        assert cuts["bistro"] == z(20, 9) < z(26, 9) and cuts["acme"] == z(3, 8) > z(2, 15)
