@@ -42,6 +42,7 @@ from pbx_sla.store import kept_requests
 from pbx_sla.store.catalogue import load_catalogue
 from pbx_sla.store.requests import (
     ContactFact,
+    StaffCall,
     agi_failure_facts,
     contact_facts,
     contact_facts_from,
@@ -250,10 +251,16 @@ def _judged(cat: Catalogue, tenant: str) -> bool:
 
 
 async def _facts_from(
-    conn: asyncpg.Connection, cat: Catalogue, now: datetime, since: dict[str, datetime | None], staff: set[str]
-) -> tuple[list[ContactFact], list[Callback], list[ContactFact]]:
+    conn: asyncpg.Connection,
+    cat: Catalogue,
+    now: datetime,
+    since: dict[str, datetime | None],
+    staff: set[str],
+    legs_from: datetime | None = None,
+) -> tuple[list[ContactFact], list[Callback], list[ContactFact], list[StaffCall]]:
     """The facts of the tenants of ``since`` before ``now``, each from its own instant on (None: all): contact
-    facts, callbacks, and the contact facts among them found by :func:`agi_failure_facts`."""
+    facts, callbacks, the contact facts among them found by :func:`agi_failure_facts`, and the staff legs
+    read (answered from the earliest instant on; with ``legs_from``, started from it on)."""
     owner: dict[str, str] = {}
     requesters: dict[str, tuple[str, str]] = {}
     for t in cat.tenants.values():
@@ -278,7 +285,8 @@ async def _facts_from(
     staff_set, numbers = frozenset(staff), frozenset(owner)
     minimum = cat.support.callback_min_seconds
     matched: dict[tuple[str, str, bool], str | None] = {}
-    for call in await staff_calls(conn, staff, now, earliest) if staff and owner else []:
+    legs = await staff_calls(conn, staff, now, earliest, legs_from) if staff and owner else []
+    for call in legs:
         key = (call.endpoint, call.dialled, call.billsec >= minimum)
         if key not in matched:
             matched[key] = is_callback(
@@ -293,7 +301,7 @@ async def _facts_from(
         number = matched[key]
         if number is not None and fresh(owner[number], call.answered_at):
             callbacks.append(Callback(call.key, owner[number], call.endpoint, number, call.answered_at, call.billsec))
-    return contacts + failed, callbacks, failed
+    return contacts + failed, callbacks, failed, legs
 
 
 async def _advance(
@@ -314,7 +322,7 @@ async def _advance(
             for t in tenants
         }
         staff = await staff_endpoints(conn, cat)
-        contacts, callbacks, failed = await _facts_from(conn, cat, now, since, staff)
+        contacts, callbacks, failed, legs = await _facts_from(conn, cat, now, since, staff)
         history = SupportHistory(
             cat, now, derive_requests((f.contact for f in contacts), callbacks), callbacks, contacts
         )
@@ -342,7 +350,9 @@ async def _advance(
             channels = [
                 f.contact.key.split("/", 1)[1] for f in failed if f.contact.tenant == tenant and f.contact.at < cut
             ]
-            advances.append(kept_requests.Advance(tenant, since[tenant], cut, done, dict(used), channels))
+            # staff legs (any, not only this tenant's callbacks) answered from the cut on that started before it
+            legs_from = min((c.start_at for c in legs if c.answered_at >= cut and c.start_at < cut), default=cut)
+            advances.append(kept_requests.Advance(tenant, since[tenant], cut, legs_from, done, dict(used), channels))
         await kept_requests.store(conn, revision_id, sorted(staff), cat.support.line_contexts, advances)
 
 
@@ -375,8 +385,13 @@ async def support_figures(
         usable = [t for t in judged if t in kept and kept[t].revision_id == revision_id and kept[t].cut <= now]
         since: dict[str, datetime | None] = {t: None for t in tenants}
         since.update({t: kept[t].cut for t in usable})
-        staff = await staff_endpoints(conn, cat)
-        contacts, callbacks, _failed = await _facts_from(conn, cat, now, since, staff)
+        # the staff a kept tenant was derived with is today's (the triggers delete it when a queue member comes
+        # or goes; the catalogue's staff is its revision's): the queue members are not read from every CDR leg
+        staffs = {kept[t].staff for t in usable}
+        staff = set(next(iter(staffs))) if len(staffs) == 1 else await staff_endpoints(conn, cat)
+        # and no staff leg answered after a kept cut started before that tenant's legs_from
+        legs_from = min(kept[t].legs_from for t in usable) if usable and len(usable) == len(tenants) else None
+        contacts, callbacks, _failed, _legs = await _facts_from(conn, cat, now, since, staff, legs_from)
         reacted = await kept_requests.reacted(conn, usable, period.start, period.end, servers)
         used = await kept_requests.uses(conn, usable, period.last_day)
     finally:

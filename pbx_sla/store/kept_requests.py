@@ -35,6 +35,8 @@ class KeptTenant:
 
     cut: datetime
     revision_id: int
+    staff: frozenset[str]
+    legs_from: datetime
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Advance:
     tenant: str
     previous: datetime | None
     cut: datetime
+    legs_from: datetime  # the earliest start of a staff leg answered at or after ``cut`` (``cut`` when none)
     requests: Sequence[tuple[Assessed, str]]  # reacted requests and their opening call's server
     uses: Mapping[date, int]  # local day -> seconds
     agi_channels: Sequence[str]  # uniqueids
@@ -57,9 +60,11 @@ async def lock(conn: asyncpg.Connection) -> None:
 
 async def kept_tenants(conn: asyncpg.Connection, tenants: Sequence[str]) -> dict[str, KeptTenant]:
     rows = await conn.fetch(
-        "SELECT tenant_id, cut, revision_id FROM support_kept_tenants WHERE tenant_id = ANY($1::text[])", list(tenants)
+        "SELECT tenant_id, cut, revision_id, staff, legs_from FROM support_kept_tenants "
+        "WHERE tenant_id = ANY($1::text[])",
+        list(tenants),
     )
-    return {r["tenant_id"]: KeptTenant(r["cut"], r["revision_id"]) for r in rows}
+    return {r["tenant_id"]: KeptTenant(r["cut"], r["revision_id"], frozenset(r["staff"]), r["legs_from"]) for r in rows}
 
 
 async def reacted(
@@ -107,15 +112,18 @@ async def store(
     fresh = [a.tenant for a in advances if a.previous is None]
     await conn.execute("DELETE FROM support_kept_tenants WHERE tenant_id = ANY($1::text[])", fresh)
     await conn.execute(
-        """INSERT INTO support_kept_tenants (tenant_id, revision_id, cut, staff, line_contexts)
-           SELECT t, $2, c, $4::text[], $5::text[] FROM unnest($1::text[], $3::timestamptz[]) AS u(t, c)
+        """INSERT INTO support_kept_tenants (tenant_id, revision_id, cut, staff, line_contexts, legs_from)
+           SELECT t, $2, c, $4::text[], $5::text[], f
+             FROM unnest($1::text[], $3::timestamptz[], $6::timestamptz[]) AS u(t, c, f)
            ON CONFLICT (tenant_id) DO UPDATE SET cut = excluded.cut, revision_id = excluded.revision_id,
-                  staff = excluded.staff, line_contexts = excluded.line_contexts, computed_at = now()""",
+                  staff = excluded.staff, line_contexts = excluded.line_contexts, legs_from = excluded.legs_from,
+                  computed_at = now()""",
         [a.tenant for a in advances],
         revision_id,
         [a.cut for a in advances],
         sorted(staff),
         sorted(line_contexts),
+        [a.legs_from for a in advances],
     )
     await conn.copy_records_to_table(
         "support_kept_requests",

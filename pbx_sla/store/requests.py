@@ -35,6 +35,7 @@ class StaffCall:
     dialled: str
     answered_at: datetime
     billsec: int
+    start_at: datetime
 
 
 def _queue_outcome(alias: str) -> str:
@@ -228,21 +229,29 @@ async def queue_member_endpoints(conn: asyncpg.Connection) -> set[str]:
 
 
 async def staff_calls(
-    conn: asyncpg.Connection, endpoints: Iterable[str], before: datetime, since: datetime | None = None
+    conn: asyncpg.Connection,
+    endpoints: Iterable[str],
+    before: datetime,
+    since: datetime | None = None,
+    started_from: datetime | None = None,
 ) -> list[StaffCall]:
     """Answered CDR legs placed by ``endpoints`` that started before ``before``, oldest first; with ``since``,
-    only those answered (:attr:`StaffCall.answered_at`) at or after it."""
+    only those answered (:attr:`StaffCall.answered_at`) at or after it; with ``started_from``, only those
+    that started at or after it (the caller knows no leg answered from ``since`` on started earlier: only the
+    month partitions from then on are read)."""
     rows = await conn.fetch(
         """
         SELECT server, fingerprint, src_endpoint, dst, dialled_e164, start_at, answer_at, end_at, billsec
         FROM cdr_legs
         WHERE src_endpoint = ANY($1::text[]) AND disposition = 'ANSWERED' AND start_at < $2
           AND ($3::timestamptz IS NULL OR COALESCE(answer_at, end_at - billsec * interval '1 second') >= $3)
+          AND start_at >= COALESCE($4::timestamptz, '-infinity')
         ORDER BY start_at, fingerprint
         """,
         sorted(set(endpoints)),
         before,
         since,
+        started_from,
     )
     out = []
     for r in rows:
@@ -256,6 +265,7 @@ async def staff_calls(
                 dialled=r["dialled_e164"] or r["dst"],
                 answered_at=answered,
                 billsec=int(r["billsec"]),
+                start_at=r["start_at"],
             )
         )
     return out

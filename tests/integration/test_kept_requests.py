@@ -247,3 +247,21 @@ async def test_a_channel_run_for_two_tenants_is_the_first_runs(catalogued, short
         await same(db, now)
         cuts = dict(await db.fetch("SELECT tenant_id, cut FROM support_kept_tenants"))
         assert cuts["bistro"] == z(20, 9) < z(26, 9) and cuts["acme"] == z(3, 8) > z(2, 15)
+
+
+async def test_a_staff_leg_started_before_a_cut_and_answered_after_it(catalogued, short_margins):
+    """Reports after a cut read staff legs from the earliest start of one answered after the cut: a leg that
+    rang for days before its answer (kept in legs_from) is still read, and one stored later deletes the rows."""
+    db = catalogued
+    await store_facts(db)
+    await SupportCallSink().write(db, [support_call("b9", z(27, 9), "bistro", BISTRO)])
+    long_ring = leg("cb9", "agent1", "603000003", z(27, 23, 30), 120)._replace(start=int(z(20, 9).timestamp()))
+    await store_rows(db, [long_ring], "ami")
+    for now in (z(28, 0), z(28, 0)):  # the cut, then a report reading from it
+        await same(db, now, [DECEMBER])
+        kept = await db.fetchrow("SELECT cut, legs_from FROM support_kept_tenants WHERE tenant_id = 'bistro'")
+        assert kept["cut"] == z(27, 9) and kept["legs_from"] == z(20, 9)
+    late = leg("cb10", "agent1", "603000003", z(27, 23, 40), 60)._replace(start=int(z(19, 9).timestamp()))
+    await store_rows(db, [late], "ami")
+    assert await db.fetchval("SELECT count(*) FROM support_kept_tenants WHERE cut > $1", z(19, 9)) == 0
+    await same(db, z(28, 0), [DECEMBER])
