@@ -157,13 +157,46 @@ def open_seconds(calendar: Calendar, tz: ZoneInfo, start: datetime, end: datetim
     total = timedelta()
     day = start.astimezone(tz).date() - _DAY
     last = end.astimezone(tz).date() + _DAY
+    # whole months this far inside the span add their memoised total: every instant of a local day 3 days
+    # after start's local day is after start, and one 3 days before end's is before end, whatever the zone's
+    # offsets (they differ by at most 26 hours); the months at the edges are counted day by day
+    inside_from, inside_to = day + 4 * _DAY, last - 4 * _DAY
     while day <= last:
+        if day.day == 1 and day >= inside_from:
+            following = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+            if following - _DAY <= inside_to:
+                total += _month_open(calendar, tz, day)
+                day = following
+                continue
         for a, b in _day_intervals(calendar, tz, day):
             a, b = max(a, start), min(b, end)
             if a < b:
                 total += b - a
         day += _DAY
     return total.total_seconds()
+
+
+#: memo of :func:`_month_open`, as :data:`_MEMO`: (id(calendar), zone, first day) -> (calendar, open time)
+_MONTH_MEMO: dict[tuple[int, ZoneInfo, date], tuple[Calendar, timedelta]] = {}
+
+
+def _month_open(calendar: Calendar, tz: ZoneInfo, first: date) -> timedelta:
+    """The open time of the local days of ``first``'s month: the sum of their :func:`_day_intervals` (an
+    open request can be months old; its business time then costs a few months, not a few hundred days)."""
+    key = (id(calendar), tz, first)
+    hit = _MONTH_MEMO.get(key)
+    if hit is not None and hit[0] is calendar:
+        return hit[1]
+    if len(_MONTH_MEMO) >= _MEMO_SIZE:
+        _MONTH_MEMO.clear()
+    total = timedelta()
+    day = first
+    while day.month == first.month:
+        for a, b in _day_intervals(calendar, tz, day):
+            total += b - a
+        day += _DAY
+    _MONTH_MEMO[key] = (calendar, total)
+    return total
 
 
 def add_open_seconds(calendar: Calendar, tz: ZoneInfo, start: datetime, seconds: float) -> datetime | None:

@@ -29,7 +29,6 @@ import asyncpg
 
 from pbx_sla.domain.accounting import contract_days, fee
 from pbx_sla.domain.catalogue import CreditRule
-from pbx_sla.domain.catalogue_document import from_document
 from pbx_sla.domain.qos import QOS_METRICS
 from pbx_sla.domain.support import ServiceFigures, breaches, credit_amount, credit_percent
 from pbx_sla.domain.trunks import combine
@@ -45,7 +44,7 @@ from pbx_sla.reports.requests import (
 )
 from pbx_sla.reports.servers import footer, server_scope
 from pbx_sla.reports.trunks import TrunkAvailability, trunk_availability
-from pbx_sla.store.catalogue import latest_revision
+from pbx_sla.store.catalogue import revision_catalogue
 from pbx_sla.store.support import service_by_tenant
 
 NO_SUPPORT_CALLS = ServiceFigures(0, 0, 0, 0, 0)
@@ -102,12 +101,12 @@ async def sla_report(
         if scope.includes(r["server"]):
             trunks.setdefault(r["tenant_id"], []).append((r["server"], r["trunk"]))
     days = list(period.days())
-    revision = await latest_revision(conn)
-    catalogue = from_document(revision.document) if revision else None
+    revision = await revision_catalogue(conn)
+    catalogue = revision[1] if revision else None
     quality = await tenant_figures(conn, period, catalogue, scope.sql, tenant)
     support = (
-        await support_figures(conn, catalogue, revision.id, now, [t["id"] for t in tenants], period, scope.sql)
-        if catalogue and revision
+        await support_figures(conn, revision[1], revision[0], now, [t["id"] for t in tenants], period, scope.sql)
+        if revision
         else None
     )
     # every listed tenant's trunks in one pass (a trunk shared by tenants is summarised once)

@@ -404,6 +404,27 @@ async def latest_revision(conn: asyncpg.Connection, *, newer_than: int | None = 
     )
 
 
+#: the last catalogue :func:`revision_catalogue` parsed, by (revision id, document sha256)
+_PARSED: dict[tuple[int, str], Catalogue] = {}
+
+
+async def revision_catalogue(conn: asyncpg.Connection) -> tuple[int, Catalogue] | None:
+    """The latest revision's id and catalogue (what :func:`load_catalogue` gives), or None. The document is
+    read and parsed only when it is not the one parsed last (same id and sha256): a dashboard view reads two
+    short columns instead of decoding 500 tenants' document (10-40 ms)."""
+    row = await conn.fetchrow("SELECT id, sha256 FROM catalogue_revisions ORDER BY id DESC LIMIT 1")
+    if row is None:
+        return None
+    key = (row["id"], row["sha256"])
+    if key not in _PARSED:
+        revision = await latest_revision(conn, newer_than=row["id"] - 1)
+        if revision is None or (revision.id, revision.sha256) != key:  # replaced meanwhile: not cached
+            return None if revision is None else (revision.id, from_document(revision.document))
+        _PARSED.clear()
+        _PARSED[key] = from_document(revision.document)
+    return key[0], _PARSED[key]
+
+
 async def load_catalogue(conn: asyncpg.Connection) -> Catalogue | None:
     """The catalogue of the latest revision, or None when none was ever applied."""
     revision = await latest_revision(conn)

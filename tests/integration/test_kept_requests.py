@@ -21,7 +21,7 @@ from pbx_sla.reports.period import Period, month_period
 from pbx_sla.reports.requests import support_figures, support_history, tenant_reaction, tenant_support_hours
 from pbx_sla.store import retention
 from pbx_sla.store.calls import store_rows
-from pbx_sla.store.catalogue import apply_catalogue, latest_revision, load_catalogue
+from pbx_sla.store.catalogue import apply_catalogue, latest_revision, load_catalogue, revision_catalogue
 from pbx_sla.store.support import QueueEventSink, SupportCallSink
 
 PRAGUE = ZoneInfo("Europe/Prague")
@@ -265,3 +265,17 @@ async def test_a_staff_leg_started_before_a_cut_and_answered_after_it(catalogued
     await store_rows(db, [late], "ami")
     assert await db.fetchval("SELECT count(*) FROM support_kept_tenants WHERE cut > $1", z(19, 9)) == 0
     await same(db, z(28, 0), [DECEMBER])
+
+
+async def test_the_catalogue_is_parsed_once_per_revision(catalogued):
+    db = catalogued
+    first = await revision_catalogue(db)
+    assert first is not None and first[1] == await load_catalogue(db)
+    again = await revision_catalogue(db)
+    assert again is not None and again[1] is first[1]  # the parse of the same revision, not a new one
+    data = catalogue()
+    data["tiers"]["tier3"] |= {"reaction_target": "30m"}
+    await apply_catalogue(db, parse_catalogue(data, "contracts.toml"), "contracts.toml")
+    new = await revision_catalogue(db)
+    assert new is not None and new[0] > first[0] and new[1] == await load_catalogue(db)
+    assert new[1].tiers["tier3"].reaction_target == 1800 != first[1].tiers["tier3"].reaction_target
