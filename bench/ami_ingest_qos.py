@@ -209,6 +209,19 @@ def in_process(mix: str, n_legs: int) -> float:
             return None
 
     proto = AmiProtocol(base.SERVER, lambda event: router.route(base.SERVER, event), lambda exc: None)
+    # the daemon's wiring (Collector): a UserEvent's only handler may read the raw message itself
+    reader = router.message_handler("UserEvent") if hasattr(router, "message_handler") else None
+    if reader is not None:
+
+        def on_user_event(message: str) -> bool:
+            found = reader(base.SERVER, message)
+            if found is None:
+                return False
+            for record in found:
+                records.append(record)
+            return True
+
+        proto.on_user_event = on_user_event
     proto.connection_made(Transport())  # type: ignore[arg-type]
     t = time.process_time()
     for i in range(0, len(blob), 65536):

@@ -69,6 +69,11 @@ def optional_text(value: Any) -> str | None:
 #: (server name, AMI event as a plain str→str mapping) → records to store. Pure, never raises for bad
 #: input it can name (it logs and returns nothing instead).
 EventHandler = Callable[[str, Mapping[str, str]], Iterable[Record]]
+#: (server name, one raw AMI message: its ``Key: Value`` lines joined by CRLF) → records, or None when the
+#: handler does not read that message itself (it is then parsed into a dict and routed as usual). An
+#: :data:`EventHandler` may offer one as its ``message`` attribute, for an event that comes once per call leg:
+#: :class:`pbx_sla.ami.collector.Router` uses it when that handler is the event's only one.
+MessageHandler = Callable[[str, str], Sequence[Record] | None]
 
 
 class CatalogueSource(Protocol):

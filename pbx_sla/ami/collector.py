@@ -22,11 +22,12 @@ from pbx_sla.ami.connection import AmiActions, AmiManager, AuthenticationError, 
 from pbx_sla.config import AsteriskServer
 from pbx_sla.input_warnings import warn_input
 from pbx_sla.log import get_logger
-from pbx_sla.pipeline import EventHandler, Record
+from pbx_sla.pipeline import EventHandler, MessageHandler, Record
 
 log = get_logger(__name__)
 
 SESSION_KIND = "ami_session"
+USER_EVENT = "UserEvent"
 
 #: ``async def on_login(server_name, ami) -> Iterable[Record]`` (the feature's hook with ctx bound)
 LoginHook = Callable[[str, AmiActions], Awaitable[Iterable[Record]]]
@@ -41,6 +42,10 @@ class Router:
 
     Per event: one dict lookup (the handler tuple per name is cached), then the handlers. A handler that
     raises is logged with the event name and skipped; the other handlers and events go on.
+
+    :meth:`message_handler`: an event's only handler (no ``"*"`` handler either) may read the raw message
+    itself (its ``message`` attribute, :data:`~pbx_sla.pipeline.MessageHandler`): the collector offers it the
+    message before any dict is built, and routes the message as usual when it declines.
     """
 
     def __init__(self, tables: Sequence[Mapping[str, EventHandler]], submit: Callable[[Record], None]) -> None:
@@ -55,6 +60,14 @@ class Router:
         self._cache: dict[str, tuple[EventHandler, ...]] = {}
         self._submit = submit
         self.errors = 0
+
+    def message_handler(self, name: str) -> MessageHandler | None:
+        """The raw-message reader of ``name``'s only handler, None when it has none or is not the only one."""
+        handlers = self._named.get(name, [])
+        if len(handlers) != 1 or self._star:
+            return None
+        found = getattr(handlers[0], "message", None)
+        return found if callable(found) else None
 
     @property
     def names(self) -> frozenset[str]:
@@ -196,6 +209,7 @@ class Collector:
         self._until_check = self._check_every
         self._paused = False
         self._routed = router.names
+        self._user_message = router.message_handler(USER_EVENT)
 
     # -- the event path: runs once per AMI event, keep it tiny ------------------------------------
     def _on_event(self, event: dict[str, str]) -> None:
@@ -215,6 +229,37 @@ class Collector:
                 self._until_check = self._check_every
                 if not self._paused and self.congestion is not None and self.congestion.congested:
                     self._pause_reading()
+
+    def _on_user_event_message(self, message: str) -> bool:
+        """A raw ``UserEvent`` message offered to its handler's reader (:meth:`Router.message_handler`): True when
+        that took it (its records submitted, the event counted as :meth:`_on_event` counts one), False when the
+        reader declined (the message is then parsed and routed as usual)."""
+        reader = self._user_message
+        if reader is None:
+            return False
+        try:
+            records = reader(self.server.name, message)
+        except Exception:  # a bug in the reader: the general path reads the message (and names any fault)
+            warn_input(log, "handler-error", "raw message reader failed; message parsed instead", exception=True,
+                       server=self.server.name, ami_event=USER_EVENT)  # fmt: skip
+            return False
+        if records is None:
+            return False
+        status = self.status
+        status.events += 1
+        status.last_event_at = time.time()
+        counts = status.event_counts
+        counts[USER_EVENT] = counts.get(USER_EVENT, 0) + 1
+        submit = self.submit
+        for record in records:
+            submit(record)
+        if self._check_every:
+            self._until_check -= 1
+            if self._until_check <= 0:
+                self._until_check = self._check_every
+                if not self._paused and self.congestion is not None and self.congestion.congested:
+                    self._pause_reading()
+        return True
 
     def reading_paused(self) -> bool:
         """Reading is paused for back-pressure (an unanswered Ping then proves nothing about the link)."""
@@ -268,7 +313,9 @@ class Collector:
         while not self._stopping.is_set():
             status.state = "connecting" if status.state != "auth-failed" else status.state
             status.login_attempts += 1
-            manager = AmiManager(server, self._on_event)
+            manager = AmiManager(
+                server, self._on_event, self._on_user_event_message if self._user_message is not None else None
+            )
             self._manager = manager
             started = time.monotonic()
             try:

@@ -46,6 +46,8 @@ MAX_MESSAGE = 1 << 20
 GREETING = "Asterisk Call Manager/"
 
 EventCallback = Callable[[dict[str, str]], None]
+#: a raw ``UserEvent`` message (its lines joined by CRLF) → True when taken as it is, False to have it parsed
+MessageCallback = Callable[[str], bool]
 
 
 class AuthenticationError(RemoteError):
@@ -154,12 +156,19 @@ class AmiProtocol(AMIProtocol):
     responses: dict[str, Any]  # panoramisk's pending actions by ActionID
 
     def __init__(
-        self, server_name: str, on_event: EventCallback, on_lost: Callable[[BaseException | None], None]
+        self,
+        server_name: str,
+        on_event: EventCallback,
+        on_lost: Callable[[BaseException | None], None],
+        on_user_event: MessageCallback | None = None,
     ) -> None:
         super().__init__()
         self.server_name = server_name
         self.on_event = on_event
         self.on_lost = on_lost
+        #: offered every ``Event: UserEvent`` message before it is parsed (the once-per-leg QoS event): when it
+        #: returns True the message is taken; else it is parsed and goes to ``on_event`` as any other
+        self.on_user_event = on_user_event
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -220,14 +229,19 @@ class AmiProtocol(AMIProtocol):
             self._oversized(len(self._buffer))
             self._discarding = True
             self._buffer = self._buffer[-(len(EOM) - 1) :]
-        on_event = self.on_event
+        on_event, on_user_event = self.on_event, self.on_user_event
         for block in blocks:
             if len(block) > MAX_MESSAGE:
                 self._oversized(len(block))
                 continue
             try:
                 # (the prefix test inline: one call fewer for every other event)
-                headers = read_message(block) if block.startswith(_QOS_PREFIX) else parse_message(block)
+                if block.startswith(_QOS_PREFIX):
+                    if on_user_event is not None and on_user_event(block):
+                        continue
+                    headers = read_message(block)
+                else:
+                    headers = parse_message(block)
                 if "ActionID" in headers or "Response" in headers:
                     self._answer(headers, block)
                 elif "Event" in headers:
@@ -309,7 +323,9 @@ class AmiProtocol(AMIProtocol):
 class AmiManager(Manager):
     """A panoramisk ``Manager`` whose connection life cycle we drive (no reconnect, no pinger of its own)."""
 
-    def __init__(self, server: AsteriskServer, on_event: EventCallback) -> None:
+    def __init__(
+        self, server: AsteriskServer, on_event: EventCallback, on_user_event: MessageCallback | None = None
+    ) -> None:
         super().__init__(
             host=server.host,
             port=server.port,
@@ -320,6 +336,7 @@ class AmiManager(Manager):
         )
         self.server = server
         self.on_event = on_event
+        self.on_user_event = on_user_event
         self.lost: asyncio.Future[BaseException | None] = self.loop.create_future()
 
     async def open(self) -> None:
@@ -330,7 +347,9 @@ class AmiManager(Manager):
         try:
             _transport, protocol = await asyncio.wait_for(
                 self.loop.create_connection(
-                    lambda: AmiProtocol(server.name, self.on_event, self._lost), server.host, server.port
+                    lambda: AmiProtocol(server.name, self.on_event, self._lost, self.on_user_event),
+                    server.host,
+                    server.port,
                 ),
                 timeout,
             )

@@ -502,14 +502,46 @@ def user_event_record(server: str, event: Mapping[str, str]) -> dict[str, Any] |
 
 def _user_layout_record(server: str, event: Mapping[str, str], found: re.Match[str]) -> dict[str, Any]:
     """:func:`_leg_record` of :func:`_layout_values` for a ``Qos`` that matched :data:`_USER_LAYOUT` (its texts
-    are numbers), in one dict literal: no values tuple, no call per step."""
-    lp, rxjitter, rxcount, txjitter, txcount, rlp, rtt_text, txmes, max_jitter, avg_jitter, max_rtt, avg_rtt = (
-        found.groups()
-    )
+    are numbers)."""
     uniqueid = (event.get("Uniqueid") or event.get("UniqueID") or "").strip()
     if not uniqueid:
         raise ParseError(QOS_USER_EVENT, "Uniqueid", "is missing or empty")
     channel = (event.get("Channel") or "").strip()
+    return _layout_record(
+        server,
+        uniqueid,
+        (event.get("Linkedid") or event.get("LinkedID") or "").strip() or None,
+        channel,
+        endpoint(channel),
+        _instant(event, QOS_USER_EVENT),
+        native_format(event.get("Codec")),
+        *found.groups(),
+    )
+
+
+def _layout_record(
+    server: str,
+    uniqueid: str,
+    linkedid: str | None,
+    channel: str,
+    endpoint_name: str | None,
+    at: str,
+    codec_name: str | None,
+    lp: str,
+    rxjitter: str,
+    rxcount: str,
+    txjitter: str,
+    txcount: str,
+    rlp: str,
+    rtt_text: str,
+    txmes: str,
+    max_jitter: str,
+    avg_jitter: str,
+    max_rtt: str,
+    avg_rtt: str,
+) -> dict[str, Any]:
+    """The record of one leg whose ``Qos`` matched :data:`_USER_LAYOUT` (the texts are numbers) in one dict
+    literal: no values tuple, no call per step; the same figures as :func:`_layout_values`."""
     received = int(rxcount)
     rtt_s = float(rtt_text) or float(avg_rtt)  # 0: no far-end report, then the RTT items' average
     if received:
@@ -532,11 +564,11 @@ def _user_layout_record(server: str, event: Mapping[str, str], found: re.Match[s
     return {
         "server": server,
         "uniqueid": uniqueid,
-        "linkedid": (event.get("Linkedid") or event.get("LinkedID") or "").strip() or None,
+        "linkedid": linkedid,
         "channel": channel,
-        "endpoint": endpoint(channel),
-        "at": _instant(event, QOS_USER_EVENT),
-        "codec": native_format(event.get("Codec")),
+        "endpoint": endpoint_name,
+        "at": at,
+        "codec": codec_name,
         "received": received,
         "lost": int(lp) if received else 0,
         "sent": int(txcount),
@@ -549,6 +581,72 @@ def _user_layout_record(server: str, event: Mapping[str, str], found: re.Match[s
         "rtt_max_ms": rtt_max_ms,
         "asterisk_mes": mes,
     }
+
+
+#: the ``Qos`` line in :data:`_USER_LAYOUT`'s form: ``%u`` a count (exact as a float too), ``%f`` a number as
+#: Asterisk prints it (``float()`` reads every one), ``%s`` a field nobody reads; ASCII digits only (``[0-9]``
+#: costs less than ``\d``; other digits take the general path)
+_MESSAGE_QOS = (
+    "ssrc=%s;themssrc=%s;lp=%u;rxjitter=%f;rxcount=%u;txjitter=%f;txcount=%u;rlp=%u;rtt=%f;rxmes=%s;txmes=%f;"
+    "maxrxjitter=%f;avgrxjitter=%f;maxrtt=%f;avgrtt=%f"
+)
+#: the hangup handler's whole message in Asterisk 22's exact layout: pbx_sla.ami.connection's reader layout
+#: (``_QOS_USER_EVENT``) with :data:`_USER_LAYOUT` in its ``Qos`` line, the ``Timestamp`` in Asterisk's
+#: ``%ld.%06lu``, and the identity values without blanks (what the general path strips). The channel is
+#: ``Tech/name-<hex>`` with ``name`` captured: what :func:`pbx_sla.domain.cdr.endpoint` gives for it. A line's
+#: value is ``.*`` (stops only at ``\n``; each ``\n`` must end a ``\r\n`` the pattern names).
+_USER_EVENT_MESSAGE = re.compile(
+    r"Event: UserEvent\r\nPrivilege: .*\r\nTimestamp: ([0-9]+)\.([0-9]{6})\r\n(?:SystemName: .*\r\n)?"
+    r"Channel: ([^\s/]*/(\S+)-[0-9a-fA-F]+)\r\nChannelState: .*\r\nChannelStateDesc: .*\r\n"
+    r"CallerIDNum: .*\r\nCallerIDName: .*\r\nConnectedLineNum: .*\r\nConnectedLineName: .*\r\n"
+    r"Language: .*\r\nAccountCode: .*\r\nContext: .*\r\nExten: .*\r\nPriority: .*\r\n"
+    r"Uniqueid: (\S+)\r\nLinkedid: (\S+)\r\n(?:ChanVariable: .*\r\n)*"
+    r"UserEvent: PbxSlaQos\r\nQos: "
+    + _MESSAGE_QOS.replace("%u", "([0-9]{1,15})").replace("%f", "([0-9]+\\.[0-9]+)").replace("%s", "[0-9.]+")
+    + r";?\r\nCodec: (.*)"
+)
+
+
+#: the message path's caches (a dict look-up, not an lru_cache call): epoch second → its ISO date and time,
+#: ``Codec`` value → :func:`native_format` (valid ones only); a few entries live at a time, cleared when full
+_SECONDS: dict[str, str] = {}
+_CODECS: dict[str, str | None] = {}
+_UNSEEN = "\x00unseen"
+
+
+def user_event_message_record(server: str, message: str) -> dict[str, Any] | None:
+    """The ``qos_leg`` record of a raw ``UserEvent: PbxSlaQos`` message (its ``Key: Value`` lines joined by CRLF)
+    in the shipped handler's exact layout (:data:`_USER_EVENT_MESSAGE`), read in one match without a dict of
+    its headers: the same record as :func:`user_event_record` gives for the message's parsed headers
+    (tests/unit/test_qos_fast_path.py). None for any other message or layout, and for a value the general path
+    would refuse (a codec that is not a format name, a time out of range): the caller then parses the message
+    and takes the general path, which names the fault. Once per call leg on the daemon's ingest path."""
+    found = _USER_EVENT_MESSAGE.fullmatch(message)
+    if found is None:
+        return None
+    (seconds, fraction, channel, name, uniqueid, linkedid, lp, rxjitter, rxcount, txjitter, txcount, rlp, rtt, txmes,
+     max_jitter, avg_jitter, max_rtt, avg_rtt, codec_text) = found.groups()  # fmt: skip
+    prefix = _SECONDS.get(seconds)
+    if prefix is None:
+        prefix = _second_iso(seconds)
+        if prefix is None:
+            return None
+        if len(_SECONDS) >= 64:
+            _SECONDS.clear()
+        _SECONDS[seconds] = prefix
+    codec_name = _CODECS.get(codec_text, _UNSEEN)
+    if codec_name is _UNSEEN:
+        try:
+            codec_name = native_format(codec_text)
+        except QosParseError:
+            return None
+        if len(_CODECS) >= 64:
+            _CODECS.clear()
+        _CODECS[codec_text] = codec_name
+    return _layout_record(
+        server, uniqueid, linkedid, channel, name, f"{prefix}.{fraction}+00:00", codec_name, lp, rxjitter, rxcount,
+        txjitter, txcount, rlp, rtt, txmes, max_jitter, avg_jitter, max_rtt, avg_rtt,
+    )  # fmt: skip
 
 
 def _user_event_record_any(server: str, event: Mapping[str, str]) -> dict[str, Any] | None:

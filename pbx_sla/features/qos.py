@@ -31,6 +31,7 @@ from pbx_sla.domain.qos import (
     USER_EVENT,
     QosParseError,
     hangup_record,
+    user_event_message_record,
     user_event_record,
 )
 from pbx_sla.features import ServiceContext
@@ -106,14 +107,21 @@ def hangup_handler(counts: HangupCounts) -> EventHandler:
     return handle
 
 
-def user_event_handler(counts: HangupCounts) -> EventHandler:
-    # once per call leg: the counters bound here, not looked up on ``counts`` per event
-    qos_events, legs, recents = counts.qos_events, counts.legs, counts.recent
-    keep = 2 * RECENT_LEGS
+class UserEventHandler:
+    """``UserEvent`` → a ``qos_leg`` record for ``PbxSlaQos`` (once per call leg), counted per server.
 
-    def handle(server: str, event: Mapping[str, str]) -> Iterable[Record]:
+    Called with the parsed event like any :data:`~pbx_sla.pipeline.EventHandler`; :meth:`message` reads the raw
+    message itself when it is in the shipped handler's exact layout (the AMI reader then builds no dict of its
+    headers and routes nothing: :class:`pbx_sla.ami.collector.Router`), and gives the same record."""
+
+    def __init__(self, counts: HangupCounts) -> None:
+        # once per call leg: the counters bound here, not looked up on ``counts`` per event
+        self._qos_events, self._legs, self._recents = counts.qos_events, counts.legs, counts.recent
+
+    def __call__(self, server: str, event: Mapping[str, str]) -> Iterable[Record]:
         if event.get("UserEvent") != QOS_USER_EVENT:
             return ()  # the support line's PbxSlaSupport and the PBX's own
+        qos_events = self._qos_events
         qos_events[server] = qos_events.get(server, 0) + 1
         try:
             data = user_event_record(server, event)
@@ -122,16 +130,33 @@ def user_event_handler(counts: HangupCounts) -> EventHandler:
             return ()
         if data is None:
             return ()
+        return self._recorded(server, data)
+
+    def message(self, server: str, text: str) -> tuple[Record] | None:
+        """:meth:`__call__` of the raw message when :func:`user_event_message_record` reads it; None otherwise
+        (another UserEvent, another layout, a value to refuse: the caller parses it and calls the handler)."""
+        data = user_event_message_record(server, text)
+        if data is None:
+            return None
+        qos_events = self._qos_events
+        qos_events[server] = qos_events.get(server, 0) + 1
+        return self._recorded(server, data)
+
+    def _recorded(self, server: str, data: dict[str, Any]) -> tuple[Record]:
+        recents = self._recents
         recent = recents.get(server)
         if recent is None:
             recent = recents[server] = {}
         recent[data["uniqueid"]] = None
-        if len(recent) > keep:  # keep the newest RECENT_LEGS (dicts keep insertion order)
+        if len(recent) > 2 * RECENT_LEGS:  # keep the newest RECENT_LEGS (dicts keep insertion order)
             recents[server] = dict.fromkeys(list(recent)[-RECENT_LEGS:])
+        legs = self._legs
         legs[server] = legs.get(server, 0) + 1
         return (Record(KIND, data),)
 
-    return handle
+
+def user_event_handler(counts: HangupCounts) -> UserEventHandler:
+    return UserEventHandler(counts)
 
 
 def event_handlers(ctx: ServiceContext) -> Mapping[str, EventHandler]:

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from pbx_sla.domain.qos import KIND
-from pbx_sla.pipeline import DbConnection, optional_float, optional_int, optional_text, record_instant
+from pbx_sla.pipeline import DbConnection, record_instant
 
 #: the batch's rows, COPYed (binary, no per-value checks) then inserted in one statement; emptied at commit
 #: (and before each batch: two batches in one transaction)
@@ -48,34 +48,45 @@ class QosLegSink:
     async def write(self, conn: DbConnection, items: Sequence[Mapping[str, Any]]) -> None:
         if not items:
             return
-        rows = [
-            (
-                str(i["server"]),
-                str(i["uniqueid"]),
-                optional_text(i.get("linkedid")),
-                str(i.get("channel") or ""),
-                optional_text(i.get("endpoint")),
-                record_instant(i["at"], KIND, "at"),
-                optional_text(i.get("codec")),
-                int(i["received"]),
-                int(i["lost"]),
-                int(i.get("sent") or 0),
-                optional_float(i.get("jitter_ms")),
-                optional_float(i.get("jitter_max_ms")),
-                optional_float(i.get("jitter_avg_ms")),
-                optional_int(i.get("far_lost")),
-                optional_float(i.get("far_jitter_ms")),
-                optional_float(i.get("rtt_ms")),
-                optional_float(i.get("rtt_max_ms")),
-                optional_float(i.get("asterisk_mes")),
-            )
-            for i in items
-        ]
+        rows = _rows(items)
         if conn.is_in_transaction():  # the writer's: the staged rows live until its commit
             await _store(conn, rows)
         else:
             async with conn.transaction():
                 await _store(conn, rows)
+
+
+def _rows(items: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    """The COPY rows of a batch, each value read as its column's type (records may come back from the spool as
+    JSON: ``at`` as text). The checks of :func:`~pbx_sla.pipeline.optional_text`, ``optional_float`` and
+    ``optional_int`` written out in place: one row per call leg, 18 calls fewer each."""
+    rows = []
+    for i in items:
+        get = i.get
+        linkedid, endpoint, codec = get("linkedid"), get("endpoint"), get("codec")
+        rows.append(
+            (
+                str(i["server"]),
+                str(i["uniqueid"]),
+                None if linkedid is None or linkedid == "" else str(linkedid),
+                str(get("channel") or ""),
+                None if endpoint is None or endpoint == "" else str(endpoint),
+                record_instant(i["at"], KIND, "at"),
+                None if codec is None or codec == "" else str(codec),
+                int(i["received"]),
+                int(i["lost"]),
+                int(get("sent") or 0),
+                None if (jitter := get("jitter_ms")) is None else float(jitter),
+                None if (jitter_max := get("jitter_max_ms")) is None else float(jitter_max),
+                None if (jitter_avg := get("jitter_avg_ms")) is None else float(jitter_avg),
+                None if (far_lost := get("far_lost")) is None else int(far_lost),
+                None if (far_jitter := get("far_jitter_ms")) is None else float(far_jitter),
+                None if (rtt := get("rtt_ms")) is None else float(rtt),
+                None if (rtt_max := get("rtt_max_ms")) is None else float(rtt_max),
+                None if (mes := get("asterisk_mes")) is None else float(mes),
+            )
+        )
+    return rows
 
 
 async def _store(conn: DbConnection, rows: list[tuple[Any, ...]]) -> None:

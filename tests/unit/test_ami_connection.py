@@ -274,3 +274,39 @@ async def test_back_pressure_pauses_reading_and_resumes_without_losing_events(am
     await eventually(lambda: len(seen) == 5000)
     await stop(collector, task)
     assert [e["N"] for e in seen] == [str(n) for n in range(5000)]
+
+
+async def test_user_event_reader_takes_its_messages_and_declines_the_others(ami: FakeAmi, caplog) -> None:
+    """A UserEvent's only handler with a ``message`` reader: the collector offers it the raw message (records and
+    event counts as for a routed event); declined messages are parsed and routed; a reader that raises costs
+    nothing (the message is routed); with a second handler for the name the reader is not used."""
+    seen: list[dict] = []
+
+    class Handler:
+        def __call__(self, server: str, event):
+            seen.append(dict(event))
+            return [Record("routed", {"n": event.get("N")})]
+
+        def message(self, server: str, text: str):
+            if "N: boom" in text:
+                raise RuntimeError("reader bug")
+            return [Record("raw", {"text": text})] if "N: raw" in text else None
+
+    handler = Handler()
+    assert Router([{"UserEvent": handler}, {"*": lambda s, e: ()}], Sink()).message_handler("UserEvent") is None
+    assert Router([{"UserEvent": handler}, {"UserEvent": handler}], Sink()).message_handler("UserEvent") is None
+    sink = Sink()
+    collector = Collector(server_for(ami), Router([{"UserEvent": handler}], sink), sink)
+    task = start(collector)
+    await asyncio.wait_for(ami.authenticated.wait(), 5)
+    await eventually(lambda: collector.status.state == "connected")
+    for n in ("raw", "other", "boom"):
+        ami.broadcast(encode({"Event": "UserEvent", "UserEvent": "X", "N": n}))
+    await eventually(lambda: len(sink.of("raw")) + len(sink.of("routed")) == 3)
+    await stop(collector, task)
+    assert sink.of("raw") == [{"text": "Event: UserEvent\r\nUserEvent: X\r\nN: raw"}]
+    assert [r["n"] for r in sink.of("routed")] == ["other", "boom"]
+    assert [e["N"] for e in seen] == ["other", "boom"]
+    assert collector.status.events == 4  # FullyBooted included
+    assert collector.status.event_counts["UserEvent"] == 3
+    assert "raw message reader failed" in caplog.text

@@ -1,6 +1,11 @@
 """The ingest fast path of ``UserEvent: PbxSlaQos`` gives exactly what the general path gives.
 
-Two shortcuts are taken once per call leg (bench/ami_ingest_qos.py):
+Shortcuts taken once per call leg (bench/ami_ingest_qos.py):
+
+* the daemon offers the raw message to the QoS feature first
+  (:func:`pbx_sla.domain.qos.user_event_message_record`, one match of the whole message, no header dict): it
+  gives the record the general path gives for the parsed message, or declines (None) and the message takes
+  the paths below;
 
 * the AMI reader (:func:`pbx_sla.ami.connection.read_message`) picks the few headers the QoS feature reads
   from a message in Asterisk's exact layout, by one regex, instead of :func:`parse_message`'s dict of every
@@ -62,19 +67,33 @@ def _record(event: dict[str, str], general: bool = False) -> Any:
         return (type(exc).__name__, str(exc))
 
 
+def _message_agrees(block: str) -> bool:
+    """The raw-message path declines or gives the general path's record for the parsed message (a record, not
+    an error nor None: it never reads what the general path refuses or skips); True when it read the message."""
+    taken = qos.user_event_message_record("pbx1", block)
+    if taken is None:
+        return False
+    full = parse_message(block)
+    assert full.get("Event") == "UserEvent" and full.get("UserEvent") == "PbxSlaQos"
+    assert taken == _record(full, general=True)
+    return True
+
+
 def _agrees(block: str) -> bool:
-    """read_message's dict is parse_message's for every header read, and the record is the same; True when
-    the fast path was taken."""
+    """read_message's dict is parse_message's for every header read, and the record is the same (the raw-message
+    path's too, when it reads the message); True when the reader's fast path was taken."""
     fast, full = read_message(block), parse_message(block)
     assert all(full[key] == value for key, value in fast.items())
     assert {k: fast[k] for k in READ if k in fast} == {k: full[k] for k in READ if k in full}
     if full.get("Event") == "UserEvent" and full.get("UserEvent") == "PbxSlaQos":
         assert _record(fast) == _record(full)
+    _message_agrees(block)
     return fast != full
 
 
 def test_real_captures_take_the_fast_paths() -> None:
     for block in (REAL, AGENT):
+        assert _message_agrees(block)
         fast = read_message(block)
         assert sorted(fast) == sorted(("Event", "Timestamp", "Channel", "Uniqueid", "Linkedid", "UserEvent", "Qos",
                                        "Codec"))  # fmt: skip
@@ -82,6 +101,22 @@ def test_real_captures_take_the_fast_paths() -> None:
         assert qos.user_event_record("pbx1", fast) == qos._user_event_record_any("pbx1", parse_message(block))
     # the separate Jitter/Rtt headers' form is not the fast layout: read whole, same record as before
     assert read_message(SEPARATE) == parse_message(SEPARATE)
+    assert qos.user_event_message_record("pbx1", SEPARATE) is None
+
+
+CODECS = ["(ulaw)", "(alaw|ulaw)", "", " ", "(bad name!)", "(ulaw)\r", "é"]
+STAMPS = ["1796140966.447903", "99999999999999999999.000000", "1796140966.4479", "٧.447903"]
+
+
+@given(st.sampled_from(CODECS), st.sampled_from(STAMPS))
+def test_message_path_declines_what_it_must_not_read(codec: str, stamp: str) -> None:
+    """A codec that is no format name, a time out of range or in another form: the message path declines and
+    the general path names the fault (or reads the other form)."""
+    block = REAL.replace("(ulaw)", codec).replace("1796140966.447903", stamp)
+    _agrees(block)
+    assert (qos.user_event_message_record("pbx1", block) is not None) == (
+        codec in ("(ulaw)", "(alaw|ulaw)", "", " ", "(ulaw)\r") and stamp == "1796140966.447903"
+    )
 
 
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
@@ -181,8 +216,10 @@ def qos_texts(draw: st.DrawFn) -> str:
 def test_record_fast_and_general_paths_agree(text: str, codec: str) -> None:
     event = {**REAL_HEADERS, "Qos": text, "Codec": codec}
     assert _record(event) == _record(event, general=True)
-    picked = read_message(REAL.replace(REAL_HEADERS["Qos"], text).replace("(ulaw)", codec))
+    block = REAL.replace(REAL_HEADERS["Qos"], text).replace("(ulaw)", codec)
+    picked = read_message(block)
     assert _record(picked) == _record(event, general=True)
+    _message_agrees(block)
 
 
 @given(st.sampled_from(["", " ", "x", "1796140966", "1796140966.44790", "1796140966.447903 ", "١٧٩٦١٤٠٩٦٦.447903"]),
@@ -191,6 +228,11 @@ def test_record_identity_fields_agree(stamp: str, channel: str) -> None:
     for uniqueid in ("", " ", "1796140956.7", " 1796140956.7 "):
         event = {**REAL_HEADERS, "Timestamp": stamp, "Channel": channel, "Uniqueid": uniqueid}
         assert _record(event) == _record(event, general=True)
+        block = REAL.replace("1796140966.447903", stamp).replace("PJSIP/trunk-a-00000003", channel)
+        _message_agrees(block.replace("Uniqueid: 1796140956.7", f"Uniqueid: {uniqueid}"))
+    for channel_name in ("PJSIP/trunk-b-0000abcd", "PJSIP/a-b-c-1", "SIP/x-zz", "PJSIP/-1", "/x-1", "PJSIP/x-1;2"):
+        block = REAL.replace("PJSIP/trunk-a-00000003", channel_name)
+        _message_agrees(block)
     event = {k: v for k, v in REAL_HEADERS.items() if k not in ("Uniqueid", "Linkedid")}
     event |= {"UniqueID": "1.2", "LinkedID": " 1.1 "}
     assert _record(event) == _record(event, general=True)
@@ -207,6 +249,6 @@ def test_many_asterisk_layout_legs_take_the_fast_path_with_the_same_record() -> 
         text = ";".join(f"{f}={numbers[f]}" for f in QOS_FIELDS)
         block = REAL.replace(REAL_HEADERS["Qos"], text)
         fast = read_message(block)
-        taken += len(fast) == 8 and qos._USER_LAYOUT.fullmatch(text) is not None
+        taken += len(fast) == 8 and qos._USER_LAYOUT.fullmatch(text) is not None and _message_agrees(block)
         assert _record(fast) == _record(parse_message(block), general=True)
     assert taken == 3000

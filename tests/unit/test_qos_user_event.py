@@ -217,3 +217,20 @@ def test_a_new_context_does_not_inherit_the_last_ones_legs() -> None:
     hangup = parse_message(HANGUP.replace("1796140654.7", "1796140956.7"))
     assert len(list(again[qos.HANGUP]("pbx1", hangup))) == 1
     assert feature.status(ctx)["pbx1"]["qos_events"] == 0  # type: ignore[arg-type]
+
+
+def test_message_reader_counts_and_records_like_the_handler() -> None:
+    """The raw-message reader gives the handler's record and counts; it declines other messages (not counted)."""
+    counts, general = HangupCounts(), HangupCounts()
+    reader = user_event_handler(counts).message
+    (record,) = reader("pbx1", REAL) or ()
+    assert [r.data for r in user_event_handler(general)("pbx1", parse_message(REAL))] == [record.data]
+    support = SNAPSHOT + "UserEvent: PbxSlaSupport\r\nAction: queue\r\nQueue: support-premium"
+    assert reader("pbx1", support) is None and reader("pbx1", SEPARATE) is None
+    assert reader("pbx1", REAL.replace("(ulaw)", "(bad name!)")) is None  # refused by the general path, named
+    assert (
+        counts.as_dict()
+        == general.as_dict()
+        == {"pbx1": {"hangups": 0, "hangups_with_qos": 0, "qos_events": 1, "legs_recorded": 1}}
+    )
+    assert "1796140956.7" in counts.recent["pbx1"]
