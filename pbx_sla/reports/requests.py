@@ -331,10 +331,11 @@ async def _advance(
             by_tenant[r.tenant].append(r)
         tz = ZoneInfo(cat.timezone)
         limit = now - KEEP_MARGIN
-        advances = []
+        advances, stuck = [], []
         for tenant in tenants:
             cut = idle_cut(by_tenant.get(tenant, []), since[tenant], limit)
-            if cut is None:
+            if cut is None:  # still open since its cut: tried again in a day
+                stuck.append(tenant)
                 continue
             done = []
             for request in by_tenant.get(tenant, []):
@@ -353,7 +354,8 @@ async def _advance(
             # staff legs (any, not only this tenant's callbacks) answered from the cut on that started before it
             legs_from = min((c.start_at for c in legs if c.answered_at >= cut and c.start_at < cut), default=cut)
             advances.append(kept_requests.Advance(tenant, since[tenant], cut, legs_from, done, dict(used), channels))
-        await kept_requests.store(conn, revision_id, sorted(staff), cat.support.line_contexts, advances)
+        await kept_requests.store(conn, revision_id, sorted(staff), cat.support.line_contexts, advances, now)
+        await kept_requests.checked(conn, stuck, now)
 
 
 async def support_figures(
@@ -367,15 +369,22 @@ async def support_figures(
 ) -> SupportFigures:
     """Reaction figures and support-time uses of ``tenants`` for ``period`` as of ``now`` (what
     :func:`support_history` gives them), from the kept requests (catalogue revision ``revision_id``) and the
-    facts after each tenant's cut. Tenants without kept rows, or with a cut older than a day past the margin,
-    are moved on first (stored for the next report), except in a transaction that is not READ COMMITTED,
+    facts after each tenant's cut. Tenants without kept rows, or with a cut older than a day past the margin
+    (and not tried in the last day: a request still open holds its cut), are moved on first (stored for the
+    next report), except in a transaction that is not READ COMMITTED,
     where only what is kept is used (a change committed since the snapshot could be missing for good)."""
     judged = [t for t in tenants if _judged(cat, t)]
     kept = await kept_requests.kept_tenants(conn, judged)
     old = now - KEEP_MARGIN - REFRESH_AFTER
-    stale = [t for t in judged if t not in kept or kept[t].revision_id != revision_id or kept[t].cut < old]
-    if stale and await conn.fetchval("SHOW transaction_isolation") == "read committed":
-        await _advance(conn, cat, revision_id, now, stale)
+
+    def stale(k: kept_requests.KeptTenant | None) -> bool:
+        if k is None or k.revision_id != revision_id:
+            return True
+        return k.cut < old and (k.checked is None or k.checked < now - REFRESH_AFTER)
+
+    stale_tenants = [t for t in judged if stale(kept.get(t))]
+    if stale_tenants and await conn.fetchval("SHOW transaction_isolation") == "read committed":
+        await _advance(conn, cat, revision_id, now, stale_tenants)
     # one snapshot for the kept rows and the facts after them
     snapshot = conn.transaction(isolation="repeatable_read", readonly=True) if not conn.is_in_transaction() else None
     if snapshot is not None:

@@ -37,6 +37,7 @@ class KeptTenant:
     revision_id: int
     staff: frozenset[str]
     legs_from: datetime
+    checked: datetime | None  # the ``now`` of the report that last tried to move the cut on
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,21 @@ async def lock(conn: asyncpg.Connection) -> None:
 
 async def kept_tenants(conn: asyncpg.Connection, tenants: Sequence[str]) -> dict[str, KeptTenant]:
     rows = await conn.fetch(
-        "SELECT tenant_id, cut, revision_id, staff, legs_from FROM support_kept_tenants "
+        "SELECT tenant_id, cut, revision_id, staff, legs_from, checked FROM support_kept_tenants "
         "WHERE tenant_id = ANY($1::text[])",
         list(tenants),
     )
-    return {r["tenant_id"]: KeptTenant(r["cut"], r["revision_id"], frozenset(r["staff"]), r["legs_from"]) for r in rows}
+    return {
+        r["tenant_id"]: KeptTenant(r["cut"], r["revision_id"], frozenset(r["staff"]), r["legs_from"], r["checked"])
+        for r in rows
+    }
+
+
+async def checked(conn: asyncpg.Connection, tenants: Sequence[str], now: datetime) -> None:
+    """Record that a report judged as of ``now`` tried to move ``tenants`` on (their cuts could not move)."""
+    await conn.execute(
+        "UPDATE support_kept_tenants SET checked = $2 WHERE tenant_id = ANY($1::text[])", list(tenants), now
+    )
 
 
 async def reacted(
@@ -104,6 +115,7 @@ async def store(
     staff: Sequence[str],
     line_contexts: Sequence[str],
     advances: Sequence[Advance],
+    now: datetime,
 ) -> None:
     """Store ``advances`` (under :func:`lock`, in the caller's transaction): a tenant without a previous cut
     replaces whatever was kept for it; one with a previous cut (the one kept now) appends."""
@@ -112,18 +124,19 @@ async def store(
     fresh = [a.tenant for a in advances if a.previous is None]
     await conn.execute("DELETE FROM support_kept_tenants WHERE tenant_id = ANY($1::text[])", fresh)
     await conn.execute(
-        """INSERT INTO support_kept_tenants (tenant_id, revision_id, cut, staff, line_contexts, legs_from)
-           SELECT t, $2, c, $4::text[], $5::text[], f
+        """INSERT INTO support_kept_tenants (tenant_id, revision_id, cut, staff, line_contexts, legs_from, checked)
+           SELECT t, $2, c, $4::text[], $5::text[], f, $7
              FROM unnest($1::text[], $3::timestamptz[], $6::timestamptz[]) AS u(t, c, f)
            ON CONFLICT (tenant_id) DO UPDATE SET cut = excluded.cut, revision_id = excluded.revision_id,
                   staff = excluded.staff, line_contexts = excluded.line_contexts, legs_from = excluded.legs_from,
-                  computed_at = now()""",
+                  checked = excluded.checked, computed_at = now()""",
         [a.tenant for a in advances],
         revision_id,
         [a.cut for a in advances],
         sorted(staff),
         sorted(line_contexts),
         [a.legs_from for a in advances],
+        now,
     )
     await conn.copy_records_to_table(
         "support_kept_requests",

@@ -279,3 +279,20 @@ async def test_the_catalogue_is_parsed_once_per_revision(catalogued):
     new = await revision_catalogue(db)
     assert new is not None and new[0] > first[0] and new[1] == await load_catalogue(db)
     assert new[1].tiers["tier3"].reaction_target == 1800 != first[1].tiers["tier3"].reaction_target
+
+
+async def test_a_request_still_open_is_tried_again_once_a_day(catalogued, short_margins):
+    """acme's 3 Dec request is never reacted: its cut stays there, and reports try to move it on only once
+    REFRESH_AFTER (2 hours here) has passed since the last try, not on every report."""
+    db = catalogued
+    await store_facts(db)
+
+    async def kept() -> tuple:
+        return tuple(await db.fetchrow("SELECT cut, checked FROM support_kept_tenants WHERE tenant_id = 'acme'"))
+
+    await same(db, z(28, 0))
+    assert await kept() == (z(3, 8), z(28, 0))
+    await same(db, z(28, 1))
+    assert await kept() == (z(3, 8), z(28, 0))
+    await same(db, z(28, 3))
+    assert await kept() == (z(3, 8), z(28, 3))
