@@ -13,6 +13,14 @@ end; sizes run one after the other in the same run), the history is 24 UTC month
   QueueCallerAbandon; ``qos_legs``: one per 10 calls, on a catalogue trunk, joined to its call;
 * ``--trunks`` trunks on 2 servers, a daemon session per day and a weekly flap (bench/trunks_report.py).
 
+Since sql/1710 the QoS legs are loaded with their MOS and their call's tenant, as the leg writer stores them.
+A kept database loaded before (``--reuse``) gets them for the measured month's two UTC months
+(``pbx_sla.store.qos.fill_legs``, timed); its other legs keep none (the reports compute what a leg lacks).
+Before measuring, a catalogue document is applied once (bench/web.py's: tiers, the tenants with their trunks
+and a requester each, support settings), so ``sla`` computes every tenant's voice-quality figures as it
+does in production (without a document it computes none); the support calls are not given the requesters
+(bench/web.py does that; here it would recompute every support call's outcome), so few support requests.
+
 ``--month-calls N``: the measured month (2026-11) and the month before it hold N calls each (4,166,667 is a
 month of 100 M over 24 months) and the rest of the size is spread over the other 22 months, so the month's
 cost can be compared over histories of different sizes. ``--load-only`` loads and keeps the databases
@@ -62,13 +70,17 @@ from zoneinfo import ZoneInfo  # noqa: E402
 
 from cdr import rollup_usage_daily, seed, with_db  # noqa: E402
 from trunks_report import generate  # noqa: E402
+from web import catalogue as web_catalogue  # noqa: E402
 
 from pbx_sla.config import Retention  # noqa: E402
 from pbx_sla.reports import sla as sla_report  # noqa: E402
 from pbx_sla.reports import usage as usage_report  # noqa: E402
 from pbx_sla.reports.period import month_period  # noqa: E402
+from pbx_sla.reports.qos import tenant_figures  # noqa: E402
 from pbx_sla.reports.trunks import trunk_availability  # noqa: E402
 from pbx_sla.store import migrate  # noqa: E402
+from pbx_sla.store.catalogue import apply_catalogue, load_catalogue  # noqa: E402
+from pbx_sla.store.qos import fill_legs  # noqa: E402
 from pbx_sla.store.retention import apply_retention  # noqa: E402
 
 PRAGUE = ZoneInfo("Europe/Prague")
@@ -124,9 +136,11 @@ FROM {support}
 """
 QOS = """
 INSERT INTO {part} (server, uniqueid, linkedid, channel, endpoint, at, codec, received, lost, jitter_ms,
-                    jitter_max_ms, rtt_ms)
+                    jitter_max_ms, rtt_ms, mos, call_tenant_id, call_tenant_known)
 SELECT 'pbx1', 'c' || i, 'c' || i, 'PJSIP/trunk-' || lpad((i % $4)::text, 3, '0') || '-' || i,
-       'trunk-' || lpad((i % $4)::text, 3, '0'), s + interval '2 minutes', 'ulaw', 6000, i % 40, 3.5, 9.0, 35.0
+       'trunk-' || lpad((i % $4)::text, 3, '0'), s + interval '2 minutes', 'ulaw', 6000, i % 40, 3.5, 9.0, 35.0,
+       qos_leg_mos(6000, i % 40, 3.5, 35.0, 'ulaw'), CASE WHEN i % 20 = 0 THEN NULL ELSE 't' || (i * 7919 % $3) END,
+       true
 FROM generate_series($1::bigint, $2::bigint, 10) i,
      LATERAL (SELECT $5::timestamptz + ((i - $1) * $6::double precision / ($2 - $1 + 1)) * interval '1 second'
                      + $3::int * interval '0 s' AS s) x
@@ -171,6 +185,7 @@ async def timed(fn: Callable[[], Awaitable[Any]], runs: int) -> tuple[float, flo
 
 
 PARTITIONED = ("calls", "cdr_legs", "support_calls", "queue_events", "qos_legs")
+READERS = (*PARTITIONED, "qos_leg_figures")  # a view on qos_legs (sql/repeatable/qos_leg_figures.sql)
 
 
 async def partitions_read(conn: asyncpg.Connection, fn: Callable[[], Awaitable[Any]]) -> list[str]:
@@ -190,7 +205,7 @@ async def partitions_read(conn: asyncpg.Connection, fn: Callable[[], Awaitable[A
     parts: set[str] = set()
     for sql, args in ran:
         words = sql.replace("(", " ").replace(",", " ").split()
-        if sql.lstrip().upper().startswith(("SELECT", "WITH")) and any(t in words for t in PARTITIONED):
+        if sql.lstrip().upper().startswith(("SELECT", "WITH")) and any(t in words for t in READERS):
             plan = await conn.fetch("EXPLAIN (ANALYZE, COSTS OFF) " + sql, *args)
             for line in (r[0] for r in plan):
                 if "never executed" not in line:
@@ -348,6 +363,20 @@ async def measure(conn: asyncpg.Connection, args: argparse.Namespace, out: list[
     out.append("sizes: " + ", ".join(f"{r['parent']} {r['size']}" for r in tables))
     out.append(f"; all five per call: {sum(r['bytes'] for r in tables) / total:.0f} bytes\n")
     period = month_period(*MEASURED, PRAGUE)
+    if await load_catalogue(conn) is None:
+        t = time.perf_counter()
+        names = [(r["server"], r["name"]) for r in await conn.fetch("SELECT server, name FROM trunks ORDER BY 1, 2")]
+        await apply_catalogue(conn, web_catalogue(args.tenants, names), "bench/partitions.py")
+        await conn.execute("ANALYZE tenants, tiers, trunks, tenant_trunks, tenant_accountcodes")
+        out.append(f"catalogue document applied: {time.perf_counter() - t:.1f} s\n")
+    lo, hi = month_bounds(2026, 10)[0], month_bounds(*MEASURED)[1]
+    t = time.perf_counter()
+    filled = await fill_legs(conn, lo, hi)
+    await conn.execute("ANALYZE qos_legs")
+    out.append(f"QoS legs of {lo:%Y-%m}..{MEASURED[0]}-{MEASURED[1]:02d} given their MOS and call's tenant "
+               f"(stored before sql/1710): {filled:,} in {time.perf_counter() - t:.1f} s\n")  # fmt: skip
+    print(out[-1], flush=True)
+    catalogue = await load_catalogue(conn)
     out.append(
         "\n| report | median | worst | month partitions its statements read (EXPLAIN ANALYZE) |\n|---|---|---|---|"
     )
@@ -355,6 +384,7 @@ async def measure(conn: asyncpg.Connection, args: argparse.Namespace, out: list[
         ("usage", lambda: usage_report.usage_rows(conn, period)),
         ("sla", lambda: sla_report.sla_report(conn, period)),
         ("sla (one tenant)", lambda: sla_report.sla_report(conn, period, "t7")),
+        ("sla's voice quality per tenant (tenant_figures)", lambda: tenant_figures(conn, period, catalogue)),
         ("trunks", lambda: trunk_availability(conn, period)),
     ]
     for label, fn in checks:

@@ -421,29 +421,70 @@ QOS_METRICS: dict[str, str] = {
 QOS_HIGHER_IS_BETTER = frozenset({"qos_mos"})
 
 
-def figures(legs: Iterable[MeasuredLeg], poor_mos: float = DEFAULT_POOR_MOS) -> QosFigures:
-    """Aggregate measured legs: loss from summed packets, packet-weighted mean jitter, p95 of per-leg
-    maximum jitter, RTT p95 over legs with far-end reports (and that share), mean MOS, poor legs."""
+@dataclass(frozen=True)
+class QosTotals:
+    """What :func:`figures` takes from a group of measured legs: counts and sums, and the two nearest-rank
+    p95s (the ⌈0.95·n⌉-th smallest; None without values). The ``sla`` report gets them per tenant from SQL
+    (:func:`pbx_sla.store.qos.tenant_totals`), which adds the legs in the same order as :func:`totals` gets
+    them from :func:`pbx_sla.store.qos.trunk_legs`, one after the other: the same doubles."""
+
+    legs: int
+    received: int
+    lost: int
+    jitter_weighted: float  # Σ jitter_ms · received
+    jitter_max_p95: float | None
+    rtt_p95: float | None
+    rtt_legs: int  # legs with an RTT (far-end reports)
+    mos_sum: float
+    poor: int  # legs with MOS below the poor threshold
+
+
+def totals(legs: Iterable[MeasuredLeg], poor_mos: float = DEFAULT_POOR_MOS) -> QosTotals:
+    """The counts, sums and p95s of measured legs. The float sums add the legs one after the other in their
+    order, as PostgreSQL's ``sum(double precision)`` does (not ``sum()``, whose float algorithm changed in
+    Python 3.12)."""
     items = list(legs)
-    n = len(items)
-    received = sum(leg.received for leg in items)
-    lost = sum(leg.lost for leg in items)
-    total = received + lost
     rtts = [leg.rtt_ms for leg in items if leg.rtt_ms is not None]
-    poor = sum(1 for leg in items if leg.mos < poor_mos)
+    jitter_weighted = mos_sum = 0.0
+    for leg in items:
+        jitter_weighted += leg.jitter_ms * leg.received
+        mos_sum += leg.mos
+    return QosTotals(
+        legs=len(items),
+        received=sum(leg.received for leg in items),
+        lost=sum(leg.lost for leg in items),
+        jitter_weighted=jitter_weighted,
+        jitter_max_p95=nearest_rank([leg.jitter_max_ms for leg in items]),
+        rtt_p95=nearest_rank(rtts),
+        rtt_legs=len(rtts),
+        mos_sum=mos_sum,
+        poor=sum(1 for leg in items if leg.mos < poor_mos),
+    )
+
+
+def figures_of(t: QosTotals) -> QosFigures:
+    """The figures of a group from its totals: loss from summed packets, packet-weighted mean jitter, p95 of
+    per-leg maximum jitter, RTT p95 over legs with far-end reports (and that share), mean MOS, poor legs."""
+    n = t.legs
+    total = t.received + t.lost
     return QosFigures(
         legs_measured=n,
-        packets_received=received,
-        packets_lost=lost,
-        loss_ratio=lost / total if total else None,
-        jitter_ms_mean=sum(leg.jitter_ms * leg.received for leg in items) / received if received else None,
-        jitter_ms_p95=nearest_rank([leg.jitter_max_ms for leg in items]),
-        rtt_ms_p95=nearest_rank(rtts),
-        rtt_coverage=len(rtts) / n if n else None,
-        mos_mean=sum(leg.mos for leg in items) / n if n else None,
-        poor_calls=poor,
-        poor_ratio=poor / n if n else None,
+        packets_received=t.received,
+        packets_lost=t.lost,
+        loss_ratio=t.lost / total if total else None,
+        jitter_ms_mean=t.jitter_weighted / t.received if t.received else None,
+        jitter_ms_p95=t.jitter_max_p95,
+        rtt_ms_p95=t.rtt_p95,
+        rtt_coverage=t.rtt_legs / n if n else None,
+        mos_mean=t.mos_sum / n if n else None,
+        poor_calls=t.poor,
+        poor_ratio=t.poor / n if n else None,
     )
+
+
+def figures(legs: Iterable[MeasuredLeg], poor_mos: float = DEFAULT_POOR_MOS) -> QosFigures:
+    """Aggregate measured legs (:func:`figures_of` their :func:`totals`)."""
+    return figures_of(totals(legs, poor_mos))
 
 
 # -- the hangup handler's UserEvent, or the Hangup event's variables → a ``qos_leg`` record -----------------

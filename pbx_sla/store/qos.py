@@ -1,8 +1,10 @@
-"""Storage of per-leg voice quality (sql/1401_qos_legs.sql): the ``qos_leg`` sink and the report's read.
+"""Storage of per-leg voice quality (sql/1401_qos_legs.sql): the ``qos_leg`` sink and the reports' reads.
 
 The sink is idempotent (``ON CONFLICT (server, uniqueid, at) DO NOTHING``; ``at``, the month partition key
 since sql/1703, is the Hangup event's own time): a Hangup event replayed after an outage or a crash changes
-nothing.
+nothing. Since sql/1710 it also stores each leg's MOS (``qos_leg_mos``, the SQL twin of
+:func:`pbx_sla.domain.qos.leg_mos`) and, when its call is stored, the call's tenant
+(sql/repeatable/qos_legs_call_tenant.sql keeps that tenant current when the call changes).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from typing import Any
 
 import asyncpg
 
-from pbx_sla.domain.qos import KIND
+from pbx_sla.domain.qos import KIND, QosTotals
 from pbx_sla.pipeline import DbConnection, record_instant
+from pbx_sla.store.calls import lock_calls
 
 #: the batch's rows, COPYed (binary, no per-value checks) then inserted in one statement; emptied at commit
 #: (and before each batch: two batches in one transaction)
@@ -29,9 +32,19 @@ TRUNCATE qos_legs_stage
 COLUMNS = ("server", "uniqueid", "linkedid", "channel", "endpoint", "at", "codec", "received", "lost", "sent",
            "jitter_ms", "jitter_max_ms", "jitter_avg_ms", "far_lost", "far_jitter_ms", "rtt_ms", "rtt_max_ms",
            "asterisk_mes")  # fmt: skip
+#: with each leg its MOS and, when its call started within the window of sql/1710 (the 960 hours before the
+#: leg's hangup, or 24 h after), the call's tenant: known (NULL: not attributed); a leg without linkedid has no
+#: call: known, NULL; otherwise not known (the call comes later: its insert trigger sets the leg)
 _INSERT = f"""
-INSERT INTO qos_legs ({", ".join(COLUMNS)})
-SELECT {", ".join(COLUMNS)} FROM qos_legs_stage
+INSERT INTO qos_legs ({", ".join(COLUMNS)}, mos, call_tenant_id, call_tenant_known)
+SELECT {", ".join("s." + c for c in COLUMNS)}, qos_leg_mos(s.received, s.lost, s.jitter_ms, s.rtt_ms, s.codec),
+       c.tenant_id, s.linkedid IS NULL OR c.found IS NOT NULL
+FROM qos_legs_stage s
+LEFT JOIN LATERAL (
+    SELECT true AS found, c.tenant_id FROM calls c
+    WHERE c.server = s.server AND c.call_key = s.linkedid
+      AND c.started_at > s.at - interval '960 hours' AND c.started_at <= s.at + interval '24 hours'
+    LIMIT 1) c ON true
 ON CONFLICT (server, uniqueid, at) DO NOTHING
 """
 
@@ -90,6 +103,9 @@ def _rows(items: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
 
 
 async def _store(conn: DbConnection, rows: list[tuple[Any, ...]]) -> None:
+    # the calls writers' locks of the legs' servers: no call of theirs changes between the look-up of a
+    # leg's call and the commit (a change waits, and its trigger then sees the leg)
+    await lock_calls(conn, {row[0] for row in rows})
     await conn.execute(_STAGE)
     await conn.copy_records_to_table("qos_legs_stage", records=rows, columns=COLUMNS)
     await conn.execute(_INSERT)
@@ -103,35 +119,98 @@ async def trunk_legs(
     tenant: str | None = None,
 ) -> list[asyncpg.Record]:
     """Measured legs (received > 0) that hung up in ``[start, end)`` on a catalogue trunk's endpoint, with
-    the tenant of their call (joined by linkedid; NULL when the call is not stored or not attributed); of
-    ``servers`` only when given; of ``tenant``'s calls only, when given.
-
-    ``calls`` is partitioned by month of ``started_at``: a lookup by key alone probes every month kept. A
-    leg hangs up after its call started, so the call is first looked for in the 40 days before the leg's
-    hangup (the leg's month and the one before it; run-time partition pruning), and only a leg whose call
-    is not there is looked up in every month (a call longer than 40 days, or none stored): same result."""
+    the tenant of their call (NULL when the call is not stored or not attributed) and their MOS, from the
+    view ``qos_leg_figures`` (sql/repeatable/qos_leg_figures.sql: the tenant kept on the leg since sql/1710,
+    else looked up by linkedid as before); of ``servers`` only when given; of ``tenant``'s calls only, when
+    given. ``jitter_ms`` is 0 and ``jitter_max_ms`` the jitter when unknown (as
+    :class:`pbx_sla.domain.qos.MeasuredLeg` takes them)."""
     return await conn.fetch(
         """
-        SELECT * FROM (
-        SELECT q.server, q.endpoint AS trunk, q.at,
-               CASE WHEN near.found THEN near.tenant_id
-                    ELSE (SELECT c.tenant_id FROM calls c WHERE c.server = q.server AND c.call_key = q.linkedid
-                          LIMIT 1) END AS tenant_id,
-               q.codec, q.received, q.lost, q.jitter_ms, q.jitter_max_ms, q.rtt_ms
-        FROM qos_legs q
-        JOIN trunks t ON t.server = q.server AND t.name = q.endpoint AND t.in_catalogue
-        LEFT JOIN LATERAL (
-            SELECT true AS found, c.tenant_id FROM calls c
-            WHERE c.server = q.server AND c.call_key = q.linkedid
-              AND c.started_at > q.at - interval '40 days' AND c.started_at <= q.at + interval '1 day'
-            LIMIT 1) near ON true
-        WHERE q.at >= $1 AND q.at < $2 AND q.received > 0 AND ($3::text[] IS NULL OR q.server = ANY($3::text[]))
-        ) l
-        WHERE $4::text IS NULL OR l.tenant_id = $4
-        ORDER BY l.server, l.trunk, l.at
+        SELECT l.server, l.endpoint AS trunk, l.at, l.tenant_id, l.codec, l.received, l.lost, l.jitter_ms,
+               l.jitter_max_ms, l.rtt_ms, l.mos
+        FROM qos_leg_figures l
+        JOIN trunks t ON t.server = l.server AND t.name = l.endpoint AND t.in_catalogue
+        WHERE l.at >= $1 AND l.at < $2 AND l.received > 0 AND ($3::text[] IS NULL OR l.server = ANY($3::text[]))
+          AND ($4::text IS NULL OR l.tenant_id = $4)
+        ORDER BY l.server, l.endpoint, l.at, l.uniqueid
         """,
         start,
         end,
         None if servers is None else list(servers),
         tenant,
     )
+
+
+#: per tenant of ``$4`` (with its poor-MOS threshold ``$5``), the totals of its calls' measured trunk legs
+#: that hung up in [$1, $2) (on servers ``$3`` only, unless NULL). The legs are added in trunk_legs' order
+#: (server, trunk, hangup, uniqueid: a key) within each tenant, one after the other (no parallel workers):
+#: the float sums are those of pbx_sla.domain.qos.totals over trunk_legs, bit for bit. p95s by nearest rank:
+#: the ⌈0.95·n⌉ = (19·n + 19) / 20-th smallest (integer division), as pbx_sla.domain.percentile.nearest_rank
+_TENANT_TOTALS = """
+SELECT s.tenant_id, count(*) AS legs, sum(s.received) AS received, sum(s.lost) AS lost,
+       sum(s.jitter_ms * s.received) AS jitter_weighted,
+       (array_agg(s.jitter_max_ms ORDER BY s.jitter_max_ms))[((19 * count(*) + 19) / 20)::int] AS jitter_max_p95,
+       (array_agg(s.rtt_ms ORDER BY s.rtt_ms) FILTER (WHERE s.rtt_ms IS NOT NULL))
+           [((19 * count(s.rtt_ms) + 19) / 20)::int] AS rtt_p95,
+       count(s.rtt_ms) AS rtt_legs, sum(s.mos) AS mos_sum, count(*) FILTER (WHERE s.mos < s.poor) AS poor
+FROM (
+    SELECT p.tenant_id, p.poor, l.received, l.lost, l.jitter_ms, l.jitter_max_ms, l.rtt_ms, l.mos
+    FROM qos_leg_figures l
+    JOIN trunks t ON t.server = l.server AND t.name = l.endpoint AND t.in_catalogue
+    JOIN unnest($4::text[], $5::float8[]) AS p(tenant_id, poor) ON p.tenant_id = l.tenant_id
+    WHERE l.at >= $1 AND l.at < $2 AND l.received > 0 AND ($3::text[] IS NULL OR l.server = ANY($3::text[]))
+    ORDER BY p.tenant_id, l.server, l.endpoint, l.at, l.uniqueid
+) s
+GROUP BY s.tenant_id
+"""
+
+
+async def tenant_totals(
+    conn: asyncpg.Connection,
+    start: datetime,
+    end: datetime,
+    poor: Mapping[str, float],
+    servers: Sequence[str] | None = None,
+) -> dict[str, QosTotals]:
+    """Per tenant of ``poor`` (tenant → its poor-MOS threshold), the :class:`~pbx_sla.domain.qos.QosTotals`
+    of its calls' measured trunk legs that hung up in ``[start, end)`` (on ``servers`` only, when given),
+    summed in SQL over ``qos_leg_figures``: the same legs, tenants and MOS as :func:`trunk_legs` gives. A
+    tenant without legs is absent. For the statement: no parallel workers (each would sum its share of the
+    legs, in another order), and no JIT (the view's per-leg call look-up, for legs stored before sql/1710,
+    makes its estimate high enough to compile it, which costs more than it runs)."""
+    tenants = sorted(poor)
+    async with conn.transaction():
+        await conn.execute("SET LOCAL jit = off; SET LOCAL max_parallel_workers_per_gather = 0")
+        rows = await conn.fetch(
+            _TENANT_TOTALS,
+            start,
+            end,
+            None if servers is None else list(servers),
+            tenants,
+            [poor[t] for t in tenants],
+        )
+    return {
+        r["tenant_id"]: QosTotals(
+            legs=r["legs"],
+            received=int(r["received"]),
+            lost=int(r["lost"]),
+            jitter_weighted=r["jitter_weighted"],
+            jitter_max_p95=r["jitter_max_p95"],
+            rtt_p95=r["rtt_p95"],
+            rtt_legs=r["rtt_legs"],
+            mos_sum=r["mos_sum"],
+            poor=r["poor"],
+        )
+        for r in rows
+    }
+
+
+async def fill_legs(conn: asyncpg.Connection, start: datetime, end: datetime) -> int:
+    """The legs that hung up in ``[start, end)`` stored before sql/1710: each gets its MOS and, when its call
+    is stored within the window, its call's tenant (``qos_legs_fill``); under the call locks of every server.
+    Returns how many legs it set. Not needed for correct figures (the readers compute what a leg lacks), only
+    for their speed."""
+    async with conn.transaction():
+        servers = [r["name"] for r in await conn.fetch("SELECT name FROM servers")]
+        await lock_calls(conn, servers)
+        return int(await conn.fetchval("SELECT qos_legs_fill($1, $2)", start, end))

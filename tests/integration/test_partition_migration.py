@@ -131,6 +131,10 @@ async def test_1703_converts_a_database_of_the_previous_head(
         before, reports_before = await contents(conn), await figures(capsys)
         assert reports_before["usage 2026-01"]["tenants"], "the reports must have something to compare"
 
+        # the view on calls and qos_legs of a later migration's rule (1710: qos_leg_figures) exists here only
+        # because this database has the later migrations before 1703; a real database gets it after 1703 (the
+        # rule files follow every versioned file), so it goes, and the upgrade below makes it again
+        await conn.execute("DROP VIEW qos_leg_figures")
         applied = await migrate.upgrade(conn)  # the current schema: 1703 and the current rules
 
         assert [m.version for m in applied] == list(PARTITIONING)
