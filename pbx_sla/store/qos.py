@@ -119,15 +119,17 @@ async def trunk_legs(
     tenant: str | None = None,
 ) -> list[asyncpg.Record]:
     """Measured legs (received > 0) that hung up in ``[start, end)`` on a catalogue trunk's endpoint, with
-    the tenant of their call (NULL when the call is not stored or not attributed) and their MOS, from the
-    view ``qos_leg_figures`` (sql/repeatable/qos_leg_figures.sql: the tenant kept on the leg since sql/1710,
+    the tenant of their call (NULL when the call is not stored or not attributed), from the view
+    ``qos_leg_figures`` (sql/repeatable/qos_leg_figures.sql: the tenant kept on the leg since sql/1710,
     else looked up by linkedid as before); of ``servers`` only when given; of ``tenant``'s calls only, when
     given. ``jitter_ms`` is 0 and ``jitter_max_ms`` the jitter when unknown (as
-    :class:`pbx_sla.domain.qos.MeasuredLeg` takes them)."""
+    :class:`pbx_sla.domain.qos.MeasuredLeg` takes them). Not the view's MOS: the ``qos`` report computes it in
+    Python (:func:`pbx_sla.reports.qos.measured`; the same value), which a leg stored before sql/1710 would
+    otherwise have computed twice."""
     return await conn.fetch(
         """
         SELECT l.server, l.endpoint AS trunk, l.at, l.tenant_id, l.codec, l.received, l.lost, l.jitter_ms,
-               l.jitter_max_ms, l.rtt_ms, l.mos
+               l.jitter_max_ms, l.rtt_ms
         FROM qos_leg_figures l
         JOIN trunks t ON t.server = l.server AND t.name = l.endpoint AND t.in_catalogue
         WHERE l.at >= $1 AND l.at < $2 AND l.received > 0 AND ($3::text[] IS NULL OR l.server = ANY($3::text[]))
