@@ -425,8 +425,8 @@ QOS_HIGHER_IS_BETTER = frozenset({"qos_mos"})
 class QosTotals:
     """What :func:`figures` takes from a group of measured legs: counts and sums, and the two nearest-rank
     p95s (the ⌈0.95·n⌉-th smallest; None without values). The ``sla`` report gets them per tenant from SQL
-    (:func:`pbx_sla.store.qos.tenant_totals`), which adds the legs in the same order as :func:`totals` gets
-    them from :func:`pbx_sla.store.qos.trunk_legs`, one after the other: the same doubles."""
+    (:func:`pbx_sla.store.qos.tenant_totals`): the same counts and p95s; the float sums add the same values
+    in another order, so they can differ from :func:`totals`'s in their last bits."""
 
     legs: int
     received: int
@@ -440,9 +440,8 @@ class QosTotals:
 
 
 def totals(legs: Iterable[MeasuredLeg], poor_mos: float = DEFAULT_POOR_MOS) -> QosTotals:
-    """The counts, sums and p95s of measured legs. The float sums add the legs one after the other in their
-    order, as PostgreSQL's ``sum(double precision)`` does (not ``sum()``, whose float algorithm changed in
-    Python 3.12)."""
+    """The counts, sums and p95s of measured legs; the float sums add the legs one after the other in their
+    order (as ``sum()`` did before Python 3.12, and as :func:`figures` always did)."""
     items = list(legs)
     rtts = [leg.rtt_ms for leg in items if leg.rtt_ms is not None]
     jitter_weighted = mos_sum = 0.0

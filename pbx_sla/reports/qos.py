@@ -100,7 +100,8 @@ async def tenant_figures(
     The legs are summed per tenant in SQL (:func:`pbx_sla.store.qos.tenant_totals`: a month holds hundreds of
     thousands of trunk legs; each leg's MOS and call's tenant are stored with it since sql/1710), then
     :func:`pbx_sla.domain.qos.figures_of` makes the figures, as :func:`pbx_sla.domain.qos.figures` does from
-    the legs (counts and p95s equal; the means' float sums in another order)."""
+    the legs (counts, p95s and poor legs equal; the means' float sums add in another order: equal up to
+    rounding)."""
     wanted: dict[str, QosTargets | None] = {}
     for tenant_id in cat.tenants if cat else ():
         if tenant is None or tenant_id == tenant:
