@@ -14,7 +14,7 @@ Figures: :func:`pbx_sla.domain.qos.figures`; MOS per leg: :func:`pbx_sla.domain.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any
 
 import asyncpg
@@ -44,7 +44,9 @@ from pbx_sla.store.qos import tenant_totals, trunk_legs
 
 def figures_json(f: QosFigures, targets: QosTargets | None) -> dict[str, Any]:
     """The figures (ratios 0..1, ms, MOS; null without data; docs/qos.md) and the breaches of ``targets``."""
-    out: dict[str, Any] = {k: rounded(v) if isinstance(v, float) else v for k, v in asdict(f).items()}
+    # the fields one level deep (all numbers): dataclasses.asdict deep-copies each, 40 ms for 500 tenants
+    values = ((field.name, getattr(f, field.name)) for field in fields(f))
+    out: dict[str, Any] = {k: rounded(v) if isinstance(v, float) else v for k, v in values}
     out["breaches"] = [
         {"metric": b.metric, "target": float(b.target), "actual": rounded(b.actual)} for b in breaches(f, targets)
     ]
