@@ -249,6 +249,9 @@ async def main() -> None:
     )
     parser.add_argument("--sample", type=float, default=10.0)
     parser.add_argument("--legs", type=int, default=5_000, help="call legs per in-process measurement")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="in-process runs of each mix per round, the best kept (a shared machine)"
+    )
     parser.add_argument("--skip-daemon", action="store_true", help="in-process measurement only")
     parser.add_argument(
         "--dsn", default=os.environ.get("PBX_SLA_BENCH_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -273,7 +276,7 @@ async def main() -> None:
                     f"load {run['load']:.2f}{'  SPOOLED' if run.get('spooled') else ''}",
                     flush=True,
                 )
-            for _ in range(3):
+            for _ in range(args.repeat):
                 parse[mix].append(in_process(mix, args.legs))
             loads.append(os.getloadavg()[0])
             print(f"{mix:11s} in-process best so far {max(parse[mix]):8,.0f} legs/s (CPU time)", flush=True)
@@ -291,7 +294,8 @@ def render(args: argparse.Namespace, runs: list[dict], parse: dict[str, list[flo
         f"Machine: {m['nproc']} cores, {m['cpu']}; shared with other engineers' tests and benchmarks; "
         f"load average (1 min) during the runs {min(loads):.2f} .. {max(loads):.2f}  ",
         f"Command: `.venv/bin/python bench/ami_ingest_qos.py --duration {args.duration:g} --rounds {args.rounds}"
-        f" --legs {args.legs}{f' --rate {args.rate}' if args.rate else ''}"
+        f" --legs {args.legs}{f' --repeat {args.repeat}' if args.repeat != 3 else ''}"
+        f"{f' --rate {args.rate}' if args.rate else ''}"
         f"{' --skip-daemon' if args.skip_daemon else ''}`",
         "",
         "Mixes (per 10 call legs):",
@@ -309,7 +313,7 @@ def render(args: argparse.Namespace, runs: list[dict], parse: dict[str, list[flo
         "10 extra events of `on` do not count as extra throughput; `on / plain` is the issue's ratio (bar 0.90).",
         "",
         "Runs interleave plain, on, channelvars. In-process: pbx-sla's AMI reader and the real features' handlers",
-        f"over the events of {args.legs:,} legs, CPU time of the process, best of the runs "
+        f"over the events of {args.legs:,} legs, CPU time of the process, best of the round's {args.repeat} runs "
         "(wall time on this machine swings 3x between runs of the same code).",
         "Daemon CPU: the `pbx-sla run` process's user + system CPU time from the first event streamed to the",
         "last row committed (its reader, handlers, sinks and writer; PostgreSQL's own CPU is not counted).",
