@@ -559,6 +559,10 @@ def _user_layout_record(server: str, event: Mapping[str, str], found: re.Match[s
     )
 
 
+#: a zero as Asterisk prints it (``%f``)
+_ZERO = "0.000000"
+
+
 def _layout_record(
     server: str,
     uniqueid: str,
@@ -583,7 +587,10 @@ def _layout_record(
     """The record of one leg whose ``Qos`` matched :data:`_USER_LAYOUT` (the texts are numbers) in one dict
     literal: no values tuple, no call per step; the same figures as :func:`_layout_values`."""
     received = int(rxcount)
-    rtt_s = float(rtt_text) or float(avg_rtt)  # 0: no far-end report, then the RTT items' average
+    # 0: no far-end report, then the RTT items' average (Asterisk's zero, the usual case, read without float())
+    rtt_s = 0.0 if rtt_text == _ZERO else float(rtt_text)
+    if not rtt_s and avg_rtt != _ZERO:
+        rtt_s = float(avg_rtt)
     if received:
         own_jitter = float(txjitter)
         jitter_max = float(max_jitter)
