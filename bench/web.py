@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/web.py [--calls 10000000] [--tenants 500] [--trunks 100] [--support-calls 50000]
                                   [--runs 7] [--dsn ADMIN_DSN] [--keep NAME] [--catalogue] [--profile]
+                                  [--judged-at INSTANT]
 
 Data (own database, dropped at the end): ``--calls`` calls over 2026-01..06 across ``--tenants`` tenants and
 their daily rollup, as ``bench/cdr.py`` builds them (same function); ``--trunks`` trunks on 2 servers with a
@@ -17,6 +18,13 @@ prepaid support hours a year and two staff endpoints; the support calls get the 
 in production. Without it no revision exists and ``sla`` derives none. Applied once; on a ``--keep`` database it
 stays applied (a later run without ``--catalogue`` measures with it too).
 ``--profile``: print a cProfile (top 25 by cumulative time) of one overview render after the runs.
+``--judged-at INSTANT``: ``sla`` (pages and baselines) judges support requests as of INSTANT (ISO; e.g.
+``2026-03-20T12:00Z``, mid-month: the requests after the kept cuts are derived at each view, as on a live month)
+instead of the wall clock (every March request then lies before the cuts).
+When the code measured keeps support requests (sql/1720): each invocation starts with none kept (the tables
+emptied and vacuumed; the warm-up view stores them), and a row times the overview with none kept before each
+run (the view after a catalogue change or a late fact). The output names the directory ``pbx_sla`` was
+imported from (for runs of an older checkout's code by this script).
 
 Times, median and worst of ``--runs``, server side (the work of one request, in-process, no HTTP):
 
@@ -66,6 +74,7 @@ from cdr import load_calls, seed, with_db  # noqa: E402
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest  # noqa: E402
 from trunks_report import generate  # noqa: E402
 
+import pbx_sla  # noqa: E402
 from pbx_sla.ami.collector import ServerStatus  # noqa: E402
 from pbx_sla.config import HttpSettings  # noqa: E402
 from pbx_sla.domain.catalogue import (  # noqa: E402
@@ -276,12 +285,26 @@ async def main() -> None:
     p.add_argument("--catalogue", action="store_true", help="apply a catalogue document first (see above)")
     p.add_argument("--profile", action="store_true", help="cProfile one overview render after the runs")
     p.add_argument(
+        "--judged-at",
+        metavar="INSTANT",
+        help="the `sla` report (pages and baselines) judges support requests as of INSTANT (ISO, e.g. "
+        "2026-03-20T12:00Z: mid-month, requests of the last days still being derived) instead of the wall clock",
+    )
+    p.add_argument(
         "--keep",
         metavar="NAME",
         help="load into database NAME and keep it; reuse it if it exists "
         "(the load's arguments must then be the same: they are not checked)",
     )
     args = p.parse_args()
+    if args.judged_at:  # as a dashboard whose clock reads INSTANT: every sla_report call without ``now`` gets it
+        judged_at = datetime.fromisoformat(args.judged_at.replace("Z", "+00:00"))
+        wall_clock_report = sla_report.sla_report
+
+        async def judged_report(conn: Any, period: Any, tenant: Any = None, now: Any = None, *a: Any, **kw: Any) -> Any:
+            return await wall_clock_report(conn, period, tenant, now or judged_at, *a, **kw)
+
+        sla_report.sla_report = judged_report
     name = args.keep or f"bench_web_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(args.dsn)
     exists = args.keep and await admin.fetchval("SELECT true FROM pg_database WHERE datname = $1", name)
@@ -298,6 +321,12 @@ async def main() -> None:
             took = await load(conn, args.calls, args.tenants, args.trunks, args.support_calls)
         took["catalogue"] = await apply_bench_catalogue(conn, args.tenants, args.trunks) if args.catalogue else 0.0
         has_catalogue = await load_catalogue(conn) is not None
+        if importlib.util.find_spec("pbx_sla.store.kept_requests") is not None:
+            # each invocation starts with no support request kept (sql/1720): the warm-up view stores them, as of
+            # this run's judging instant (cuts kept by an earlier run judged later would not be used); the dead
+            # rows of earlier runs vacuumed, as autovacuum would have by then
+            await conn.execute("DELETE FROM support_kept_tenants")
+            await conn.execute("VACUUM ANALYZE support_kept_tenants, support_kept_requests, support_kept_uses")
         period = month_period(2026, 3, PRAGUE)
         month_calls = await conn.fetchval(
             "SELECT sum(calls) FROM usage_daily WHERE day BETWEEN $1 AND $2", period.first_day, period.last_day
@@ -385,6 +414,19 @@ async def main() -> None:
                 base_t += await timed(base_fn, 1)
             rows.append((label, page_t, base_t))
             cpus[label] = cpu
+        # the code measured keeps support requests (pbx_sla.store.kept_requests, sql/1720): time the view that
+        # derives them all again (nothing kept: after a catalogue change or a late fact before the cuts)
+        kept_requests = importlib.util.find_spec("pbx_sla.store.kept_requests") is not None
+        if kept_requests:
+            unkept_t, unkept_base_t = [], []
+            unkept_label = "overview `/`, no support request kept yet (after a catalogue change or a late fact)"
+            cpus[unkept_label] = Cpu(conn.get_server_pid())
+            for _ in range(args.runs):
+                await conn.execute("DELETE FROM support_kept_tenants")
+                unkept_t.append(await cpus[unkept_label].measure(overview_page))
+                await conn.execute("DELETE FROM support_kept_tenants")
+                unkept_base_t += await timed(overview_reports, 1)
+            rows.insert(1, (unkept_label, unkept_t, unkept_base_t))
         # the first view of the month: no trunk day kept yet (sql/1705), every trunk replayed and its days stored
         cold_t, cold_base_t = [], []
         cold_label = "overview `/`, first view (no trunk day kept yet)"
@@ -450,6 +492,9 @@ async def main() -> None:
                 if has_catalogue
                 else "No catalogue document: `sla` derives no support requests."
             ),
+            "",
+            f"Code: `pbx_sla` from {Path(pbx_sla.__file__).parent}. Support requests judged as of "
+            + (f"{args.judged_at} (`--judged-at`)." if args.judged_at else "the wall clock."),
             "",
             f"Load average after the runs: {load1:.2f} {load5:.2f} {load15:.2f} (2 cores, shared machine). "
             f"Month 2026-03; {args.runs} runs each, page and baseline alternating.",
