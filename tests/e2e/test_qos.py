@@ -154,6 +154,10 @@ async def test_qos_of_calls_with_known_loss_and_jitter(
         assert leg_mos(leg_from_record(dict(row)), codec(row["codec"])) == pytest.approx(expected, abs=0.05), name
         tenant = await db.fetchval("SELECT tenant_id FROM calls WHERE server = $1 AND call_key = $2", server, linkedid)
         assert tenant == "acme", name
+        # sql/1710: the leg keeps its MOS (stored by the database, the same double) and its call's tenant (the
+        # call's row came after the leg's or before it: the trigger on calls or the writer's look-up set it)
+        assert row["mos"] == leg_mos(leg_from_record(dict(row)), codec(row["codec"])), name
+        assert (row["call_tenant_known"], row["call_tenant_id"]) == (True, "acme"), name
 
     today = datetime.now(PRAGUE).date()
     period = ("--from", str(today - timedelta(days=1)), "--to", str(today + timedelta(days=2)))
