@@ -317,3 +317,29 @@ async def test_tenant_sums_in_sql_equal_the_python_figures(db) -> None:
     assert only["t1"][0].mos_mean == pytest.approx(full.mos_mean, rel=1e-12)
     assert await tenant_totals(db, PERIOD.start, PERIOD.end, {}) == {}
     assert math.isfinite(sum(f.mos_mean or 0 for f, _ in only.values()))
+
+
+async def test_a_leg_kept_longer_than_its_call_keeps_its_tenant(db) -> None:
+    """Retention drops January's calls partition (legs_days past, the month closed) and keeps the QoS legs
+    (no qos_days): a leg with a kept tenant still counts for it (docs/retention.md); a leg stored before
+    sql/1710 is looked up, finds no call and counts for no tenant."""
+    from pbx_sla.config import Retention
+    from pbx_sla.store.retention import apply_retention
+
+    await db.execute("INSERT INTO servers (name) VALUES ('pbx1') ON CONFLICT DO NOTHING")
+    await db.execute("SELECT history_partitions_ensure(parent, '2026-01-01', '2026-04-01') FROM history_partitioning")
+    january = datetime(2026, 1, 20, 10, tzinfo=UTC)
+    await add_call(db, "J", january, "acme")
+    await add_call(db, "K", january, "acme")
+    await write(db, [leg("J.1", "J", january + timedelta(minutes=3))])
+    await db.execute(  # as stored before sql/1710
+        """INSERT INTO qos_legs (server, uniqueid, linkedid, endpoint, at, codec, received, lost)
+           VALUES ('pbx1', 'K.1', 'K', 'trunk-a', $1, 'ulaw', 1000, 0)""",
+        january + timedelta(minutes=3),
+    )
+    await db.execute("INSERT INTO statement_closes (period, code_version, tenants) VALUES ('2026-01', 'test', 0)")
+    report = await apply_retention(db, Retention(legs_days=60), datetime(2026, 4, 15, tzinfo=UTC))
+    assert {r["table"]: r["partitions_dropped"] for r in report}["calls"] == ["calls_y2026m01"]
+    assert await db.fetchval("SELECT count(*) FROM calls") == 0
+    tenants = {r["uniqueid"]: r["tenant_id"] for r in await db.fetch("SELECT uniqueid, tenant_id FROM qos_leg_figures")}
+    assert tenants == {"J.1": "acme", "K.1": None}
