@@ -28,6 +28,7 @@ FORMATS = ("table", "csv", "json")
 HANDLERS: dict[tuple[str, ...], str] = {
     ("db", "upgrade"): "db:upgrade",
     ("db", "partitions"): "db:partitions_command",
+    ("db", "qos-fill"): "db:qos_fill",
     ("contracts", "apply"): "contracts:apply",
     ("contracts", "show"): "contracts:show",
     ("run",): "run:run",
@@ -102,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
     add(db_sub, "upgrade", "apply sql/ migrations in order (idempotent, safe when racing)")
     add(db_sub, "partitions", "make the history tables' month partitions due, move rows out of DEFAULT partitions")
+    qos_fill = add(db_sub, "qos-fill", "store the MOS and call tenant of a UTC month's QoS legs stored before sql/1710")
+    qos_fill.add_argument("--month", required=True, metavar="YYYY-MM", help="the UTC month of the legs' hangups")
 
     contracts = add(sub, "contracts", "the contracts catalogue")
     c_sub = contracts.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")

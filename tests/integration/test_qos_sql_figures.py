@@ -343,3 +343,25 @@ async def test_a_leg_kept_longer_than_its_call_keeps_its_tenant(db) -> None:
     assert await db.fetchval("SELECT count(*) FROM calls") == 0
     tenants = {r["uniqueid"]: r["tenant_id"] for r in await db.fetch("SELECT uniqueid, tenant_id FROM qos_leg_figures")}
     assert tenants == {"J.1": "acme", "K.1": None}
+
+
+async def test_db_qos_fill_command(db, cli_env) -> None:
+    """`pbx-sla db qos-fill --month` fills the UTC month's legs stored before sql/1710, and only those."""
+    from test_qos_report import run_cli
+
+    await db.execute("INSERT INTO servers (name) VALUES ('pbx1') ON CONFLICT DO NOTHING")
+    await add_call(db, "A", T0, "acme")
+    await db.execute(
+        """INSERT INTO qos_legs (server, uniqueid, linkedid, endpoint, at, codec, received, lost)
+           VALUES ('pbx1', 'A.1', 'A', 'trunk-a', $1, 'ulaw', 1000, 5),
+                  ('pbx1', 'O.1', 'A', 'trunk-a', $2, 'ulaw', 9, 1)""",
+        T0 + timedelta(minutes=1),
+        datetime(2026, 12, 1, tzinfo=UTC),  # the next UTC month: not filled
+    )
+    code, text = await run_cli(cli_env, "db", "qos-fill", "--month", "2026-11")
+    assert code == 0 and "1 leg(s)" in text, text
+    rows = {
+        r["uniqueid"]: tuple(r)[1:] for r in await db.fetch("SELECT uniqueid, mos, call_tenant_known FROM qos_legs")
+    }
+    assert rows == {"A.1": (q.leg_mos(q.LegQuality(1000, 5), q.codec("ulaw")), True), "O.1": (None, False)}
+    assert (await run_cli(cli_env, "db", "qos-fill", "--month", "2026-13"))[0] == 2
