@@ -76,7 +76,11 @@ async def contact_facts(
 
     A channel is one contact however many times it ran the support AGI (a caller sent back to the support
     line runs it again on the same channel, and every run is stored): its first authorised run opens it, and
-    the channel's queue events give its outcome once, so its talk time is not counted twice."""
+    the channel's queue events give its outcome once, so its talk time is not counted twice. The first run
+    of any tenant's: a channel whose first run identified another tenant is that tenant's contact, whichever
+    tenants a report asks about (:func:`contact_facts_from`)."""
+    if tenants is not None:
+        return await contact_facts_from(conn, before, dict.fromkeys(tenants, since))
     # with ``since``: the runs from then on of channels without an earlier run (the probe is an index look-up
     # per run; the whole history is not sorted for its first runs)
     recent = (
@@ -123,33 +127,38 @@ async def contact_facts(
 async def contact_facts_from(
     conn: asyncpg.Connection, before: datetime, since: Mapping[str, datetime | None]
 ) -> list[ContactFact]:
-    """What :func:`contact_facts` gives for the tenants of ``since`` (its keys) decided before ``before``, each
-    from its own instant on (None: its whole history), oldest first: a channel's contact is its first
-    authorised run of any of these tenants, kept when it is not before that run's tenant's instant (so a run
-    is left out when the channel has an earlier one of a tenant with an instant: that one, or a still earlier
-    one, is the contact; runs of tenants read whole are in the set the first run is picked from anyway)."""
+    """The contacts of the tenants of ``since`` (its keys) decided before ``before``, each from its own instant
+    on (None: its whole history), oldest first: a channel's contact is its first authorised run of any
+    tenant, kept when that run's tenant is one of these and the run is not before its instant. Only the
+    channels with a run of theirs from their instants on are read (few after kept cuts)."""
     tenants = list(since)
+    # every run of the channels with a run of theirs since their instants, by index (few after kept cuts);
+    # every channel when they are read whole
+    channels = (
+        ""
+        if all(v is None for v in since.values())
+        else """AND c.uniqueid = ANY(ARRAY(
+                   SELECT r.uniqueid FROM support_calls r JOIN k ON r.tenant_id = k.tenant
+                   WHERE r.authorised AND r.decided_at < $1 AND r.decided_at >= COALESCE(k.since, '-infinity')))"""
+    )
     rows = await conn.fetch(
         f"""
+        WITH k AS (SELECT * FROM unnest($2::text[], $3::timestamptz[]) AS k(tenant, since))
         SELECT s.server, s.uniqueid, s.decided_at, s.tenant_id, s.requester, s.caller_e164, s.action, s.reason,
                {_OUTCOME_COLUMNS}
         FROM (
             SELECT DISTINCT ON (c.server, c.uniqueid) c.*
             FROM support_calls c
-            JOIN unnest($2::text[], $3::timestamptz[]) AS k(tenant, since) ON c.tenant_id = k.tenant
-            WHERE c.authorised AND c.decided_at < $1 AND c.decided_at >= COALESCE(k.since, '-infinity')
-              AND (cardinality($4::text[]) = 0 OR NOT EXISTS (
-                   SELECT 1 FROM support_calls e
-                   WHERE e.uniqueid = c.uniqueid AND e.server = c.server AND e.decided_at < c.decided_at
-                     AND e.authorised AND e.tenant_id = ANY($4::text[])))
+            WHERE c.authorised AND c.tenant_id IS NOT NULL AND c.decided_at < $1
+              {channels}
             ORDER BY c.server, c.uniqueid, c.decided_at
-        ) s {_queue_outcome("s")}
+        ) s JOIN k ON s.tenant_id = k.tenant {_queue_outcome("s")}
+        WHERE s.decided_at >= COALESCE(k.since, '-infinity')
         ORDER BY s.decided_at, s.server, s.uniqueid
         """,
         before,
         tenants,
         [since[t] for t in tenants],
-        [t for t in tenants if since[t] is not None],
     )
     return [_contact_fact(r) for r in rows]
 

@@ -4,11 +4,12 @@
 --
 -- A tenant's kept rows hold the facts before its cut. What a changed row can reach:
 -- * support_calls, inserted: the contact of its channel from its decided_at on (a channel's contact is its
---   first authorised run); and a support-line leg kept as an AGI failure (no support-call record) stops
---   being one: the tenants that kept that channel. Deleted or updated in a column requests read (retention's
+--   first authorised run): the tenants with a run on that channel; and a support-line leg kept as an AGI
+--   failure (no support-call record) stops being one: the tenants that kept that channel. Deleted or updated in a column requests read (retention's
 --   deletes, hand edits): every tenant (the leg of a deleted run may become an AGI-failure contact).
--- * queue_events: a contact's outcome, answer and talk time, i.e. the contact of its channel: the earliest
---   support call of that uniqueid, and the tenants that kept it as an AGI-failure channel. A queue event of
+-- * queue_events: a contact's outcome, answer and talk time, i.e. the contact of its channel: each tenant
+--   with a support call of that uniqueid, from its earliest one, and the tenants that kept it as an
+--   AGI-failure channel. A queue event of
 --   a channel without either is no contact's yet (its record, when it comes, invalidates as above).
 -- * cdr_legs: callbacks (answered legs of the staff endpoints the tenants were derived with) and AGI-failure
 --   contacts (legs in the support line's contexts), from the leg's earliest instant on; a leg in which a
@@ -30,9 +31,16 @@ CREATE OR REPLACE FUNCTION support_kept_support_calls() RETURNS trigger
 BEGIN
     PERFORM pg_advisory_xact_lock_shared(hashtextextended('pbx-sla support_kept', 0));
     IF TG_OP = 'INSERT' THEN
+        -- the tenants with a run on an inserted run's channel (its own included): the channel's first run,
+        -- whose tenant has the contact, may be the new one
         DELETE FROM support_kept_tenants k
-         WHERE k.cut > (SELECT min(decided_at) FROM changed)
-            OR k.tenant_id IN (SELECT a.tenant_id FROM support_kept_agi_channels a
+         USING (SELECT s.tenant_id, min(c.decided_at) AS since
+                  FROM changed c JOIN support_calls s ON s.uniqueid = c.uniqueid AND s.server = c.server
+                 WHERE s.tenant_id IS NOT NULL
+                 GROUP BY s.tenant_id) t
+         WHERE k.tenant_id = t.tenant_id AND k.cut > t.since;
+        DELETE FROM support_kept_tenants k
+         WHERE k.tenant_id IN (SELECT a.tenant_id FROM support_kept_agi_channels a
                                 WHERE a.uniqueid IN (SELECT uniqueid FROM changed));
     ELSE
         DELETE FROM support_kept_tenants;
@@ -46,10 +54,14 @@ CREATE OR REPLACE FUNCTION support_kept_queue_events() RETURNS trigger
     AS $fn$
 BEGIN
     PERFORM pg_advisory_xact_lock_shared(hashtextextended('pbx-sla support_kept', 0));
+    -- per tenant with a run on the channel, from its earliest run there (the contact is a run's)
     DELETE FROM support_kept_tenants k
-     WHERE k.cut > (SELECT min(s.decided_at) FROM support_calls s
-                     WHERE s.uniqueid IN (SELECT DISTINCT uniqueid FROM changed))
-        OR k.tenant_id IN (SELECT a.tenant_id FROM support_kept_agi_channels a
+     USING (SELECT s.tenant_id, min(s.decided_at) AS since FROM support_calls s
+             WHERE s.uniqueid IN (SELECT DISTINCT uniqueid FROM changed) AND s.tenant_id IS NOT NULL
+             GROUP BY s.tenant_id) t
+     WHERE k.tenant_id = t.tenant_id AND k.cut > t.since;
+    DELETE FROM support_kept_tenants k
+     WHERE k.tenant_id IN (SELECT a.tenant_id FROM support_kept_agi_channels a
                             WHERE a.uniqueid IN (SELECT uniqueid FROM changed));
     RETURN NULL;
 END

@@ -124,18 +124,28 @@ async def test_late_facts_delete_what_they_reach(catalogued, short_margins):
     async def kept_after(at: datetime) -> int:
         return await db.fetchval("SELECT count(*) FROM support_kept_tenants WHERE cut > $1", at)
 
+    async def kept() -> set[str]:
+        return {r["tenant_id"] for r in await db.fetch("SELECT tenant_id FROM support_kept_tenants")}
+
     await same(db, now)
     assert await kept_after(z(1, 0)) == 2
-    # a late support call of acme on 4 Dec, abandoned
-    await SupportCallSink().write(db, [support_call("late1", z(4, 10), "acme", ACME)])
-    assert await kept_after(z(4, 10)) == 0
+    # a late support call of acme on 2 Dec, before acme's cut (its open 3 Dec request), abandoned: acme's rows
+    # go, bistro's (its cut is later too) stay
+    await SupportCallSink().write(db, [support_call("late1", z(2, 20), "acme", ACME)])
+    assert await kept() == {"bistro"}
     await same(db, now)
-    await QueueEventSink().write(db, [qev("late1", "QueueCallerAbandon", z(4, 10, 1), hold_time=60)])
-    assert await kept_after(z(4, 10)) == 0
+    assert await db.fetchval("SELECT cut FROM support_kept_tenants WHERE tenant_id = 'acme'") == z(2, 20)
+    # its outcome: the call opened the request open at acme's cut, read after the cut: nothing kept changes
+    await QueueEventSink().write(db, [qev("late1", "QueueCallerAbandon", z(2, 20, 1), hold_time=60)])
+    assert await kept() == {"acme", "bistro"}
     await same(db, now)
-    # a late answer of the unreacted 3 Dec request
+    # an answer of the 3 Dec call, after acme's cut: nothing kept changes
     await QueueEventSink().write(db, [qev("a4", "AgentConnect", z(3, 8, 3), hold_time=180)])
-    assert await kept_after(z(3, 8)) == 0
+    assert await kept() == {"acme", "bistro"}
+    await same(db, now)
+    # a late run of bistro on acme's answered 2 Dec channel, before acme's run: the channel is bistro's now
+    await SupportCallSink().write(db, [{**support_call("a3", z(2, 8, 59), "bistro", BISTRO)}])
+    assert await kept() == set()
     await same(db, now)
     # a late callback to bistro
     await store_rows(db, [leg("cb8", "agent1", "603000003", z(6, 9), 200)], "ami")
