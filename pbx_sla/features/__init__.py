@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from pbx_sla.web.metrics import AgiMetrics
 
 #: the modules :mod:`pbx_sla.service` loads, in order
-FEATURES = ("trunks", "calls", "support", "qos", "retention", "partitions", "trunk_days")
+FEATURES = ("trunks", "calls", "support", "qos", "retention", "partitions", "trunk_days", "support_kept")
 
 
 @dataclass

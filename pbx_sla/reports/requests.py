@@ -360,6 +360,31 @@ async def _advance(
         await kept_requests.checked(conn, stuck, now)
 
 
+async def keep_ahead(
+    conn: asyncpg.Connection, cat: Catalogue, revision_id: int, now: datetime, tenants: Sequence[str]
+) -> list[str]:
+    """Move on the kept requests of ``tenants`` that need it as of ``now`` (catalogue revision ``revision_id``):
+    those without kept rows (never kept, deleted by a late fact, or kept for another revision) and those whose
+    cut is more than :data:`REFRESH_AFTER` older than the margin (and not tried since: a request still open
+    holds a cut). The tenants moved on (tried), none in a transaction that is not READ COMMITTED (a change
+    committed since its snapshot could be missing for good). :func:`support_figures` calls it first; the
+    daemon's ``support_kept`` task every minute, so a view seldom pays for it."""
+    judged = [t for t in tenants if _judged(cat, t)]
+    kept = await kept_requests.kept_tenants(conn, judged)
+    old = now - KEEP_MARGIN - REFRESH_AFTER
+
+    def stale(k: kept_requests.KeptTenant | None) -> bool:
+        if k is None or k.revision_id != revision_id:
+            return True
+        return k.cut < old and (k.checked is None or k.checked < now - REFRESH_AFTER)
+
+    stale_tenants = [t for t in judged if stale(kept.get(t))]
+    if not stale_tenants or await conn.fetchval("SHOW transaction_isolation") != "read committed":
+        return []
+    await _advance(conn, cat, revision_id, now, stale_tenants)
+    return stale_tenants
+
+
 async def support_figures(
     conn: asyncpg.Connection,
     cat: Catalogue,
@@ -371,22 +396,9 @@ async def support_figures(
 ) -> SupportFigures:
     """Reaction figures and support-time uses of ``tenants`` for ``period`` as of ``now`` (what
     :func:`support_history` gives them), from the kept requests (catalogue revision ``revision_id``) and the
-    facts after each tenant's cut. Tenants without kept rows, or with a cut older than a day past the margin
-    (and not tried in the last day: a request still open holds its cut), are moved on first (stored for the
-    next report), except in a transaction that is not READ COMMITTED,
-    where only what is kept is used (a change committed since the snapshot could be missing for good)."""
+    facts after each tenant's cut, the kept requests first moved on where needed (:func:`keep_ahead`)."""
     judged = [t for t in tenants if _judged(cat, t)]
-    kept = await kept_requests.kept_tenants(conn, judged)
-    old = now - KEEP_MARGIN - REFRESH_AFTER
-
-    def stale(k: kept_requests.KeptTenant | None) -> bool:
-        if k is None or k.revision_id != revision_id:
-            return True
-        return k.cut < old and (k.checked is None or k.checked < now - REFRESH_AFTER)
-
-    stale_tenants = [t for t in judged if stale(kept.get(t))]
-    if stale_tenants and await conn.fetchval("SHOW transaction_isolation") == "read committed":
-        await _advance(conn, cat, revision_id, now, stale_tenants)
+    await keep_ahead(conn, cat, revision_id, now, judged)
     # one snapshot for the kept rows and the facts after them
     snapshot = conn.transaction(isolation="repeatable_read", readonly=True) if not conn.is_in_transaction() else None
     if snapshot is not None:
