@@ -19,6 +19,7 @@ from pbx_sla.domain.catalogue_file import parse_catalogue
 from pbx_sla.reports import requests as reports
 from pbx_sla.reports.period import Period, month_period
 from pbx_sla.reports.requests import support_figures, support_history, tenant_reaction, tenant_support_hours
+from pbx_sla.store import requests as store_requests
 from pbx_sla.store import retention
 from pbx_sla.store.calls import store_rows
 from pbx_sla.store.catalogue import apply_catalogue, latest_revision, load_catalogue, revision_catalogue
@@ -306,3 +307,16 @@ async def test_a_request_still_open_is_tried_again_once_a_day(catalogued, short_
     assert await kept() == (z(3, 8), z(28, 0))
     await same(db, z(28, 3))
     assert await kept() == (z(3, 8), z(28, 3))
+
+
+@pytest.mark.parametrize("whole", [0, 50])
+async def test_channels_read_in_one_pass_or_by_index(catalogued, short_margins, monkeypatch, whole):
+    """contact_facts_from reads every channel in one pass for many tenants read whole, else the channels of
+    their runs by index: the same contacts (a late earlier run of another tenant on a channel included)."""
+    db = catalogued
+    monkeypatch.setattr(store_requests, "WHOLE_CHANNELS", whole)
+    await store_facts(db)
+    await SupportCallSink().write(db, [support_call("a3", z(2, 8, 59), "bistro", BISTRO)])
+    for now in (z(28, 0), z(3, 9)):
+        await db.execute("DELETE FROM support_kept_tenants")
+        await same(db, now)
