@@ -83,6 +83,14 @@ $fn$;
 --   rtt_ms         as stored (NULL: the far end sent no RTCP report)
 --   mos            the stored qos_legs.mos, computed by qos_leg_mos for a leg stored before sql/1710; NULL when
 --                  the leg received nothing
+-- Made only once qos_legs has sql/1710's columns (the rule files are also applied to a schema of an earlier
+-- version: the tests of older migrations do that; the upgrade that applies 1710 applies them again).
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM information_schema.columns
+               WHERE table_schema = current_schema() AND table_name = 'qos_legs'
+                 AND column_name = 'call_tenant_known') THEN
+        EXECUTE $view$
 CREATE OR REPLACE VIEW qos_leg_figures AS
 SELECT q.server, q.uniqueid, q.linkedid, q.endpoint, q.at, q.codec, q.received, q.lost,
        CASE WHEN q.call_tenant_known THEN q.call_tenant_id
@@ -102,4 +110,8 @@ SELECT q.server, q.uniqueid, q.linkedid, q.endpoint, q.at, q.codec, q.received, 
        CASE WHEN q.received <= 0 THEN NULL
             WHEN q.mos IS NOT NULL THEN q.mos
             ELSE qos_leg_mos(q.received, q.lost, q.jitter_ms, q.rtt_ms, q.codec) END AS mos
-FROM qos_legs q;
+FROM qos_legs q
+        $view$;
+    END IF;
+END
+$do$;

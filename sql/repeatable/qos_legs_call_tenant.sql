@@ -71,6 +71,12 @@ $do$;
 -- when the call started within the window, or none when it has no linkedid, and the others stay not known.
 -- Returns how many legs it changed. The caller holds the call bucket locks of every server
 -- (pbx_sla/store/qos.py fill_legs).
+DO $do$
+BEGIN
+    IF EXISTS (SELECT 1 FROM information_schema.columns
+               WHERE table_schema = current_schema() AND table_name = 'qos_legs'
+                 AND column_name = 'call_tenant_known') THEN
+        EXECUTE $ddl$
 CREATE OR REPLACE FUNCTION qos_legs_fill(p_from timestamptz, p_to timestamptz) RETURNS bigint
     LANGUAGE sql
     AS $fn$
@@ -96,4 +102,8 @@ CREATE OR REPLACE FUNCTION qos_legs_fill(p_from timestamptz, p_to timestamptz) R
         RETURNING 1
     )
     SELECT count(*) FROM done
-$fn$;
+$fn$
+        $ddl$;
+    END IF;
+END
+$do$;
