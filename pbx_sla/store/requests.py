@@ -55,6 +55,47 @@ def _queue_outcome(alias: str) -> str:
 
 _OUTCOME_COLUMNS = "o.joined_at, o.answered_at, o.abandoned_at, o.left_at, o.talk_time"
 
+#: agi_failure_facts' statement (by sql/1740's cdr_legs_support_line)
+AGI_FAILURE_LEGS = f"""
+        SELECT f.server, f.uniqueid, f.start_at, f.caller_e164, {_OUTCOME_COLUMNS}
+        FROM (
+            SELECT DISTINCT ON (l.server, l.uniqueid) l.server, l.uniqueid, l.start_at, l.caller_e164
+            FROM cdr_legs l
+            WHERE l.dcontext = ANY($1::text[]) AND l.uniqueid <> '' AND l.caller_e164 = ANY($2::text[])
+              AND l.caller_e164 IS NOT NULL AND l.start_at < $3
+              AND NOT EXISTS (SELECT 1 FROM support_calls s WHERE s.uniqueid = l.uniqueid)
+            ORDER BY l.server, l.uniqueid, l.start_at
+        ) f {_queue_outcome("f")}
+        WHERE $4::timestamptz IS NULL OR f.start_at >= $4
+        ORDER BY f.start_at, f.server, f.uniqueid
+        """
+
+#: queue_member_endpoints' statement: a skip scan of sql/1740's cdr_legs_queue_members
+QUEUE_MEMBERS = """
+        WITH RECURSIVE e (endpoint) AS (
+            (SELECT dst_endpoint FROM cdr_legs
+              WHERE lastapp = 'Queue' AND disposition = 'ANSWERED' AND dst_endpoint <> ''
+              ORDER BY dst_endpoint LIMIT 1)
+            UNION ALL
+            SELECT (SELECT l.dst_endpoint FROM cdr_legs l
+                     WHERE l.lastapp = 'Queue' AND l.disposition = 'ANSWERED' AND l.dst_endpoint <> ''
+                       AND l.dst_endpoint > e.endpoint
+                     ORDER BY l.dst_endpoint LIMIT 1)
+            FROM e WHERE e.endpoint IS NOT NULL
+        )
+        SELECT endpoint FROM e WHERE endpoint IS NOT NULL
+        """
+
+#: staff_calls' statement (by sql/1740's cdr_legs_staff_answered)
+STAFF_CALLS = """
+        SELECT server, fingerprint, src_endpoint, dst, dialled_e164, start_at, answer_at, end_at, billsec
+        FROM cdr_legs
+        WHERE src_endpoint = ANY($1::text[]) AND src_endpoint IS NOT NULL AND disposition = 'ANSWERED' AND start_at < $2
+          AND ($3::timestamptz IS NULL OR COALESCE(answer_at, end_at - billsec * interval '1 second') >= $3)
+          AND start_at >= COALESCE($4::timestamptz, '-infinity')
+        ORDER BY start_at, fingerprint
+        """
+
 
 def _outcome(r: asyncpg.Record) -> str:
     if r["answered_at"] is not None:
@@ -195,19 +236,7 @@ async def agi_failure_facts(
     if not contexts or not requesters:
         return []
     rows = await conn.fetch(
-        f"""
-        SELECT f.server, f.uniqueid, f.start_at, f.caller_e164, {_OUTCOME_COLUMNS}
-        FROM (
-            SELECT DISTINCT ON (l.server, l.uniqueid) l.server, l.uniqueid, l.start_at, l.caller_e164
-            FROM cdr_legs l
-            WHERE l.dcontext = ANY($1::text[]) AND l.uniqueid <> '' AND l.caller_e164 = ANY($2::text[])
-              AND l.start_at < $3
-              AND NOT EXISTS (SELECT 1 FROM support_calls s WHERE s.uniqueid = l.uniqueid)
-            ORDER BY l.server, l.uniqueid, l.start_at
-        ) f {_queue_outcome("f")}
-        WHERE $4::timestamptz IS NULL OR f.start_at >= $4
-        ORDER BY f.start_at, f.server, f.uniqueid
-        """,
+        AGI_FAILURE_LEGS,
         list(contexts),
         sorted(requesters),
         before,
@@ -231,14 +260,10 @@ async def agi_failure_facts(
 
 async def queue_member_endpoints(conn: asyncpg.Connection) -> set[str]:
     """Endpoints that answered a call a queue offered them (CDR legs of the Queue application): the queues'
-    members as the PBX itself reports them."""
-    rows = await conn.fetch(
-        """
-        SELECT DISTINCT dst_endpoint FROM cdr_legs
-        WHERE lastapp = 'Queue' AND disposition = 'ANSWERED' AND dst_endpoint IS NOT NULL AND dst_endpoint <> ''
-        """
-    )
-    return {r["dst_endpoint"] for r in rows}
+    members as the PBX itself reports them. The distinct endpoints of sql/1740's partial index, one after the
+    other (one index descent per endpoint and month partition, not a read of every answered queue leg)."""
+    rows = await conn.fetch(QUEUE_MEMBERS)
+    return {r["endpoint"] for r in rows}
 
 
 async def staff_calls(
@@ -253,14 +278,7 @@ async def staff_calls(
     that started at or after it (the caller knows no leg answered from ``since`` on started earlier: only the
     month partitions from then on are read)."""
     rows = await conn.fetch(
-        """
-        SELECT server, fingerprint, src_endpoint, dst, dialled_e164, start_at, answer_at, end_at, billsec
-        FROM cdr_legs
-        WHERE src_endpoint = ANY($1::text[]) AND disposition = 'ANSWERED' AND start_at < $2
-          AND ($3::timestamptz IS NULL OR COALESCE(answer_at, end_at - billsec * interval '1 second') >= $3)
-          AND start_at >= COALESCE($4::timestamptz, '-infinity')
-        ORDER BY start_at, fingerprint
-        """,
+        STAFF_CALLS,
         sorted(set(endpoints)),
         before,
         since,
