@@ -7,6 +7,10 @@ Each feature module (``trunks``, ``calls``, ``support``, ``qos``) exposes::
     async def start(ctx: ServiceContext) -> Sequence[asyncio.Task]           # optional: servers it runs
     def status(ctx: ServiceContext) -> dict                                  # optional: for status.json
 
+A handler that is the only one of its event may also read the raw message itself (its ``message`` attribute,
+:data:`pbx_sla.pipeline.MessageHandler`): the qos feature's ``UserEvent`` handler does, for the event that
+comes once per call leg (:class:`pbx_sla.ami.collector.Router`).
+
 The daemon (:mod:`pbx_sla.service`) builds its chain from these (:mod:`pbx_sla.pipeline`); ``cdr import``
 reuses the calls feature's interpreting and storing code directly (see there).
 """
