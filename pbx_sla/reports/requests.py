@@ -145,39 +145,30 @@ async def current_catalogue(conn: asyncpg.Connection) -> Catalogue:
     return cat
 
 
-async def _facts(
-    conn: asyncpg.Connection,
-    cat: Catalogue,
-    now: datetime,
-    tenants: list[str] | None,
-    since: datetime | None,
-    staff: set[str] | None = None,
-) -> tuple[list[ContactFact], list[Callback], dict[str, str]]:
-    """Contact facts and callbacks of ``tenants`` (None: all) stored before ``now``; with ``since``, the
-    contacts from ``since`` on and the callbacks answered from the first of them on (a callback before a
-    tenant's first call reacts to nothing). Also the requester number → tenant map. ``staff``: the support
-    staff endpoints when known (:func:`staff_endpoints`)."""
-    owner: dict[str, str] = {}  # requester number → tenant
-    requesters: dict[str, tuple[str, str]] = {}  # requester number → (tenant, requester name)
+def _requester_phones(
+    cat: Catalogue, tenants: Iterable[str] | None
+) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+    """Of ``tenants`` (None: all): requester number → tenant, and requester number → (tenant, requester
+    name); a number two tenants list is the first one's."""
+    wanted = None if tenants is None else set(tenants)
+    owner: dict[str, str] = {}
+    requesters: dict[str, tuple[str, str]] = {}
     for t in cat.tenants.values():
-        if tenants is None or t.id in tenants:
+        if wanted is None or t.id in wanted:
             for r in t.requesters:
                 for phone in r.phones:
                     owner.setdefault(phone, t.id)
                     requesters.setdefault(phone, (t.id, r.name))
-    contacts = await contact_facts(conn, now, tenants, since)
-    contacts += await agi_failure_facts(conn, now, cat.support.line_contexts, requesters, since)
-    if since is not None:
-        if not contacts:
-            return contacts, [], owner
-        since = min(f.contact.at for f in contacts)
-    if staff is None:
-        staff = await staff_endpoints(conn, cat)
+    return owner, requesters
+
+
+def _callbacks(cat: Catalogue, staff: set[str], owner: dict[str, str], legs: Iterable[StaffCall]) -> list[Callback]:
+    """The staff legs that are callbacks to a requester number of ``owner``, in the legs' order."""
     callbacks = []
     staff_set, numbers = frozenset(staff), frozenset(owner)
     minimum = cat.support.callback_min_seconds
     matched: dict[tuple[str, str, bool], str | None] = {}  # a year of legs dials a few hundred numbers
-    for call in await staff_calls(conn, staff, now, since) if staff and owner else []:
+    for call in legs:
         key = (call.endpoint, call.dialled, call.billsec >= minimum)
         if key not in matched:
             matched[key] = is_callback(
@@ -192,7 +183,32 @@ async def _facts(
         number = matched[key]
         if number is not None:
             callbacks.append(Callback(call.key, owner[number], call.endpoint, number, call.answered_at, call.billsec))
-    return contacts, callbacks, owner
+    return callbacks
+
+
+async def _facts(
+    conn: asyncpg.Connection,
+    cat: Catalogue,
+    now: datetime,
+    tenants: list[str] | None,
+    since: datetime | None,
+    staff: set[str] | None = None,
+) -> tuple[list[ContactFact], list[Callback], dict[str, str]]:
+    """Contact facts and callbacks of ``tenants`` (None: all) stored before ``now``; with ``since``, the
+    contacts from ``since`` on and the callbacks answered from the first of them on (a callback before a
+    tenant's first call reacts to nothing). Also the requester number → tenant map. ``staff``: the support
+    staff endpoints when known (:func:`staff_endpoints`)."""
+    owner, requesters = _requester_phones(cat, tenants)
+    contacts = await contact_facts(conn, now, tenants, since)
+    contacts += await agi_failure_facts(conn, now, cat.support.line_contexts, requesters, since)
+    if since is not None:
+        if not contacts:
+            return contacts, [], owner
+        since = min(f.contact.at for f in contacts)
+    if staff is None:
+        staff = await staff_endpoints(conn, cat)
+    legs = await staff_calls(conn, staff, now, since) if staff and owner else []
+    return contacts, _callbacks(cat, staff, owner, legs), owner
 
 
 async def staff_endpoints(conn: asyncpg.Connection, cat: Catalogue) -> set[str]:
@@ -263,14 +279,7 @@ async def _facts_from(
     """The facts of the tenants of ``since`` before ``now``, each from its own instant on (None: all): contact
     facts, callbacks, the contact facts among them found by :func:`agi_failure_facts`, and the staff legs
     read (answered from the earliest instant on; with ``legs_from``, started from it on)."""
-    owner: dict[str, str] = {}
-    requesters: dict[str, tuple[str, str]] = {}
-    for t in cat.tenants.values():
-        if t.id in since:
-            for r in t.requesters:
-                for phone in r.phones:
-                    owner.setdefault(phone, t.id)
-                    requesters.setdefault(phone, (t.id, r.name))
+    owner, requesters = _requester_phones(cat, since)
     earliest = None if not since or any(v is None for v in since.values()) else min(v for v in since.values() if v)
 
     def fresh(tenant: str, at: datetime) -> bool:
@@ -283,26 +292,8 @@ async def _facts_from(
         for f in await agi_failure_facts(conn, now, cat.support.line_contexts, requesters, earliest)
         if fresh(f.contact.tenant, f.contact.at)
     ]
-    callbacks = []
-    staff_set, numbers = frozenset(staff), frozenset(owner)
-    minimum = cat.support.callback_min_seconds
-    matched: dict[tuple[str, str, bool], str | None] = {}
     legs = await staff_calls(conn, staff, now, earliest, legs_from) if staff and owner else []
-    for call in legs:
-        key = (call.endpoint, call.dialled, call.billsec >= minimum)
-        if key not in matched:
-            matched[key] = is_callback(
-                call.endpoint,
-                call.dialled,
-                call.billsec,
-                staff=staff_set,
-                numbers=numbers,
-                minimum_seconds=minimum,
-                country_code=cat.country_code,
-            )
-        number = matched[key]
-        if number is not None and fresh(owner[number], call.answered_at):
-            callbacks.append(Callback(call.key, owner[number], call.endpoint, number, call.answered_at, call.billsec))
+    callbacks = [c for c in _callbacks(cat, staff, owner, legs) if fresh(c.tenant, c.answered_at)]
     return contacts + failed, callbacks, failed, legs
 
 

@@ -150,19 +150,7 @@ async def contact_facts(
         None if tenants is None else list(tenants),
         *([since] if since is not None else []),
     )
-    out = []
-    for r in rows:
-        contact = SupportContact(
-            key=f"{r['server']}/{r['uniqueid']}",
-            tenant=r["tenant_id"],
-            requester=r["requester"],
-            caller=r["caller_e164"],
-            at=r["decided_at"],
-            why=why(r["action"], r["reason"], _outcome(r)),
-            answered_at=r["answered_at"],
-        )
-        out.append(ContactFact(contact, _talk(r), r["server"]))
-    return out
+    return [_contact_fact(r) for r in rows]
 
 
 #: :func:`contact_facts_from` reads every channel in one pass when more tenants than this are read whole
