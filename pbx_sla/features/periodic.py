@@ -1,7 +1,7 @@
-"""The loop of the daemon's periodic tasks (``retention``, ``partitions``, ``trunk_days``): one run shortly
-after start, then one every interval; a failure is logged and retried at the next interval, so a database
-that is down never ends the task or holds up the rest of the daemon. The last run's outcome is kept for
-``status.json``."""
+"""The loop of the daemon's periodic tasks (``retention``, ``partitions``, ``trunk_days``, ``support_kept``):
+one run shortly after start, then one every interval; a failure is logged and retried at the next interval, so
+a database that is down never ends the task or holds up the rest of the daemon. The last run's outcome is kept
+for ``status.json``."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from pbx_sla.domain.catalogue import Catalogue
+from pbx_sla.domain.catalogue import Catalogue, Tier
 from pbx_sla.domain.requests import (
     Assessed,
     Callback,
@@ -51,6 +51,12 @@ from pbx_sla.store.requests import (
 )
 
 
+def _tier(cat: Catalogue, tenant: str) -> Tier | None:
+    """The tier of ``tenant`` in ``cat``; None for a tenant (or tier) the catalogue does not hold."""
+    t = cat.tenants.get(tenant)
+    return cat.tiers.get(t.tier) if t else None
+
+
 @dataclass
 class SupportHistory:
     """Everything derived for some tenants up to ``now``: their requests and support-time uses. Requests are
@@ -66,6 +72,21 @@ class SupportHistory:
     _by_tenant: dict[str, list[Request]] | None = field(default=None, init=False, repr=False)
     _servers: dict[str, str] | None = field(default=None, init=False, repr=False)
 
+    @classmethod
+    def derived(
+        cls, cat: Catalogue, now: datetime, contacts: list[ContactFact], callbacks: list[Callback]
+    ) -> SupportHistory:
+        """The requests :func:`derive_requests` makes of ``contacts`` and ``callbacks``, with those facts."""
+        return cls(cat, now, derive_requests((f.contact for f in contacts), callbacks), callbacks, contacts)
+
+    def requests_of(self, tenant: str) -> list[Request]:
+        """The requests of ``tenant``, in opening order."""
+        if self._by_tenant is None:
+            self._by_tenant = defaultdict(list)
+            for r in self.requests:
+                self._by_tenant[r.tenant].append(r)
+        return self._by_tenant.get(tenant, [])
+
     def opening_server(self, request: Request) -> str | None:
         """The server of the call that opened ``request``."""
         if self._servers is None:
@@ -79,12 +100,8 @@ class SupportHistory:
         assessed as of ``now``, in opening order; requests of tenants no longer in the catalogue are left out
         (no calendar to measure against)."""
         tz = ZoneInfo(self.catalogue.timezone)
-        if tenant is not None and self._by_tenant is None:
-            self._by_tenant = defaultdict(list)
-            for r in self.requests:
-                self._by_tenant[r.tenant].append(r)
         out = []
-        for request in self.requests if tenant is None else self._by_tenant.get(tenant, []):  # type: ignore[union-attr]
+        for request in self.requests if tenant is None else self.requests_of(tenant):
             if not period.start <= request.opened_at < period.end:
                 continue
             if servers is not None and self.opening_server(request) not in servers:
@@ -108,10 +125,8 @@ class SupportHistory:
         return out
 
     def _assess(self, request: Request, tz: ZoneInfo) -> Assessed | None:
-        cat = self.catalogue
-        t = cat.tenants.get(request.tenant)
-        tier = cat.tiers.get(t.tier) if t else None
-        calendar = cat.calendars.get(tier.calendar) if tier else None
+        tier = _tier(self.catalogue, request.tenant)
+        calendar = self.catalogue.calendars.get(tier.calendar) if tier else None
         if tier is None or calendar is None:
             return None
         return assess(request, calendar, tz, tier.reaction_target, self.now)
@@ -221,8 +236,7 @@ async def support_history(
 ) -> SupportHistory:
     """Requests and callbacks of ``tenants`` (None: all) from the facts stored before ``now``."""
     contacts, callbacks, _owner = await _facts(conn, cat, now, tenants, None)
-    requests = derive_requests((f.contact for f in contacts), callbacks)
-    return SupportHistory(cat, now, requests, callbacks, contacts)
+    return SupportHistory.derived(cat, now, contacts, callbacks)
 
 
 #: a kept cut is at most this long before ``now``: facts of the last hours may still be stored late (a
@@ -250,8 +264,7 @@ class SupportFigures:
 
     def reaction(self, tenant: str) -> ReactionFigures | None:
         """The tenant's reaction figures over its requests opened in the period (by a call to ``servers``)."""
-        t = self.catalogue.tenants.get(tenant)
-        tier = self.catalogue.tiers.get(t.tier) if t else None
+        tier = _tier(self.catalogue, tenant)
         if tier is None:
             return None
         recent = self.recent.opened_in(self.period, tenant, self.servers)
@@ -263,8 +276,7 @@ class SupportFigures:
 
 def _judged(cat: Catalogue, tenant: str) -> bool:
     """Whether ``tenant``'s requests are assessed (:meth:`SupportHistory._assess`): it has a tier and a calendar."""
-    t = cat.tenants.get(tenant)
-    tier = cat.tiers.get(t.tier) if t else None
+    tier = _tier(cat, tenant)
     return tier is not None and tier.calendar in cat.calendars
 
 
@@ -316,22 +328,17 @@ async def _advance(
         }
         staff = await staff_endpoints(conn, cat)
         contacts, callbacks, failed, legs = await _facts_from(conn, cat, now, since, staff)
-        history = SupportHistory(
-            cat, now, derive_requests((f.contact for f in contacts), callbacks), callbacks, contacts
-        )
-        by_tenant: dict[str, list[Request]] = defaultdict(list)
-        for r in history.requests:
-            by_tenant[r.tenant].append(r)
+        history = SupportHistory.derived(cat, now, contacts, callbacks)
         tz = ZoneInfo(cat.timezone)
         limit = now - KEEP_MARGIN
         advances, stuck = [], []
         for tenant in tenants:
-            cut = idle_cut(by_tenant.get(tenant, []), since[tenant], limit)
+            cut = idle_cut(history.requests_of(tenant), since[tenant], limit)
             if cut is None:  # still open since its cut: tried again after REFRESH_AFTER
                 stuck.append(tenant)
                 continue
             done = []
-            for request in by_tenant.get(tenant, []):
+            for request in history.requests_of(tenant):
                 if request.opened_at < cut:
                     assessed = history._assess(request, tz)
                     server = history.opening_server(request)
@@ -411,7 +418,7 @@ async def support_figures(
     finally:
         if snapshot is not None:
             await snapshot.commit()
-    recent = SupportHistory(cat, now, derive_requests((f.contact for f in contacts), callbacks), callbacks, contacts)
+    recent = SupportHistory.derived(cat, now, contacts, callbacks)
     return SupportFigures(cat, period, servers, recent, reacted, used)
 
 
@@ -558,8 +565,7 @@ def tenant_reaction(
     history: SupportHistory, period: Period, tenant: str, servers: Sequence[str] | None = None
 ) -> ReactionFigures | None:
     """The tenant's reaction figures over its requests opened in ``period`` (by a call to ``servers``, or any)."""
-    t = history.catalogue.tenants.get(tenant)
-    tier = history.catalogue.tiers.get(t.tier) if t else None
+    tier = _tier(history.catalogue, tenant)
     if tier is None:
         return None
     return reaction_figures(history.opened_in(period, tenant, servers), tier.reaction_target)
