@@ -5,7 +5,9 @@ The rows are found by the normalised number columns and by a substring search of
 each row is decided in Python by :mod:`pbx_sla.domain.erasure`. Everything happens in one transaction
 under the call bucket locks of every server, so no concurrent write of a late leg can put the number back
 into a call. Rollups (``usage_daily``) and every counted field (tenant, day, disposition, billsec,
-trunk, endpoint of trunks) are untouched, so the reports of any period stay exactly as they were.
+trunk, endpoint of trunks) are untouched, so the reports of any period stay exactly as they were. A phone
+recorded by the trunks feature under its number (``trunk_observations``, ``trunk_known_days``) is renamed to
+the token: its availability figures stay the same under the new name.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pbx_sla.errors import InputError
 from pbx_sla.store import catalogue_cache
 from pbx_sla.store.calls import lock_calls
 from pbx_sla.store.catalogue_cache import CACHE_NAME
+from pbx_sla.store.trunk_days import LOCK as TRUNK_DAYS_LOCK
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class PersonalColumns:
     text: tuple[str, ...] = ()  # free text: written forms replaced
     caller_names: tuple[str, ...] = ()  # the token when the row's caller is the number
     caller: tuple[str, ...] = ()  # the fields that say who the caller is (for caller_names)
+    only: str = ""  # an SQL condition limiting the rows (no parameter)
 
 
 TABLES = (
@@ -57,6 +61,17 @@ TABLES = (
     ),
     PersonalColumns("queue_events", ("server", "uniqueid", "event", "at"), text=("member",)),
     PersonalColumns("qos_legs", ("server", "uniqueid"), numbers=("endpoint",), text=("channel",)),
+    # a phone that reports qualify results is recorded like a trunk, under its endpoint name (its number,
+    # when named so) and its contact URI; the kept days go under the same name (renamed first: the
+    # observations' update then deletes the days it can change, and the reports recompute them)
+    PersonalColumns("trunks", ("server", "name"), numbers=("name",), only="NOT in_catalogue"),
+    PersonalColumns("trunk_known_days", ("server", "trunk", "day"), numbers=("trunk",)),
+    PersonalColumns(
+        "trunk_observations",
+        ("server", "trunk", "at", "source", "key", "status"),
+        numbers=("trunk",),
+        text=("key", "aor"),
+    ),
 )
 
 
@@ -89,7 +104,8 @@ async def _erase_table(
     # both parameters are always referenced (a table may have only one kind of column)
     rows = await conn.fetch(
         f"SELECT {', '.join(spec.key + cols)} FROM {spec.table}"
-        f" WHERE ($1::text IS NOT NULL AND $2::text IS NOT NULL) AND ({' OR '.join(where)})",
+        f" WHERE ($1::text IS NOT NULL AND $2::text IS NOT NULL) AND ({' OR '.join(where)})"
+        + (f" AND {spec.only}" if spec.only else ""),
         t.e164,
         needle,
     )
@@ -104,14 +120,30 @@ async def _erase_table(
     if not dry_run:
         for changed, row in updates:
             names = list(changed)
+            if any(k in changed for k in spec.key) and await _key_taken(conn, spec, changed, row):
+                # the same row already stands under the token (erased before, then written again): one is enough
+                await conn.execute(f"DELETE FROM {spec.table} WHERE {_where_key(spec, 1)}", *[row[k] for k in spec.key])
+                continue
             sets = ", ".join(f"{c} = ${i + 1}" for i, c in enumerate(names))
-            keys = " AND ".join(f"{k} = ${len(names) + i + 1}" for i, k in enumerate(spec.key))
             await conn.execute(
-                f"UPDATE {spec.table} SET {sets} WHERE {keys}",
+                f"UPDATE {spec.table} SET {sets} WHERE {_where_key(spec, len(names) + 1)}",
                 *[changed[c] for c in names],
                 *[row[k] for k in spec.key],
             )
     return {"table": spec.table, "rows": len(updates), "fields": dict(sorted(fields.items()))}
+
+
+def _where_key(spec: PersonalColumns, first: int) -> str:
+    return " AND ".join(f"{k} = ${first + i}" for i, k in enumerate(spec.key))
+
+
+async def _key_taken(
+    conn: asyncpg.Connection, spec: PersonalColumns, changed: dict[str, Any], row: asyncpg.Record
+) -> bool:
+    new_key = [changed.get(k, row[k]) for k in spec.key]
+    return bool(
+        await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {spec.table} WHERE {_where_key(spec, 1)})", *new_key)
+    )
 
 
 async def _refuse_catalogue_numbers(conn: asyncpg.Connection, e164: str) -> None:
@@ -128,6 +160,21 @@ async def _refuse_catalogue_numbers(conn: asyncpg.Connection, e164: str) -> None
             f"--number {e164} is a phone of requester {requester['name']!r} of tenant {requester['tenant_id']!r}:"
             " remove it from the contracts file and run `pbx-sla contracts apply` first, then erase"
         )
+
+
+async def _refuse_catalogue_trunks(conn: asyncpg.Connection, t: Target, needle: str) -> None:
+    """A catalogue trunk (or one a tenant had) is a company's endpoint that contracts and reports name:
+    renaming it would change the figures. A phone recorded by the trunks feature is not one."""
+    for row in await conn.fetch(
+        "SELECT server, name FROM trunks t WHERE strpos(name, $1) > 0 AND (in_catalogue OR EXISTS"
+        " (SELECT 1 FROM tenant_trunks tt WHERE tt.server = t.server AND tt.trunk = t.name)) ORDER BY 1, 2",
+        needle,
+    ):
+        if t.pattern.search(row["name"]):
+            raise InputError(
+                f"--number {t.e164} names the catalogue trunk {row['name']!r} of server {row['server']!r},"
+                " not a person's number"
+            )
 
 
 async def _erase_catalogue(conn: asyncpg.Connection, t: Target, needle: str, dry_run: bool) -> dict[str, Any]:
@@ -179,9 +226,13 @@ async def erase_number(
             raise InputError(str(exc)) from None
         t = target(e164, cc, await conn.fetchval("SELECT pseudonym($1)", e164))
         await _refuse_catalogue_numbers(conn, t.e164)
-        servers = [r["server"] for r in await conn.fetch("SELECT DISTINCT server FROM calls")]
-        await lock_calls(conn, servers)
         needle = shortest_form(t)
+        await _refuse_catalogue_trunks(conn, t, needle)
+        # every server that stored legs is in `servers` (as retention reads it): no scan of `calls`
+        await lock_calls(conn, [r["name"] for r in await conn.fetch("SELECT name FROM servers")])
+        # the kept trunk days' writers hold this exclusive: a day they computed under the old name is stored
+        # before the rename below, and one they compute after waits for this transaction's end
+        await conn.execute("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))", TRUNK_DAYS_LOCK)
         tables = [await _erase_table(conn, spec, t, cc, needle, dry_run) for spec in TABLES]
         catalogue = await _erase_catalogue(conn, t, needle, dry_run)
         current = await _current_document(conn)

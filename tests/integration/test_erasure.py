@@ -209,3 +209,77 @@ async def test_erase_refuses_catalogue_numbers_and_non_numbers(db, cli_env, caps
     assert "DID of tenant 'acme'" in capsys.readouterr().err
     assert await asyncio.to_thread(run_cli, "erase", "--number", "anonymous") == 1
     assert "--number 'anonymous' is not a phone number" in capsys.readouterr().err
+
+
+async def test_erase_renames_a_phone_recorded_by_the_trunks_feature(db, cli_env, capsys):
+    """A desk phone named by its number that answers qualify is recorded like a trunk (``trunks`` with
+    ``in_catalogue`` false, ``trunk_observations`` with its contact URI, kept ``trunk_known_days``): erase
+    renames it to the token everywhere, and its availability figures stay the same under the new name."""
+    from pbx_sla.store.trunks import TrunkObservationSink, observation_record_data
+
+    await seed_catalogue(db)
+    await db.execute(
+        """INSERT INTO ami_sessions (server, session_id, login_at, resynced_at, last_seen_at, lost_at, lost_reason)
+           VALUES ('pbx1', 's1', '2026-03-01T20:00Z', '2026-03-01T20:00:05Z', '2026-03-04T10:00Z',
+                   '2026-03-04T10:00Z', 'connection-lost')"""
+    )
+
+    def seen(trunk: str, at: str, status: str, key: str) -> dict:
+        return observation_record_data(
+            server="pbx1", trunk=trunk, at=datetime.fromisoformat(at).replace(tzinfo=UTC), source="contact",
+            key=key, status=status, rtt_usec=1000,
+        )  # fmt: skip
+
+    contact = "sip:602111222@192.0.2.7:5060"
+    async with db.transaction():
+        await TrunkObservationSink().write(
+            db,
+            [
+                seen("602111222", "2026-03-01 20:00:01", "Reachable", contact),
+                seen("602111222", "2026-03-02 08:00:00", "Unreachable", contact),
+                seen("602111222", "2026-03-02 08:45:00", "Reachable", contact),
+                seen("trunk-a", "2026-03-01 20:00:01", "Reachable", "sip:carrier@198.51.100.1"),
+            ],
+        )
+    # a catalogue trunk whose name holds another number is a company's: erase refuses it
+    await db.execute("INSERT INTO trunks (server, name, in_catalogue) VALUES ('pbx1', '602111333', true)")
+
+    async def trunks_json() -> dict:
+        capsys.readouterr()
+        assert await asyncio.to_thread(run_cli, "trunks", "--period", "2026-03", "--format", "json") == 0
+        return {t["trunk"]: t for t in json.loads(capsys.readouterr().out)["trunks"]}
+
+    before = await trunks_json()  # stores the month's kept days (they are over)
+    kept_days = await db.fetchval("SELECT count(*) FROM trunk_known_days WHERE trunk = '602111222'")
+    assert kept_days >= 28 and before["602111222"]["down_seconds"] == 45 * 60
+
+    key = await db.fetchval("SELECT key FROM pseudonym_key")
+    token = "erased:" + hashlib.sha256(key + PERSON.encode()).hexdigest()[:24]
+    assert await asyncio.to_thread(run_cli, "erase", "--number", PERSON, "--format", "json") == 0
+    tables = {t["table"]: t for t in json.loads(capsys.readouterr().out)["tables"]}
+    assert tables["trunks"] == {"table": "trunks", "rows": 1, "fields": {"name": 1}}
+    assert tables["trunk_known_days"] == {
+        "table": "trunk_known_days",
+        "rows": kept_days,
+        "fields": {"trunk": kept_days},
+    }
+    assert tables["trunk_observations"] == {
+        "table": "trunk_observations",
+        "rows": 3,
+        "fields": {"key": 3, "trunk": 3},
+    }
+    for table, column in (("trunks", "name"), ("trunk_known_days", "trunk"), ("trunk_observations", "trunk")):
+        rows = [str(dict(r)) for r in await db.fetch(f"SELECT * FROM {table}")]
+        assert not any("602111222" in row for row in rows), table
+        assert await db.fetchval(f"SELECT count(*) FROM {table} WHERE {column} = $1", token) > 0, table
+    assert await db.fetchval("SELECT DISTINCT key FROM trunk_observations WHERE trunk = $1", token) == (
+        f"sip:{token}@192.0.2.7:5060"
+    )
+
+    after = await trunks_json()
+    assert "602111222" not in after
+    assert {**after.pop(token), "trunk": "602111222"} == before.pop("602111222")
+    assert after == before  # the carrier trunk and the catalogue trunk untouched
+
+    assert await asyncio.to_thread(run_cli, "erase", "--number", "602111333") == 1
+    assert "names the catalogue trunk '602111333' of server 'pbx1'" in capsys.readouterr().err
