@@ -26,7 +26,9 @@ month of 100 M over 24 months) and the rest of the size is spread over the other
 cost can be compared over histories of different sizes. ``--load-only`` loads and keeps the databases
 (names printed), ``--reuse`` measures kept databases (one per size, migrated to the code measured; the
 oldest month reloaded when an earlier run's retention dropped it), ``--keep`` keeps them after measuring:
-drop them by hand (``DROP DATABASE``). A load stops before it would leave less than 15 GB free on the disk.
+drop them by hand (``DROP DATABASE``). ``--month-calls`` takes one value per size (comma-separated, empty for an
+even spread). A size is refused before its load when it would leave less than ``--min-free-gb`` (default 15,
+at least 8) free on the disk at ``BYTES_PER_CALL``, and a load stops before a month that would.
 
 Runs 1 and 2 of bench/results/partitions.md at commit 421fd9d (before sql/1602's support_call_results
 table); since then the loader fills that table after the load from the view, in one statement (run 3).
@@ -86,8 +88,8 @@ from pbx_sla.store.retention import apply_retention  # noqa: E402
 PRAGUE = ZoneInfo("Europe/Prague")
 MONTHS = [(2024 + (11 + i) // 12, (11 + i) % 12 + 1) for i in range(24)]  # 2024-12 .. 2026-11
 MEASURED = (2026, 11)
-BYTES_PER_CALL = 710  # the five history tables with their indexes, per call (bench/results/partitions.md)
-MIN_FREE = 15e9  # bytes the shared disk keeps free
+BYTES_PER_CALL = 750  # the five history tables with their indexes, per call (bench/results/partitions.md run 8)
+MIN_FREE_GB = 15.0  # what the shared disk keeps free by default (--min-free-gb, never below 8)
 
 CALLS = """
 INSERT INTO {part} (server, call_key, linkedid, legs, started_at, ended_at, day, disposition, billsec, caller_e164,
@@ -229,12 +231,16 @@ def month_sizes(calls: int, month_calls: int | None) -> list[int]:
     return [rest] * (len(MONTHS) - 2) + [month_calls, month_calls]
 
 
-def check_disk(need_bytes: float) -> None:
-    """Stop before a month's load would leave less than ``MIN_FREE`` on the shared disk."""
-    free = shutil.disk_usage("/").free
-    if free - need_bytes < MIN_FREE:
-        raise SystemExit(f"disk: {free / 1e9:.1f} GB free, the next month needs ~{need_bytes / 1e9:.1f} GB: stopped "
-                         f"to keep {MIN_FREE / 1e9:.0f} GB free")  # fmt: skip
+def free_gb() -> float:
+    return shutil.disk_usage("/").free / 1e9
+
+
+def check_disk(need_bytes: float, min_free_gb: float, what: str = "the next month") -> None:
+    """Stop before a load would leave less than ``min_free_gb`` on the shared disk."""
+    free = free_gb()
+    if free - need_bytes / 1e9 < min_free_gb:
+        raise SystemExit(f"disk: {free:.1f} GB free, {what} needs ~{need_bytes / 1e9:.1f} GB: stopped to keep "
+                         f"{min_free_gb:g} GB free")  # fmt: skip
 
 
 async def load_history(conn: asyncpg.Connection, sizes: list[int], args: argparse.Namespace) -> float:
@@ -258,10 +264,13 @@ async def load_history(conn: asyncpg.Connection, sizes: list[int], args: argpars
     t0 = time.perf_counter()
     for n, (y, m) in enumerate(MONTHS):
         first, last = month_range(sizes, n, args.retention_legs)
-        check_disk((last - first + 1) * BYTES_PER_CALL * 1.3)
+        check_disk((last - first + 1) * BYTES_PER_CALL * 1.3, args.min_free_gb)
         await load_month(conn, y, m, first, last, args.tenants, args.trunks)
-        print(f"  {y}-{m:02d} loaded ({time.perf_counter() - t0:.0f} s)", flush=True)
+        print(f"  {y}-{m:02d} loaded ({time.perf_counter() - t0:.0f} s, {free_gb():.1f} GB free, {uptime()})",
+              flush=True)  # fmt: skip
+    t = time.perf_counter()
     await rollup_usage_daily(conn)
+    print(f"  usage_daily built ({time.perf_counter() - t:.0f} s)", flush=True)
     if await conn.fetchval("SELECT to_regclass('support_call_results') IS NOT NULL"):
         # sql/1602 keeps the support outcomes as a table by triggers on the parents: the partitions were
         # attached, not inserted through them, so the table is filled here
@@ -276,7 +285,9 @@ async def load_history(conn: asyncpg.Connection, sizes: list[int], args: argpars
                       o.runs
                FROM support_call_outcomes o"""
         )
+    t = time.perf_counter()
     await conn.execute("VACUUM ANALYZE")
+    print(f"  VACUUM ANALYZE ({time.perf_counter() - t:.0f} s)", flush=True)
     return time.perf_counter() - t0
 
 
@@ -291,7 +302,7 @@ async def reload_oldest(conn: asyncpg.Connection, sizes: list[int], args: argpar
     calls, queue events, QoS legs), so retention can be measured again (its statements stay closed)."""
     t0 = time.perf_counter()
     first, last = month_range(sizes, 0, args.retention_legs)
-    check_disk((last - first + 1) * BYTES_PER_CALL * 1.3)
+    check_disk((last - first + 1) * BYTES_PER_CALL * 1.3, args.min_free_gb)
     await load_month(conn, *MONTHS[0], first, last, args.tenants, args.trunks)
     for part in ("calls", "cdr_legs", "support_calls", "queue_events", "qos_legs"):
         await conn.execute(f"VACUUM ANALYZE {part}_y2024m12")
@@ -309,11 +320,14 @@ async def reload_oldest(conn: asyncpg.Connection, sizes: list[int], args: argpar
     return time.perf_counter() - t0
 
 
-async def one_size(admin_dsn: str, calls: int, args: argparse.Namespace, out: list[str],
+async def one_size(admin_dsn: str, calls: int, month_calls: int | None, args: argparse.Namespace, out: list[str],
                    reuse: str | None = None) -> str:  # fmt: skip
     """Load (or, with ``reuse``, take the kept database of that name), measure; returns the database's name."""
     name = reuse or f"bench_part_{uuid.uuid4().hex[:8]}"
-    sizes = month_sizes(calls, args.month_calls)
+    sizes = month_sizes(calls, month_calls)
+    if reuse is None:  # the whole size before starting, not an hour into its load
+        check_disk((calls + args.retention_legs) * BYTES_PER_CALL * 1.05, args.min_free_gb,
+                   f"{calls:,} calls (+{args.retention_legs:,}) at ~{BYTES_PER_CALL} bytes a call")  # fmt: skip
     admin = await asyncpg.connect(admin_dsn)
     if reuse is None:
         await admin.execute(f'CREATE DATABASE "{name}"')
@@ -362,6 +376,23 @@ async def measure(conn: asyncpg.Connection, args: argparse.Namespace, out: list[
     )
     out.append("sizes: " + ", ".join(f"{r['parent']} {r['size']}" for r in tables))
     out.append(f"; all five per call: {sum(r['bytes'] for r in tables) / total:.0f} bytes\n")
+    parts = await conn.fetch(  # each table's heap (with TOAST) and each index, summed over its partitions
+        """SELECT t.p AS parent, 'heap' AS rel,
+                  sum(pg_total_relation_size(x.relid) - pg_indexes_size(x.relid)) AS bytes
+           FROM unnest(ARRAY['calls','cdr_legs','qos_legs','support_calls','queue_events']) t(p),
+                pg_partition_tree(t.p) x GROUP BY 1
+           UNION ALL
+           SELECT t.p, i.indexrelid::regclass::text, sum(pg_relation_size(x.relid))
+           FROM unnest(ARRAY['calls','cdr_legs','qos_legs','support_calls','queue_events']) t(p)
+           JOIN pg_index i ON i.indrelid = t.p::regclass, pg_partition_tree(i.indexrelid) x GROUP BY 1, 2
+           ORDER BY 1, 3 DESC"""
+    )
+    out.append("\nbytes per call (the table's size over the calls stored), heap and each index:\n")
+    for parent in sorted({r["parent"] for r in parts}):
+        rels = [r for r in parts if r["parent"] == parent]
+        out.append(f"* {parent}: {sum(r['bytes'] for r in rels) / total:.1f} = "
+                   + " + ".join(f"{r['rel']} {r['bytes'] / total:.1f}" for r in rels))  # fmt: skip
+    out.append("")
     period = month_period(*MEASURED, PRAGUE)
     if await load_catalogue(conn) is None:
         t = time.perf_counter()
@@ -424,9 +455,16 @@ async def main() -> None:
     p.add_argument("--runs", type=int, default=5)
     p.add_argument(
         "--month-calls",
-        type=int,
         default=None,
-        help="calls in the measured month and the month before it (the rest spread over the others)",
+        help="calls in the measured month and the month before it (the rest spread over the others); "
+        "comma-separated, one per --calls size, empty for an even spread (`--calls 10000000,75000000 "
+        "--month-calls ,4166667`)",
+    )
+    p.add_argument(
+        "--min-free-gb",
+        type=float,
+        default=MIN_FREE_GB,
+        help=f"GB the load leaves free on the disk (default {MIN_FREE_GB:g}, at least 8)",
     )
     p.add_argument("--load-only", action="store_true", help="load and keep the databases, measure nothing")
     p.add_argument("--keep", action="store_true", help="keep the databases (names printed) for --reuse")
@@ -442,8 +480,16 @@ async def main() -> None:
     reuse = args.reuse.split(",") if args.reuse else [None] * len(sizes)
     if len(reuse) != len(sizes):
         raise SystemExit("--reuse needs one database per --calls size")
-    for size, name in zip(sizes, reuse, strict=True):
-        kept = await one_size(args.dsn, size, args, out, name)
+    given = (args.month_calls or "").split(",")
+    if len(given) == 1:
+        given *= len(sizes)
+    if len(given) != len(sizes):
+        raise SystemExit("--month-calls: one value, or one per --calls size")
+    month_calls = [int(m) if m.strip() else None for m in given]
+    if args.min_free_gb < 8:
+        raise SystemExit("--min-free-gb: at least 8 (the disk is shared)")
+    for size, month, name in zip(sizes, month_calls, reuse, strict=True):
+        kept = await one_size(args.dsn, size, month, args, out, name)
         if args.keep:
             out.append(f"\nkept: {kept}")
     out.append(f"\nend: {uptime()}")

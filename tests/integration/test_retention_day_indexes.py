@@ -52,11 +52,15 @@ async def test_retention_reads_the_unmarked_rows_by_day_index(db):
             await db.execute(sql, lo, hi, f"k{y}{m:02d}-", DONE_BEFORE, PER_MONTH)
     await db.execute("ANALYZE cdr_legs, calls")
     expected = {
-        "cdr_legs": await db.fetchval("SELECT count(*) FROM cdr_legs WHERE NOT pseudonymised AND start_at < $1", CUTOFF),
+        "cdr_legs": await db.fetchval(
+            "SELECT count(*) FROM cdr_legs WHERE NOT pseudonymised AND start_at < $1", CUTOFF
+        ),
         "calls": await db.fetchval("SELECT count(*) FROM calls WHERE NOT pseudonymised AND started_at < $1", CUTOFF),
     }
     same_day_after = await db.fetchval(
-        "SELECT count(*) FROM cdr_legs WHERE start_at >= $1 AND start_at < $2", CUTOFF, datetime(2026, 3, 13, tzinfo=UTC)
+        "SELECT count(*) FROM cdr_legs WHERE start_at >= $1 AND start_at < $2",
+        CUTOFF,
+        datetime(2026, 3, 13, tzinfo=UTC),
     )
     assert expected["cdr_legs"] == expected["calls"] > 1000 and same_day_after > 300
 
