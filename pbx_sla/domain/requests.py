@@ -19,14 +19,16 @@ Rules (docs/requests.md):
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pbx_sla.domain.business_time import add_open_seconds, open_seconds
-from pbx_sla.domain.catalogue import Calendar
+from pbx_sla.domain.catalogue import Calendar, Catalogue
 from pbx_sla.domain.percentile import nearest_rank
 from pbx_sla.domain.phone import normalise
 
@@ -282,3 +284,59 @@ def reaction_figures(
         median(reacted),
         nearest_rank(reacted, 0.95),
     )
+
+
+def _calendar_parts(calendar: Calendar) -> dict[str, Any]:
+    return {
+        "always": calendar.always,
+        "hours": {str(d): [[r.start, r.end] for r in calendar.hours[d]] for d in sorted(calendar.hours)},
+        "holidays": sorted(d.isoformat() for d in calendar.holidays),
+    }
+
+
+def derivation_digests(cat: Catalogue) -> dict[str, str]:
+    """Per tenant whose requests are assessed (it has a tier, and the tier a calendar), a digest of every part
+    of ``cat`` its derived and assessed requests and its support time depend on: the zone (deadlines, business
+    time, local days) and the country code (a callback's dialled number is normalised with it); the support
+    settings (staff, a callback's minimum length, the support line's contexts); its tier's reaction target
+    and calendar (weekly hours, holidays; not the tier's or calendar's name, prices or other targets); its
+    requesters (names, numbers, whether each has a PIN) and, should another tenant list one of its numbers first, that
+    number (it is the other tenant's: :func:`pbx_sla.reports.requests._requester_phones`).
+
+    Nothing else of the catalogue reaches them (the support calls carry their tenant as identified when they
+    were made), so kept rows (:mod:`pbx_sla.store.kept_requests`) derived under one revision are those of
+    another where the tenant's digest is the same: a revision that changes one tenant derives one tenant again.
+    """
+    common = {
+        "timezone": cat.timezone,
+        "country_code": cat.country_code,
+        "staff": sorted(set(cat.support.staff)),
+        "callback_min_seconds": cat.support.callback_min_seconds,
+        "line_contexts": sorted(set(cat.support.line_contexts)),
+    }
+    owner: dict[str, str] = {}
+    for t in cat.tenants.values():
+        for r in t.requesters:
+            for phone in r.phones:
+                owner.setdefault(phone, t.id)
+    calendars: dict[str, dict[str, Any]] = {}
+    out = {}
+    for t in cat.tenants.values():
+        tier = cat.tiers.get(t.tier)
+        calendar = cat.calendars.get(tier.calendar) if tier else None
+        if tier is None or calendar is None:
+            continue
+        if tier.calendar not in calendars:
+            calendars[tier.calendar] = _calendar_parts(calendar)
+        parts = {
+            **common,
+            "reaction_target": tier.reaction_target,
+            "calendar": calendars[tier.calendar],
+            "requesters": sorted(
+                ([r.name, sorted(r.phones), r.pin_hash is not None] for r in t.requesters), key=json.dumps
+            ),
+            "phones_of_others": sorted(p for r in t.requesters for p in r.phones if owner[p] != t.id),
+        }
+        text = json.dumps(parts, sort_keys=True, separators=(",", ":"))
+        out[t.id] = hashlib.sha256(text.encode()).hexdigest()
+    return out

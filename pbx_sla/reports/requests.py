@@ -27,6 +27,7 @@ from pbx_sla.domain.requests import (
     ReactionFigures,
     Request,
     assess,
+    derivation_digests,
     derive_requests,
     idle_cut,
     is_callback,
@@ -274,12 +275,6 @@ class SupportFigures:
         return self.kept_uses.get(tenant, []) + self.recent.uses(tenant)
 
 
-def _judged(cat: Catalogue, tenant: str) -> bool:
-    """Whether ``tenant``'s requests are assessed (:meth:`SupportHistory._assess`): it has a tier and a calendar."""
-    tier = _tier(cat, tenant)
-    return tier is not None and tier.calendar in cat.calendars
-
-
 async def _facts_from(
     conn: asyncpg.Connection,
     cat: Catalogue,
@@ -309,22 +304,29 @@ async def _facts_from(
     return contacts + failed, callbacks, failed, legs
 
 
+def _usable(kept: kept_requests.KeptTenant | None, digest: str | None, now: datetime) -> bool:
+    """Whether a tenant's kept rows hold for the current catalogue (its :func:`derivation_digests` is the one
+    they were derived with, whichever revision that was) as of ``now``."""
+    return kept is not None and digest is not None and kept.digest == digest and kept.cut <= now
+
+
 async def _advance(
     conn: asyncpg.Connection,
     cat: Catalogue,
     revision_id: int,
     now: datetime,
     tenants: list[str],
+    digests: dict[str, str],
 ) -> None:
     """Move the kept rows of ``tenants`` on to their latest idle instant before ``now`` - :data:`KEEP_MARGIN`:
     under the lock, derive the facts from each one's kept cut (or its whole history) and store the requests,
-    support time and AGI-failure channels before the new cut."""
+    support time and AGI-failure channels before the new cut. ``digests``: :func:`derivation_digests` of
+    ``cat``."""
     async with conn.transaction():
         await kept_requests.lock(conn)
         kept = await kept_requests.kept_tenants(conn, tenants)
         since: dict[str, datetime | None] = {
-            t: kept[t].cut if t in kept and kept[t].revision_id == revision_id and kept[t].cut <= now else None
-            for t in tenants
+            t: kept[t].cut if _usable(kept.get(t), digests.get(t), now) else None for t in tenants
         }
         staff = await staff_endpoints(conn, cat)
         contacts, callbacks, failed, legs = await _facts_from(conn, cat, now, since, staff)
@@ -353,7 +355,11 @@ async def _advance(
             ]
             # staff legs (any, not only this tenant's callbacks) answered from the cut on that started before it
             legs_from = min((c.start_at for c in legs if c.answered_at >= cut and c.start_at < cut), default=cut)
-            advances.append(kept_requests.Advance(tenant, since[tenant], cut, legs_from, done, dict(used), channels))
+            advances.append(
+                kept_requests.Advance(
+                    tenant, digests[tenant], since[tenant], cut, legs_from, done, dict(used), channels
+                )
+            )
         await kept_requests.store(conn, revision_id, sorted(staff), cat.support.line_contexts, advances, now)
         await kept_requests.checked(conn, stuck, now)
 
@@ -362,24 +368,27 @@ async def keep_ahead(
     conn: asyncpg.Connection, cat: Catalogue, revision_id: int, now: datetime, tenants: Sequence[str]
 ) -> list[str]:
     """Move on the kept requests of ``tenants`` that need it as of ``now`` (catalogue revision ``revision_id``):
-    those without kept rows (never kept, deleted by a late fact, or kept for another revision) and those whose
-    cut is more than :data:`REFRESH_AFTER` older than the margin (and not tried since: a request still open
-    holds a cut). The tenants moved on (tried), none in a transaction that is not READ COMMITTED (a change
-    committed since its snapshot could be missing for good). :func:`support_figures` calls it first; the
+    those without usable kept rows (never kept, deleted by a late fact, or derived with a catalogue that differs
+    in what their derivation reads: :func:`derivation_digests`) and those whose cut is more than
+    :data:`REFRESH_AFTER` older than the margin (and not tried since: a request still open holds a cut). The
+    tenants moved on (tried), none in a transaction that is not READ COMMITTED (a change committed since its
+    snapshot could be missing for good). :func:`support_figures` calls it first; the
     daemon's ``support_kept`` task every minute, so a view seldom pays for it."""
-    judged = [t for t in tenants if _judged(cat, t)]
+    digests = derivation_digests(cat)
+    judged = [t for t in tenants if t in digests]
     kept = await kept_requests.kept_tenants(conn, judged)
     old = now - KEEP_MARGIN - REFRESH_AFTER
 
-    def stale(k: kept_requests.KeptTenant | None) -> bool:
-        if k is None or k.revision_id != revision_id:
+    def stale(t: str) -> bool:
+        k = kept.get(t)
+        if k is None or k.digest != digests[t]:
             return True
         return k.cut < old and (k.checked is None or k.checked < now - REFRESH_AFTER)
 
-    stale_tenants = [t for t in judged if stale(kept.get(t))]
+    stale_tenants = [t for t in judged if stale(t)]
     if not stale_tenants or await conn.fetchval("SHOW transaction_isolation") != "read committed":
         return []
-    await _advance(conn, cat, revision_id, now, stale_tenants)
+    await _advance(conn, cat, revision_id, now, stale_tenants, digests)
     return stale_tenants
 
 
@@ -395,7 +404,8 @@ async def support_figures(
     """Reaction figures and support-time uses of ``tenants`` for ``period`` as of ``now`` (what
     :func:`support_history` gives them), from the kept requests (catalogue revision ``revision_id``) and the
     facts after each tenant's cut, the kept requests first moved on where needed (:func:`keep_ahead`)."""
-    judged = [t for t in tenants if _judged(cat, t)]
+    digests = derivation_digests(cat)
+    judged = [t for t in tenants if t in digests]
     await keep_ahead(conn, cat, revision_id, now, judged)
     # one snapshot for the kept rows and the facts after them
     snapshot = conn.transaction(isolation="repeatable_read", readonly=True) if not conn.is_in_transaction() else None
@@ -403,7 +413,7 @@ async def support_figures(
         await snapshot.start()
     try:
         kept = await kept_requests.kept_tenants(conn, judged)
-        usable = [t for t in judged if t in kept and kept[t].revision_id == revision_id and kept[t].cut <= now]
+        usable = [t for t in judged if _usable(kept.get(t), digests[t], now)]
         since: dict[str, datetime | None] = {t: None for t in tenants}
         since.update({t: kept[t].cut for t in usable})
         # the staff a kept tenant was derived with is today's (the triggers delete it when a queue member comes

@@ -34,7 +34,8 @@ class KeptTenant:
     """What a tenant's kept rows were derived with."""
 
     cut: datetime
-    revision_id: int
+    revision_id: int  # the catalogue revision the rows were derived (or last moved on) under
+    digest: str  # the tenant's :func:`pbx_sla.domain.requests.derivation_digests` then: usable while unchanged
     staff: frozenset[str]
     legs_from: datetime
     checked: datetime | None  # the ``now`` of the report that last tried to move the cut on
@@ -46,6 +47,7 @@ class Advance:
     AGI-failure channels met between its previous cut (None: none kept) and ``cut``."""
 
     tenant: str
+    digest: str  # the tenant's :func:`pbx_sla.domain.requests.derivation_digests` in the catalogue derived with
     previous: datetime | None
     cut: datetime
     legs_from: datetime  # the earliest start of a staff leg answered at or after ``cut`` (``cut`` when none)
@@ -61,12 +63,14 @@ async def lock(conn: asyncpg.Connection) -> None:
 
 async def kept_tenants(conn: asyncpg.Connection, tenants: Sequence[str]) -> dict[str, KeptTenant]:
     rows = await conn.fetch(
-        "SELECT tenant_id, cut, revision_id, staff, legs_from, checked FROM support_kept_tenants "
+        "SELECT tenant_id, cut, revision_id, catalogue_digest, staff, legs_from, checked FROM support_kept_tenants "
         "WHERE tenant_id = ANY($1::text[])",
         list(tenants),
     )
     return {
-        r["tenant_id"]: KeptTenant(r["cut"], r["revision_id"], frozenset(r["staff"]), r["legs_from"], r["checked"])
+        r["tenant_id"]: KeptTenant(
+            r["cut"], r["revision_id"], r["catalogue_digest"], frozenset(r["staff"]), r["legs_from"], r["checked"]
+        )
         for r in rows
     }
 
@@ -124,11 +128,13 @@ async def store(
     fresh = [a.tenant for a in advances if a.previous is None]
     await conn.execute("DELETE FROM support_kept_tenants WHERE tenant_id = ANY($1::text[])", fresh)
     await conn.execute(
-        """INSERT INTO support_kept_tenants (tenant_id, revision_id, cut, staff, line_contexts, legs_from, checked)
-           SELECT t, $2, c, $4::text[], $5::text[], f, $7
-             FROM unnest($1::text[], $3::timestamptz[], $6::timestamptz[]) AS u(t, c, f)
+        """INSERT INTO support_kept_tenants
+                  (tenant_id, revision_id, catalogue_digest, cut, staff, line_contexts, legs_from, checked)
+           SELECT t, $2, d, c, $4::text[], $5::text[], f, $7
+             FROM unnest($1::text[], $3::timestamptz[], $6::timestamptz[], $8::text[]) AS u(t, c, f, d)
            ON CONFLICT (tenant_id) DO UPDATE SET cut = excluded.cut, revision_id = excluded.revision_id,
-                  staff = excluded.staff, line_contexts = excluded.line_contexts, legs_from = excluded.legs_from,
+                  catalogue_digest = excluded.catalogue_digest, staff = excluded.staff,
+                  line_contexts = excluded.line_contexts, legs_from = excluded.legs_from,
                   checked = excluded.checked, computed_at = now()""",
         [a.tenant for a in advances],
         revision_id,
@@ -137,6 +143,7 @@ async def store(
         sorted(line_contexts),
         [a.legs_from for a in advances],
         now,
+        [a.digest for a in advances],
     )
     await conn.copy_records_to_table(
         "support_kept_requests",

@@ -2,8 +2,8 @@
 the full derivation they replace (``support_history`` + ``tenant_reaction`` + ``tenant_support_hours`` over
 each tenant's whole history), on PostgreSQL: hand-made and random facts, judged at many instants in and out of
 order so that cuts are stored, moved on and ignored; late facts of every kind stored after the rows were kept
-(support calls, queue events, callbacks, AGI-failure legs, a new queue member, deletes); a catalogue change;
-a REPEATABLE READ snapshot, which reads what is kept and stores nothing.
+(support calls, queue events, callbacks, AGI-failure legs, a new queue member, deletes); catalogue changes (only the
+tenants a revision changes are derived again); a REPEATABLE READ snapshot, which reads what is kept and stores nothing.
 """
 
 from __future__ import annotations
@@ -196,20 +196,86 @@ async def test_a_fact_after_the_cut_keeps_the_rows(catalogued, short_margins):
     await same(db, now)
 
 
-async def test_a_new_catalogue_revision_derives_again(catalogued, short_margins):
+async def kept_rows(db) -> dict[str, tuple[int, datetime]]:
+    """Per kept tenant: the revision its rows were stored under and when they were stored."""
+    rows = await db.fetch("SELECT tenant_id, revision_id, computed_at FROM support_kept_tenants")
+    return {r["tenant_id"]: (r["revision_id"], r["computed_at"]) for r in rows}
+
+
+async def revise(db, data: dict) -> None:
+    await apply_catalogue(db, parse_catalogue(data, "contracts.toml"), "contracts.toml")
+
+
+async def test_a_new_catalogue_revision_derives_the_tenants_it_changes(catalogued, short_margins):
     db = catalogued
     await store_facts(db)
     now = z(28, 0)
     await same(db, now)
-    first = await db.fetchval("SELECT max(revision_id) FROM support_kept_tenants")
+    first = await kept_rows(db)
+    assert set(first) == {"acme", "bistro"} and {r for r, _ in first.values()} == {1}
     data = catalogue()
     data["tiers"]["tier3"] |= {"reaction_target": "30m"}  # acme's requests are judged again
-    await apply_catalogue(db, parse_catalogue(data, "contracts.toml"), "contracts.toml")
+    await revise(db, data)
     before = await full(db, DECEMBER, now, TENANTS)
     await same(db, now)
-    assert await db.fetchval("SELECT min(revision_id) FROM support_kept_tenants") > first
+    after = await kept_rows(db)
+    assert after["acme"][0] == 2 and after["acme"][1] > first["acme"][1]
+    assert after["bistro"] == first["bistro"]  # tier1's tenant: its rows as stored under revision 1
     reaction = (await fast(db, DECEMBER, now, ["acme"]))["acme"][0]
     assert reaction == before["acme"][0] and reaction.breached == 2  # the answer after 20 s still met 30 min
+
+
+async def test_a_revision_of_one_tenants_requesters_derives_that_tenant(catalogued, short_margins):
+    db = catalogued
+    await store_facts(db)
+    # agent1 called a number of bistro's Karel on Monday 7 Dec 9:15 Prague, an hour before the staff phone's
+    # callback: not a requester's number yet, so no callback
+    await store_rows(db, [leg("cb9", "agent1", "603000099", z(7, 8, 15), 90)], "ami")
+    now = z(28, 0)
+    await same(db, now)
+    first = await kept_rows(db)
+    unchanged = (await fast(db, DECEMBER, now, ["bistro"]))["bistro"]
+    data = catalogue()
+    karel = next(t for t in data["tenants"] if t["id"] == "bistro")["requesters"][0]
+    karel["phones"] = [*karel["phones"], "+420603000099"]
+    await revise(db, data)
+    await same(db, now)
+    after = await kept_rows(db)
+    assert after["acme"] == first["acme"]
+    assert after["bistro"][0] == 2 and after["bistro"][1] > first["bistro"][1]
+    # the kept rows of revision 1 would still give the old reaction: agent1's call reacts an hour earlier now
+    reaction = (await fast(db, DECEMBER, now, ["bistro"]))["bistro"][0]
+    assert reaction != unchanged[0] and reaction == (await full(db, DECEMBER, now, ["bistro"]))["bistro"][0]
+
+
+async def test_a_revision_of_what_no_derivation_reads_keeps_every_tenant(catalogued, short_margins):
+    db = catalogued
+    await store_facts(db)
+    now = z(28, 0)
+    await same(db, now)
+    first = await kept_rows(db)
+    data = catalogue()
+    next(t for t in data["tenants"] if t["id"] == "acme")["name"] = "ACME a.s."
+    data["tiers"]["tier1"]["price_per_year"] = 99999
+    await revise(db, data)
+    assert await db.fetchval("SELECT max(id) FROM catalogue_revisions") == 2
+    await same(db, now)
+    assert await kept_rows(db) == first
+
+
+async def test_a_revision_of_the_support_staff_derives_every_tenant(catalogued, short_margins):
+    db = catalogued
+    await store_facts(db)
+    now = z(28, 0)
+    await same(db, now)
+    first = await kept_rows(db)
+    data = catalogue()
+    data["support"]["staff"] = ["agent1"]  # the staff phone's callback to bistro is none any more
+    await revise(db, data)
+    await same(db, now)
+    after = await kept_rows(db)
+    assert {t: r for t, (r, _) in after.items()} == {"acme": 2, "bistro": 2}
+    assert all(after[t][1] > first[t][1] for t in first)
 
 
 async def test_a_repeatable_read_snapshot_stores_nothing(catalogued, short_margins):
