@@ -334,6 +334,10 @@ async def _advance(
         tz = ZoneInfo(cat.timezone)
         limit = now - KEEP_MARGIN
         advances, stuck = [], []
+        failed_of: dict[str, list[ContactFact]] = defaultdict(list)
+        for f in failed:
+            failed_of[f.contact.tenant].append(f)
+        legs_from_at: dict[datetime, datetime] = {}  # per cut (many tenants share the limit as theirs)
         for tenant in tenants:
             cut = idle_cut(history.requests_of(tenant), since[tenant], limit)
             if cut is None:  # still open since its cut: tried again after REFRESH_AFTER
@@ -350,11 +354,13 @@ async def _advance(
             for use, at in history.timed_uses(tenant):
                 if at < cut:
                     used[use.day] += use.seconds
-            channels = [
-                f.contact.key.split("/", 1)[1] for f in failed if f.contact.tenant == tenant and f.contact.at < cut
-            ]
+            channels = [f.contact.key.split("/", 1)[1] for f in failed_of.get(tenant, ()) if f.contact.at < cut]
             # staff legs (any, not only this tenant's callbacks) answered from the cut on that started before it
-            legs_from = min((c.start_at for c in legs if c.answered_at >= cut and c.start_at < cut), default=cut)
+            if cut not in legs_from_at:
+                legs_from_at[cut] = min(
+                    (c.start_at for c in legs if c.answered_at >= cut and c.start_at < cut), default=cut
+                )
+            legs_from = legs_from_at[cut]
             advances.append(
                 kept_requests.Advance(
                     tenant, digests[tenant], since[tenant], cut, legs_from, done, dict(used), channels
