@@ -280,3 +280,26 @@ def test_long_spans_equal_the_day_by_day_sum(calendar: Calendar, zone: str, star
         want = total.total_seconds()
     assert open_seconds(calendar, tz, start, end) == want
     assert open_seconds(calendar, tz, start, end) == want  # the memo warm
+
+
+@settings(max_examples=300)
+@given(calendars(), st.sampled_from(ZONES), instants(), st.integers(0, 4 * 1440), st.integers(0, 119))
+def test_the_first_interval_shortcut_gives_the_general_result(
+    calendar: Calendar, zone: str, start: datetime, span: int, seconds: int
+) -> None:
+    """open_seconds and add_open_seconds answer from the first open interval when it holds the answer
+    (``_first_open``): the same values as the day-by-day way (the shortcut disabled), starts and ends on an
+    interval's edges (whole minutes, as the hours are) or between, across DST days."""
+    tz = ZoneInfo(zone)
+    start += timedelta(seconds=seconds % 60 if seconds >= 60 else 0)
+    end = start + span * MINUTE + timedelta(seconds=seconds)
+
+    def both() -> tuple[float, datetime | None]:
+        return (
+            business_time.open_seconds(calendar, tz, start, end),
+            business_time.add_open_seconds(calendar, tz, start, span * 60 + seconds),
+        )
+
+    fast = both()
+    with patch.object(business_time, "_first_open", lambda *_args: None):
+        assert both() == fast
