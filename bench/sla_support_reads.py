@@ -11,7 +11,12 @@ index builds). Judged as of 2026-12-01T12:00Z. Two cases, each ``--runs`` times 
 
 * **nothing kept**: ``support_kept_tenants`` emptied before each report (as after a late fact or a catalogue
   change: the report derives every tenant's support requests from its whole history);
-* **kept**: the report after one that kept them (the steady state the daemon's ``support_kept`` task keeps).
+* **kept**: the report after one that kept them (the steady state the daemon's ``support_kept`` task keeps);
+* **catalogue change** (``--cases`` with ``catalogue``): before each report a new catalogue revision that
+  changes one tenant's requesters (``t7``'s requester gains, then loses, a second number; applied with the
+  code measured, not timed): before sql/1770 every tenant is derived again, since only that tenant.
+
+``--cases``: comma-separated, of ``nothing``, ``kept``, ``catalogue`` (default ``nothing,kept``).
 
 Prints the report's median and worst, each statement's median over the runs (asyncpg's query logger, the
 slowest first), a digest of the report's JSON (the same for two versions that compute the same report), the
@@ -57,13 +62,17 @@ async def main() -> None:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--migrate", action="store_true")
     p.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/")
+    p.add_argument("--cases", default="nothing,kept")
     args = p.parse_args()
+    cases = {"nothing": "nothing kept", "kept": "kept", "catalogue": "catalogue change"}
+    wanted = [cases[c] for c in args.cases.split(",")]
     sys.path.insert(0, str(args.code.resolve()))
     import asyncpg
 
     from pbx_sla.reports.period import month_period
     from pbx_sla.reports.sla import sla_report
     from pbx_sla.store import migrate
+    from pbx_sla.store.catalogue import apply_catalogue, load_catalogue
 
     conn = await asyncpg.connect(args.dsn + args.db, server_settings={"jit": "off"})  # as bench/partitions.py
     print(f"code {args.code}, database {args.db}, {time.strftime('%H:%M:%SZ', time.gmtime())}, "
@@ -80,7 +89,19 @@ async def main() -> None:
     def log(q: Any) -> None:
         logged.append(q)
 
-    for case in ("nothing kept", "kept"):
+    async def revise(run: int) -> None:
+        """A catalogue revision changing only t7's requesters (a second number on even runs, none on odd)."""
+        import dataclasses
+
+        cat = await load_catalogue(conn)
+        t7 = cat.tenants["t7"]
+        first = t7.requesters[0]
+        phones = (first.phones[0], "+420799000007") if run % 2 == 0 else first.phones[:1]
+        requesters = (dataclasses.replace(first, phones=phones), *t7.requesters[1:])
+        tenants = {**cat.tenants, "t7": dataclasses.replace(t7, requesters=requesters)}
+        await apply_catalogue(conn, dataclasses.replace(cat, tenants=tenants), f"bench catalogue change {run}")
+
+    for case in wanted:
         times: list[float] = []
         statements: dict[str, list[float]] = defaultdict(list)
         digest = ""
@@ -88,6 +109,8 @@ async def main() -> None:
         for run in range(args.runs + 1):
             if case == "nothing kept":
                 await conn.execute("DELETE FROM support_kept_tenants")
+            elif case == "catalogue change":
+                await revise(run)
             logged.clear()
             conn.add_query_logger(log)
             t = time.perf_counter()
@@ -98,6 +121,8 @@ async def main() -> None:
             if run == 0:
                 continue  # warm-up
             times.append(took)
+            kept = await conn.fetch("SELECT revision_id, count(*) AS n FROM support_kept_tenants GROUP BY 1 ORDER BY 1")
+            print(f"  run {run}: {took:.3f} s; kept tenants by revision {[tuple(r) for r in kept]}", flush=True)
             per: dict[str, float] = defaultdict(float)
             for q in logged:
                 per[support_read(q.query) or " ".join(q.query.split())[:90]] += q.elapsed
