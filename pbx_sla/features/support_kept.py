@@ -2,7 +2,8 @@
 
 The ``sla`` report (and so the dashboard's overview and tenant page) keeps each tenant's requests before a cut
 (:mod:`pbx_sla.store.kept_requests`, docs/requests.md) and moves them on, or derives them again after a late
-fact or a catalogue change deleted or outdated them, on first use: the view that does it pays for every
+fact or a catalogue change deleted or outdated them (a revision outdates only the tenants whose catalogue
+parts it changes, sql/1770), on first use: the view that does it pays for every
 tenant's history (1.6-3.3 s with 50,000 support calls a month). This task does it first, through the same
 function the report calls (:func:`pbx_sla.reports.requests.keep_ahead`), shortly after start and then every
 :data:`INTERVAL` seconds, for every tenant of the current catalogue, judged as of the wall clock.
