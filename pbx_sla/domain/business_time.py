@@ -147,23 +147,40 @@ def open_intervals(calendar: Calendar, tz: ZoneInfo, start: datetime) -> Iterato
         day += _DAY
 
 
+#: the local days :func:`_first_open` looks at (``at``'s and the next ones): a weekend and a holiday or two
+_FIRST_OPEN_DAYS = 7
+#: :func:`_first_open`'s last answer: :func:`pbx_sla.domain.requests.assess` asks for the same start twice
+_LAST_FIRST_OPEN: tuple[Calendar, ZoneInfo, datetime, tuple[datetime, datetime] | None] | None = None
+
+
 def _first_open(calendar: Calendar, tz: ZoneInfo, at: datetime) -> tuple[datetime, datetime] | None:
     """The first open interval that ends after ``at`` (``at`` inside it, or it is the next opening), when it is
-    one of ``at``'s local day or the next (else None: the caller takes the general way).
+    one of the :data:`_FIRST_OPEN_DAYS` local days from ``at``'s on (else None: the caller takes the general
+    way).
 
     A day's intervals hold the instants whose local wall clock is in that day's hours, so they lie between
-    the day's local midnight and the next's: those of the days before end by ``at``, those of later days
-    start after the next day's, and the first one of these two days ending after ``at`` is the first of all
-    (intervals are disjoint). Most requests open and are reacted within a day's hours or the closed night or
-    weekend before them: :func:`open_seconds` and :func:`add_open_seconds` answer those from this interval
-    alone, exactly what the day-by-day way gives, without it (a year of requests assessed at once, as the
-    kept requests are, spent most of its time there)."""
+    the day's local midnight and the next's, in the days' order: those of the days before end by ``at``, and
+    the first one from ``at``'s day on that ends after ``at`` is the first of all (intervals are disjoint).
+    Most requests open and are reacted within a day's hours or the closed night or weekend before them:
+    :func:`open_seconds` and :func:`add_open_seconds` answer those from this interval alone, exactly what the
+    day-by-day way gives, without it (a year of requests assessed at once, as the kept requests are, spent
+    most of its time there)."""
+    global _LAST_FIRST_OPEN
+    last = _LAST_FIRST_OPEN
+    if last is not None and last[0] is calendar and last[1] is tz and last[2] == at:
+        return last[3]
+    found = None
     day = at.astimezone(tz).date()
-    for d in (day, day + _DAY):
-        for a, b in _day_intervals(calendar, tz, d):
+    for _ in range(_FIRST_OPEN_DAYS):
+        for a, b in _day_intervals(calendar, tz, day):
             if b > at:
-                return a, b
-    return None
+                found = (a, b)
+                break
+        if found is not None:
+            break
+        day += _DAY
+    _LAST_FIRST_OPEN = (calendar, tz, at, found)
+    return found
 
 
 def open_seconds(calendar: Calendar, tz: ZoneInfo, start: datetime, end: datetime) -> float:
