@@ -90,14 +90,19 @@ class StoreResult:
     present: int  # legs already stored (from either source)
 
 
+def call_lock_keys(servers: Iterable[str], buckets: Iterable[int] | None = None) -> list[str]:
+    """The second keys (before ``hashtext``) of these servers' call-bucket locks (all buckets by default), in the
+    one order every calls writer takes them: by server, then bucket (under :data:`LOCK_NAMESPACE`)."""
+    wanted = sorted(range(CALL_BUCKETS) if buckets is None else set(buckets))
+    return [f"{server}:{bucket}" for server in sorted(set(servers)) for bucket in wanted]
+
+
 async def lock_calls(conn: DbConnection, servers: Iterable[str], buckets: Iterable[int] | None = None) -> None:
     """Take the advisory locks of these servers' call buckets (all buckets by default), in one order."""
-    wanted = sorted(range(CALL_BUCKETS) if buckets is None else set(buckets))
-    keys = [f"{server}:{bucket}" for server in sorted(set(servers)) for bucket in wanted]
     await conn.execute(
         "SELECT pg_advisory_xact_lock($1, hashtext(k)) FROM unnest($2::text[]) WITH ORDINALITY AS u(k, i)",
         LOCK_NAMESPACE,
-        keys,
+        call_lock_keys(servers, buckets),
     )
 
 

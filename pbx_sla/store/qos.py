@@ -10,6 +10,7 @@ nothing. Since sql/1710 it also stores each leg's MOS (``qos_leg_mos``, the SQL 
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -18,10 +19,10 @@ import asyncpg
 
 from pbx_sla.domain.qos import KIND, QosTotals
 from pbx_sla.pipeline import DbConnection, record_instant
-from pbx_sla.store.calls import lock_calls
+from pbx_sla.store.calls import LOCK_NAMESPACE, call_lock_keys, lock_calls
 
-#: the batch's rows, COPYed (binary, no per-value checks) then inserted in one statement; emptied at commit
-#: (and before each batch: two batches in one transaction)
+#: the batch's rows, COPYed (binary, no per-value checks) into this session-private table, then stored by
+#: ``qos_legs_store_stage`` (sql/repeatable/qos_legs_store_stage.sql), which also empties it; emptied at commit too
 _STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS qos_legs_stage (
     server text, uniqueid text, linkedid text, channel text, endpoint text, at timestamptz, codec text,
@@ -33,31 +34,43 @@ TRUNCATE qos_legs_stage
 COLUMNS = ("server", "uniqueid", "linkedid", "channel", "endpoint", "at", "codec", "received", "lost", "sent",
            "jitter_ms", "jitter_max_ms", "jitter_avg_ms", "far_lost", "far_jitter_ms", "rtt_ms", "rtt_max_ms",
            "asterisk_mes")  # fmt: skip
-#: with each leg its MOS and, when its call started within the window of sql/1710 (the 960 hours before the
-#: leg's hangup, or 24 h after), the call's tenant: known (NULL: not attributed); a leg without linkedid has no
-#: call: known, NULL; otherwise not known (the call comes later: its insert trigger sets the leg)
-_INSERT = f"""
-INSERT INTO qos_legs ({", ".join(COLUMNS)}, mos, call_tenant_id, call_tenant_known)
-SELECT {", ".join("s." + c for c in COLUMNS)}, qos_leg_mos(s.received, s.lost, s.jitter_ms, s.rtt_ms, s.codec),
-       c.tenant_id, s.linkedid IS NULL OR c.found IS NOT NULL
-FROM qos_legs_stage s
-LEFT JOIN LATERAL (
-    SELECT true AS found, c.tenant_id FROM calls c
-    WHERE c.server = s.server AND c.call_key = s.linkedid
-      AND c.started_at > s.at - interval '960 hours' AND c.started_at <= s.at + interval '24 hours'
-    LIMIT 1) c ON true
-ON CONFLICT (server, uniqueid, at) DO NOTHING
-"""
+#: the calls locks of the legs' servers, then the legs with their MOS and call tenant (see the SQL file), in one
+#: round trip
+_STORE = "SELECT qos_legs_store_stage($1, $2)"
+
+#: the connections (asyncpg's, not a pool's proxy of one) whose session holds ``qos_legs_stage`` for good: made
+#: outside a transaction by :meth:`QosLegSink.prepare_connection`. Forgotten on any error of a write on it (a
+#: ``DISCARD TEMP`` behind our back: that write fails, the writer retries it, and the retry makes it again).
+_staged: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _session(conn: DbConnection) -> Any:
+    """The connection itself: a pooled connection is lent through a new proxy per ``acquire()``, the session
+    (and its temporary tables) stays with the connection behind it."""
+    return getattr(conn, "_con", None) or conn
 
 
 class QosLegSink:
     """Inserts ``qos_leg`` records; a replayed record (same server, uniqueid and event time) is ignored.
 
-    A batch is COPYed into a session-private staging table, then inserted by one statement: asyncpg's array
+    A batch is COPYed into a session-private staging table, then stored by one statement: asyncpg's array
     parameters (the former ``unnest($1::text[], …)``) check every element of every array against three
-    ``collections.abc`` classes, most of the writer's CPU per row (bench/ami_ingest_qos.py, daemon CPU)."""
+    ``collections.abc`` classes, most of the writer's CPU per row (bench/ami_ingest_qos.py, daemon CPU).
+
+    The durable writer calls :meth:`prepare_connection` on its connection before its transactions: the staging
+    table is then made once per connection, and a batch costs two round trips (COPY, ``qos_legs_store_stage``)
+    instead of five (the calls locks, the stage's ``CREATE IF NOT EXISTS`` and ``TRUNCATE``, COPY, INSERT).
+    On any other connection each batch makes sure of the table first, in its transaction, as before."""
 
     kind = KIND
+
+    async def prepare_connection(self, conn: DbConnection) -> None:
+        """Make the staging table on this connection for its whole session (once; outside a transaction, so
+        that no rollback undoes it). Nothing to do inside a transaction: :meth:`write` then makes it itself."""
+        if _session(conn) in _staged or conn.is_in_transaction():
+            return
+        await conn.execute(_STAGE)
+        _staged.add(_session(conn))
 
     async def write(self, conn: DbConnection, items: Sequence[Mapping[str, Any]]) -> None:
         if not items:
@@ -104,12 +117,17 @@ def _rows(items: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
 
 
 async def _store(conn: DbConnection, rows: list[tuple[Any, ...]]) -> None:
-    # the calls writers' locks of the legs' servers: no call of theirs changes between the look-up of a
-    # leg's call and the commit (a change waits, and its trigger then sees the leg)
-    await lock_calls(conn, {row[0] for row in rows})
-    await conn.execute(_STAGE)
-    await conn.copy_records_to_table("qos_legs_stage", records=rows, columns=COLUMNS)
-    await conn.execute(_INSERT)
+    session = _session(conn)
+    try:
+        if session not in _staged:
+            await conn.execute(_STAGE)
+        await conn.copy_records_to_table("qos_legs_stage", records=rows, columns=COLUMNS)
+        # the calls writers' locks of the legs' servers, taken first: no call of theirs changes between the
+        # look-up of a leg's call and the commit (a change waits, and its trigger then sees the leg)
+        await conn.fetchval(_STORE, LOCK_NAMESPACE, call_lock_keys({row[0] for row in rows}))
+    except BaseException:
+        _staged.discard(session)
+        raise
 
 
 async def trunk_legs(

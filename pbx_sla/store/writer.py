@@ -174,6 +174,14 @@ class DurableWriter:
         self._pool_size = pool_size
         self._pool_factory = pool_factory or self._create_pool
         self._chunk_kinds = max(1, min(len(self._sinks), 4))
+        #: records written per database round of :meth:`_drain_once`: about one batch per kind (records of several
+        #: kinds interleave in the queue). The writer wakes when that many are queued, else every
+        #: ``flush_interval``: not at ``batch_size`` records of any kind, which made a mix with one kind more (the
+        #: QoS legs) write more often, each time one transaction per kind
+        self._chunk_size = batch_size * self._chunk_kinds
+        self._prepare_connection = [
+            prepare for sink in self._sinks.values() if (prepare := getattr(sink, "prepare_connection", None))
+        ]
         #: back-pressure marks (records in memory) while the database is up, see :attr:`congested`
         self.high_water = max(batch_size, max_memory // 4)
         self.low_water = self.high_water // 2
@@ -275,7 +283,7 @@ class DurableWriter:
             if len(head) >= self._max_memory:
                 self._spooling = True
                 log.warning("write backlog above max_memory; spilling to disk", records=len(head))
-            if len(head) == self._batch_size:
+            if len(head) == self._chunk_size:
                 self._wake.set()
         except Exception:  # never let storage trouble reach a collector
             log.exception("submit failed", kind=getattr(record, "kind", None))
@@ -528,6 +536,8 @@ class DurableWriter:
         pool = await self._get_pool()
         size = self._batch_size
         async with pool.acquire() as conn:
+            for prepare in self._prepare_connection:  # once per connection (a sink's staging table...)
+                await prepare(conn)
             for kind, group in groups.items():
                 sink = self._sinks.get(kind)
                 if sink is None:
@@ -576,7 +586,7 @@ class DurableWriter:
         head = self._head
         if head:
             # about one batch per kind: records of several kinds interleave in the queue
-            chunk = list(islice(head, self._batch_size * self._chunk_kinds))
+            chunk = list(islice(head, self._chunk_size))
             await self._write_chunk(chunk)
             for _ in range(len(chunk)):
                 head.popleft()
@@ -595,7 +605,7 @@ class DurableWriter:
             replayed = self._replay_path
             assert replayed is not None
             if self._replay_done < len(self._replay):
-                chunk = self._replay[self._replay_done : self._replay_done + self._batch_size * self._chunk_kinds]
+                chunk = self._replay[self._replay_done : self._replay_done + self._chunk_size]
                 await self._write_chunk(chunk)
                 self._replay_done += len(chunk)
                 self._done(chunk)

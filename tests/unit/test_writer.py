@@ -342,3 +342,43 @@ async def test_a_head_spill_racing_the_replay_loses_nothing_and_keeps_the_order(
         pass
     assert [n for _, n in db.rows] == list(range(100))
     assert segments(tmp_path) == [] and writer.backlog.total == 0
+
+
+async def test_wakes_at_a_full_chunk_not_at_a_batch_of_any_kind(tmp_path: Path) -> None:
+    """Issue 14: the writer woke at ``batch_size`` queued records of any kind, so a mix with one kind more (the
+    QoS legs) wrote more often, one transaction per kind each time. It wakes at a full chunk (about one batch
+    per kind) or every ``flush_interval``."""
+    db = FakeDb()
+    writer = make(db, tmp_path, flush_interval=30.0)  # two kinds: a chunk is 2 x 100 records
+    writer.start()
+    await asyncio.sleep(0.05)  # the writer is waiting for its flush interval
+    for n in range(150):
+        writer.submit(Record("a" if n % 2 else "b", {"n": n}))
+    await asyncio.sleep(0.3)
+    assert db.rows == []  # 150 records, more than a batch: no wake
+    for n in range(150, 200):
+        writer.submit(Record("a", {"n": n}))
+    await eventually(lambda: len(db.rows) == 200, timeout=2.0)  # a full chunk: written at once
+    assert sorted(db.batches) == [25, 75, 100]  # per kind, in batches of at most batch_size
+    await writer.close(5)
+    assert writer.backlog.total == 0 and writer.written == 200
+
+
+async def test_prepare_connection_of_each_sink_before_its_transactions(tmp_path: Path) -> None:
+    db = FakeDb()
+    seen: list[tuple[str, bool]] = []
+
+    class PreparedSink(ListSink):
+        async def prepare_connection(self, conn: FakeConn) -> None:
+            seen.append((self.kind, conn.staged == []))  # before any transaction of the chunk
+
+    writer = DurableWriter(
+        "postgresql://unused", [PreparedSink("a", db), ListSink("b", db)], tmp_path, pool_factory=db.pool,
+        batch_size=100, flush_interval=0.01,
+    )  # fmt: skip
+    writer.start()
+    for n in range(10):
+        writer.submit(Record("ab"[n % 2], {"n": n}))
+    await writer.close(5)
+    assert len(db.rows) == 10
+    assert seen and all(kind == "a" and before for kind, before in seen)  # per chunk; the sink remembers its own
