@@ -59,7 +59,7 @@ class QosLegSink:
 
     The durable writer calls :meth:`prepare_connection` on its connection before its transactions: the staging
     table is then made once per connection, and a batch costs two round trips (COPY, ``qos_legs_store_stage``)
-    instead of five (the calls locks, the stage's ``CREATE IF NOT EXISTS`` and ``TRUNCATE``, COPY, INSERT).
+    instead of four (the calls locks, the stage's ``CREATE IF NOT EXISTS`` and ``TRUNCATE``, COPY, INSERT).
     On any other connection each batch makes sure of the table first, in its transaction, as before."""
 
     kind = KIND

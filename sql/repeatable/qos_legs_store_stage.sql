@@ -1,7 +1,7 @@
 -- The QoS legs staged in qos_legs_stage (this session's temporary table, see pbx_sla/store/qos.py), stored
 -- once each with their MOS and, when their call is stored, its tenant; in ONE statement the daemon's
--- writer sends per batch after its COPY (it was four: the calls locks, the stage's CREATE IF NOT EXISTS
--- and TRUNCATE, the INSERT). Returns how many legs were new.
+-- writer sends per batch after its COPY (it was three round trips: the calls locks, the stage's CREATE IF
+-- NOT EXISTS and TRUNCATE, the INSERT). Returns how many legs were new.
 --
 -- p_lock_keys: the calls writers' advisory locks of the legs' servers ('<server>:<bucket>', already in the
 -- one order of pbx_sla/store/calls.py:lock_calls), taken first, in that order, under p_lock_namespace: no
