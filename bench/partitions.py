@@ -88,7 +88,7 @@ from pbx_sla.store.retention import apply_retention  # noqa: E402
 PRAGUE = ZoneInfo("Europe/Prague")
 MONTHS = [(2024 + (11 + i) // 12, (11 + i) % 12 + 1) for i in range(24)]  # 2024-12 .. 2026-11
 MEASURED = (2026, 11)
-BYTES_PER_CALL = 750  # the five history tables with their indexes, per call (bench/results/partitions.md run 8)
+BYTES_PER_CALL = 750  # the five history tables with their indexes, per call (bench/results/partitions.md run 9)
 MIN_FREE_GB = 15.0  # what the shared disk keeps free by default (--min-free-gb, never below 8)
 
 CALLS = """
