@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pbx_sla.domain.erasure import shortest_form, target  # noqa: E402
-from pbx_sla.store.erasure import TABLES, erase_number  # noqa: E402
+from pbx_sla.store.erasure import TABLES, candidates, erase_number  # noqa: E402
 
 
 def load() -> str:
@@ -47,21 +47,13 @@ def load() -> str:
 
 
 async def scan_alone(conn: asyncpg.Connection, e164: str, cc: str) -> tuple[float, int]:
-    """Every table's candidate SELECT, as erasure runs it (pbx_sla.store.erasure._erase_table)."""
+    """Every table's candidate SELECT, as erasure runs it (pbx_sla.store.erasure.candidates)."""
     t = target(e164, cc, "erased:x")
     needle = shortest_form(t)
     rows = 0
     t0 = time.perf_counter()
     for spec in TABLES:
-        cols = spec.numbers + spec.e164 + spec.text + spec.caller_names
-        where = [f"{c} = $1" for c in spec.e164] + [f"strpos({c}, $2) > 0" for c in spec.numbers + spec.text]
-        found = await conn.fetch(
-            f"SELECT {', '.join(spec.key + cols)} FROM {spec.table}"
-            f" WHERE ($1::text IS NOT NULL AND $2::text IS NOT NULL) AND ({' OR '.join(where)})"
-            + (f" AND {spec.only}" if spec.only else ""),
-            e164,
-            needle,
-        )
+        found = await candidates(conn, spec, e164, needle)
         rows += len(found)
     return time.perf_counter() - t0, rows
 

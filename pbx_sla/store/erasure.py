@@ -96,19 +96,25 @@ def _new_values(spec: PersonalColumns, row: asyncpg.Record, t: Target, cc: str) 
     return changed
 
 
-async def _erase_table(
-    conn: asyncpg.Connection, spec: PersonalColumns, t: Target, cc: str, needle: str, dry_run: bool
-) -> dict[str, Any]:
+async def candidates(conn: asyncpg.Connection, spec: PersonalColumns, e164: str, needle: str) -> list[asyncpg.Record]:
+    """The rows of ``spec.table`` that may hold the number (its E.164 form, or ``needle`` in a text): one
+    read of every row (bench/erase.py times it alone)."""
     cols = spec.numbers + spec.e164 + spec.text + spec.caller_names
     where = [f"{c} = $1" for c in spec.e164] + [f"strpos({c}, $2) > 0" for c in spec.numbers + spec.text]
     # both parameters are always referenced (a table may have only one kind of column)
-    rows = await conn.fetch(
+    return await conn.fetch(
         f"SELECT {', '.join(spec.key + cols)} FROM {spec.table}"
         f" WHERE ($1::text IS NOT NULL AND $2::text IS NOT NULL) AND ({' OR '.join(where)})"
         + (f" AND {spec.only}" if spec.only else ""),
-        t.e164,
+        e164,
         needle,
     )
+
+
+async def _erase_table(
+    conn: asyncpg.Connection, spec: PersonalColumns, t: Target, cc: str, needle: str, dry_run: bool
+) -> dict[str, Any]:
+    rows = await candidates(conn, spec, t.e164, needle)
     fields: dict[str, int] = {}
     updates: list[tuple[dict[str, Any], asyncpg.Record]] = []
     for row in rows:
